@@ -1,0 +1,143 @@
+"""The event contract: every event type, its wire name and version, and the tagged union.
+
+``Event`` is the union discriminated on ``event_type``. ``EVENT_TYPES`` maps each wire name
+to its model; ``decode_json`` / ``decode_object`` parse wire data into typed events.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter
+
+from safety_stream.events.adverse import (
+    AE_AMENDMENTS,
+    ActionTaken,
+    AdverseEventReported,
+    AdverseEventResolved,
+    AdverseEventRetracted,
+    AdverseEventUpdated,
+    AttributionByModality,
+    Expectedness,
+    Outcome,
+    Seriousness,
+)
+from safety_stream.events.base import ATTRIBUTION_RANK, Attribution, EventBase, Modality
+from safety_stream.events.labs import (
+    ChildPughAssessed,
+    ChildPughClass,
+    LabResulted,
+    LabTest,
+    child_pugh_class,
+)
+from safety_stream.events.patient import (
+    PatientDied,
+    PatientEnrolled,
+    PatientLostToFollowUp,
+    PatientWithdrawn,
+    WithdrawalReason,
+)
+from safety_stream.events.treatment import (
+    ChemotherapyCycle,
+    ImmunotherapyDose,
+    RadiotherapyFraction,
+    TreatmentAdministered,
+)
+
+Event = Annotated[
+    PatientEnrolled
+    | PatientWithdrawn
+    | PatientDied
+    | PatientLostToFollowUp
+    | TreatmentAdministered
+    | AdverseEventReported
+    | AdverseEventUpdated
+    | AdverseEventResolved
+    | AdverseEventRetracted
+    | LabResulted
+    | ChildPughAssessed,
+    Field(discriminator="event_type"),
+]
+
+EVENT_MODELS: tuple[type[EventBase], ...] = (
+    PatientEnrolled,
+    PatientWithdrawn,
+    PatientDied,
+    PatientLostToFollowUp,
+    TreatmentAdministered,
+    AdverseEventReported,
+    AdverseEventUpdated,
+    AdverseEventResolved,
+    AdverseEventRetracted,
+    LabResulted,
+    ChildPughAssessed,
+)
+
+
+def wire_name(model: type[EventBase]) -> str:
+    """The stable ``event_type`` of a model class (its Literal tag)."""
+    annotation = model.model_fields["event_type"].annotation
+    return str(annotation.__args__[0])  # type: ignore[union-attr]
+
+
+EVENT_TYPES: dict[str, type[EventBase]] = {wire_name(m): m for m in EVENT_MODELS}
+
+
+@cache
+def event_adapter() -> TypeAdapter[Event]:
+    """The (cached) pydantic adapter for the tagged union."""
+    return TypeAdapter(Event)
+
+
+def decode_json(data: str | bytes) -> Event:
+    """Parse one JSON document into a typed event (raises ``pydantic.ValidationError``)."""
+    return event_adapter().validate_json(data)
+
+
+def decode_object(data: Any) -> Event:
+    """Validate an already-parsed JSON value into a typed event."""
+    return event_adapter().validate_python(data)
+
+
+def encode_json(event: EventBase) -> str:
+    """The canonical wire form of an event (compact JSON; sets as sorted lists)."""
+    return event.model_dump_json()
+
+
+__all__ = [
+    "AE_AMENDMENTS",
+    "ATTRIBUTION_RANK",
+    "EVENT_MODELS",
+    "EVENT_TYPES",
+    "ActionTaken",
+    "AdverseEventReported",
+    "AdverseEventResolved",
+    "AdverseEventRetracted",
+    "AdverseEventUpdated",
+    "Attribution",
+    "AttributionByModality",
+    "ChemotherapyCycle",
+    "ChildPughAssessed",
+    "ChildPughClass",
+    "Event",
+    "EventBase",
+    "Expectedness",
+    "ImmunotherapyDose",
+    "LabResulted",
+    "LabTest",
+    "Modality",
+    "Outcome",
+    "PatientDied",
+    "PatientEnrolled",
+    "PatientLostToFollowUp",
+    "PatientWithdrawn",
+    "RadiotherapyFraction",
+    "Seriousness",
+    "TreatmentAdministered",
+    "WithdrawalReason",
+    "child_pugh_class",
+    "decode_json",
+    "decode_object",
+    "encode_json",
+]

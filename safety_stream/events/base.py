@@ -1,0 +1,85 @@
+"""The envelope every event shares, and the small closed vocabularies events use.
+
+Every event is a frozen pydantic model with ``extra="forbid"``: an unknown field is an error,
+never silently dropped. Each carries a stable wire name (``event_type``) and a
+``schema_version``; neither ever names a Python class.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, TypeVar
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""Trial, site and patient ids: 1-64 characters, letters, digits, '.', '_' or '-'."""
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+_Member = TypeVar("_Member", bound=StrEnum)
+
+
+def _sorted_values(members: frozenset[StrEnum]) -> list[str]:
+    return sorted(m.value for m in members)
+
+
+SortedSet = Annotated[frozenset[_Member], PlainSerializer(_sorted_values, return_type=list[str])]
+"""A set of enum members that serialises as a sorted list, so the wire form is canonical."""
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware time, normalised to UTC (naive times are rejected)."""
+
+
+class Modality(StrEnum):
+    """The treatment modalities of the trial; attribution is given per modality."""
+
+    RADIOTHERAPY = "radiotherapy"
+    CHEMOTHERAPY = "chemotherapy"
+    IMMUNOTHERAPY = "immunotherapy"
+
+
+class Attribution(StrEnum):
+    """The 5-point causality scale, weakest first (order matters: see ``ATTRIBUTION_RANK``)."""
+
+    UNRELATED = "unrelated"
+    UNLIKELY = "unlikely"
+    POSSIBLE = "possible"
+    PROBABLE = "probable"
+    DEFINITE = "definite"
+
+
+ATTRIBUTION_RANK: dict[Attribution, int] = {a: i for i, a in enumerate(Attribution)}
+
+
+class EventBase(BaseModel):
+    """Fields common to every event: identity, stream, provenance and time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    event_type: str = Field(description="Stable wire name of the event type, e.g. ae.reported")
+    schema_version: int = Field(description="Version of this event type's schema")
+    event_id: UUID = Field(description="Idempotency key: resending the same event_id is a no-op")
+    trial_id: Identifier
+    site_id: Identifier
+    patient_id: Identifier = Field(description="Pseudonymous study id; never a name or MRN")
+    reporter: ShortText = Field(description="Who recorded the event (user id or role)")
+    occurred_at: UtcDatetime = Field(description="When it happened (clinical time)")
+    recorded_at: UtcDatetime = Field(description="When the site recorded it")

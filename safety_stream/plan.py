@@ -1,0 +1,259 @@
+"""The monitoring plan: the statistician's YAML file of windows, composite events and rules.
+
+A plan is validated in full before anything uses it: rule ids are unique, every window and
+composite a rule names exists, every CTCAE term and SOC exists in the dictionary. Its
+``version`` is a content hash of the validated plan, so every derived event can cite exactly
+which plan produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from safety_stream.ctcae import ctcae_dictionary
+from safety_stream.errors import PlanError
+from safety_stream.events import Attribution, LabTest, Modality
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Probability = Annotated[float, Field(gt=0, lt=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TrialInfo(_Strict):
+    id: str
+    title: str
+    registration: str = Field(description="Registry id, e.g. NCT06794086")
+    planned_enrolment: int = Field(gt=0)
+    ctcae_version: Literal["5.0"] = "5.0"
+
+
+class ModalityPlan(_Strict):
+    agents: list[str] = Field(min_length=1)
+    schedule: str
+
+
+class Window(_Strict):
+    """A follow-up window: ``days`` after an anchor (enrolment, or a modality's exposure)."""
+
+    anchor: Literal["enrolment", "first_exposure", "last_exposure"]
+    modality: Modality | None = None
+    days: int = Field(gt=0, le=3650)
+
+    @model_validator(mode="after")
+    def _modality_for_exposure(self) -> Self:
+        if self.anchor != "enrolment" and self.modality is None:
+            raise ValueError(f"anchor '{self.anchor}' needs a modality")
+        return self
+
+
+class LabAboveUln(_Strict):
+    lab: LabTest
+    above_uln: float = Field(gt=0, description="Multiple of the upper limit of normal")
+
+
+class AdverseEventMatch(_Strict):
+    ae_terms: list[str] = Field(min_length=1)
+    min_grade: int = Field(default=1, ge=1, le=5)
+
+
+class ChildPughRise(_Strict):
+    child_pugh_rise: int = Field(ge=1, le=10, description="Rise in points from baseline")
+
+
+class AllOf(_Strict):
+    all_of: list[Condition] = Field(min_length=1)
+
+
+class AnyOf(_Strict):
+    any_of: list[Condition] = Field(min_length=1)
+
+
+Condition = LabAboveUln | AdverseEventMatch | ChildPughRise | AllOf | AnyOf
+
+
+class Composite(_Strict):
+    """An event CTCAE has no term for (e.g. RILD), defined over AE terms and labs."""
+
+    title: str
+    window: str | None = Field(default=None, description="Only counts inside this window")
+    when: Condition
+    source: str = Field(description="Where the definition comes from")
+
+
+class EventFilter(_Strict):
+    """What a rule counts: AEs by term/SOC (or composites), grade and attribution."""
+
+    terms: list[str] = []
+    socs: list[str] = []
+    composites: list[str] = []
+    min_grade: int = Field(default=3, ge=1, le=5)
+    related_to: list[Modality] | Literal["any"] = "any"
+    min_attribution: Attribution = Attribution.POSSIBLE
+    immune_related: bool | None = None
+
+
+class Population(_Strict):
+    """Who is counted: patients exposed to a modality (any, if none), evaluable in a window."""
+
+    exposed_to: Modality | Literal["any"] = "any"
+    window: str | None = None
+
+
+class _Rule(_Strict):
+    id: Slug
+    title: str
+    illustrative: bool = Field(description="True while thresholds are placeholders")
+
+
+class BayesianRule(_Rule):
+    """Beta-binomial continuous monitoring: stop when P(p > theta | x, n) > cutoff."""
+
+    kind: Literal["bayesian"]
+    population: Population
+    counts: EventFilter
+    prior: tuple[float, float] = Field(description="Beta(a, b) prior")
+    theta: Probability
+    cutoff: Probability
+    min_n: int = Field(default=1, ge=1)
+    max_n: int = Field(gt=0)
+
+
+class PocockRule(_Rule):
+    """Pocock-type boundary of Ivanova, Qaqish & Schell (2005), Biometrics 61:540-545."""
+
+    kind: Literal["pocock"]
+    population: Population
+    counts: EventFilter
+    p0: Probability
+    p1: Probability
+    alpha: Probability
+    max_n: int = Field(gt=0)
+    looks: list[int] | None = Field(default=None, description="Group-sequential looks")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.p1 <= self.p0:
+            raise ValueError(f"p1 ({self.p1}) must be above p0 ({self.p0})")
+        if self.looks is not None and (
+            self.looks != sorted(set(self.looks)) or self.looks[-1] > self.max_n or self.looks[0] < 1
+        ):
+            raise ValueError(f"looks must increase strictly within 1..{self.max_n}")
+        return self
+
+
+class SentinelRule(_Rule):
+    """Any single matching event raises an immediate alert."""
+
+    kind: Literal["sentinel"]
+    match: EventFilter
+
+
+class ExpeditedReportRule(_Rule):
+    """21 CFR 312.32(c): serious, unexpected, suspected adverse reactions reported in 15 calendar
+    days from awareness; fatal or life-threatening ones in 7."""
+
+    kind: Literal["expedited_report"]
+    fatal_or_life_threatening_days: int = Field(default=7, gt=0)
+    other_serious_days: int = Field(default=15, gt=0)
+    min_attribution: Attribution = Attribution.POSSIBLE
+
+
+Rule = Annotated[
+    BayesianRule | PocockRule | SentinelRule | ExpeditedReportRule, Field(discriminator="kind")
+]
+
+
+class MonitoringPlan(_Strict):
+    plan_format: Literal[1]
+    trial: TrialInfo
+    modalities: dict[Modality, ModalityPlan]
+    related_means_at_least: Attribution = Attribution.POSSIBLE
+    windows: dict[Slug, Window] = {}
+    composites: dict[Slug, Composite] = {}
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        problems = list(self._reference_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _reference_problems(self) -> Any:
+        ctcae = ctcae_dictionary(self.trial.ctcae_version)
+        ids = [r.id for r in self.rules]
+        for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
+            yield f"rule id '{duplicate}' is used more than once"
+        for name, composite in self.composites.items():
+            if composite.window is not None and composite.window not in self.windows:
+                yield f"composite '{name}': unknown window '{composite.window}'"
+            for term in _condition_terms(composite.when):
+                if ctcae.lookup(term) is None:
+                    yield _term_problem(f"composite '{name}'", term)
+        for rule in self.rules:
+            population = getattr(rule, "population", None)
+            if population is not None and population.window not in (None, *self.windows):
+                yield f"rule '{rule.id}': unknown window '{population.window}'"
+            counted = getattr(rule, "counts", None) or getattr(rule, "match", None)
+            if counted is None:
+                continue
+            for term in counted.terms:
+                if ctcae.lookup(term) is None:
+                    yield _term_problem(f"rule '{rule.id}'", term)
+            for soc in counted.socs:
+                if soc not in ctcae.socs:
+                    yield f"rule '{rule.id}': '{soc}' is not a CTCAE v5.0 system organ class"
+            for composite_name in counted.composites:
+                if composite_name not in self.composites:
+                    yield f"rule '{rule.id}': unknown composite '{composite_name}'"
+
+    @property
+    def version(self) -> str:
+        """Content hash of the validated plan (first 12 hex digits of SHA-256)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _condition_terms(condition: Condition) -> list[str]:
+    if isinstance(condition, AdverseEventMatch):
+        return list(condition.ae_terms)
+    if isinstance(condition, AllOf | AnyOf):
+        parts = condition.all_of if isinstance(condition, AllOf) else condition.any_of
+        return [t for part in parts for t in _condition_terms(part)]
+    return []
+
+
+def _term_problem(where: str, term: str) -> str:
+    suggestions = ctcae_dictionary().suggest(term)
+    hint = f" (did you mean '{suggestions[0]}'?)" if suggestions else ""
+    return f"{where}: '{term}' is not a CTCAE v5.0 term{hint}"
+
+
+def parse_plan(text: str, source: str = "<plan>") -> MonitoringPlan:
+    """Validate plan YAML; raises ``PlanError`` listing every problem with its location."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PlanError(source, [f"not valid YAML: {error}"]) from error
+    try:
+        return MonitoringPlan.model_validate(document)
+    except ValidationError as error:
+        messages = []
+        for detail in error.errors(include_url=False):
+            where = ".".join(str(p) for p in detail["loc"]) or "(plan)"
+            messages.append(f"{where}: {detail['msg'].removeprefix('Value error, ')}")
+        raise PlanError(source, messages) from error
+
+
+def load_plan(path: Path) -> MonitoringPlan:
+    """Read and validate a plan file."""
+    return parse_plan(path.read_text(encoding="utf-8"), str(path))

@@ -1,0 +1,262 @@
+"""Domain checks on one well-formed event: CTCAE v5.0 coding, grades, dates, consistency.
+
+Pure functions of the event and the CTCAE dictionary. Checks that need other events (does the
+amended AE exist, does the patient belong to the site) live in ``references``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from safety_stream.ctcae import CtcaeDictionary, CtcaeTerm
+from safety_stream.events import (
+    AdverseEventReported,
+    AdverseEventResolved,
+    AdverseEventUpdated,
+    ChildPughAssessed,
+    EventBase,
+    LabResulted,
+    PatientDied,
+    PatientLostToFollowUp,
+    Seriousness,
+    TreatmentAdministered,
+    child_pugh_class,
+)
+from safety_stream.events.labs import TESTS_NEEDING_ULN
+from safety_stream.events.treatment import RadiotherapyFraction
+from safety_stream.validation.problems import Problem
+
+ONSET_TOLERANCE = timedelta(days=1)
+"""onset_date is a local calendar date, occurred_at a UTC instant: they may differ by a day."""
+
+
+def grades_text(term: CtcaeTerm) -> str:
+    return ", ".join(str(g) for g in sorted(term.grades))
+
+
+def grade_problem(term: CtcaeTerm, grade: int, version: str) -> Problem | None:
+    """A problem if CTCAE does not define ``grade`` for ``term``."""
+    if grade in term.grades:
+        return None
+    return Problem(
+        path="grade",
+        message=f"grade {grade} is not defined for '{term.term}' in CTCAE v{version}",
+        code="ctcae.grade_not_allowed",
+        allowed=f"grades {grades_text(term)}",
+    )
+
+
+def _future_date(path: str, value: date, recorded: date, what: str) -> Problem | None:
+    if value <= recorded:
+        return None
+    return Problem(
+        path=path,
+        message=f"{what} {value.isoformat()} is after the report was recorded ({recorded})",
+        code="time.after_recorded",
+        allowed="a date on or before the date in recorded_at",
+    )
+
+
+def _check_reported(event: AdverseEventReported, ctcae: CtcaeDictionary) -> list[Problem]:
+    problems: list[Problem] = []
+    term = ctcae.lookup(event.ctcae_term)
+    if term is None:
+        suggestions = ctcae.suggest(event.ctcae_term)
+        hint = " or ".join(f"'{s}'" for s in suggestions)
+        problems.append(
+            Problem(
+                path="ctcae_term",
+                message=f"'{event.ctcae_term}' is not a CTCAE v{ctcae.version} term"
+                + (f"; did you mean {hint}?" if hint else ""),
+                code="ctcae.unknown_term",
+                allowed=f"one of the {len(ctcae)} CTCAE v{ctcae.version} terms, spelt exactly",
+            )
+        )
+    else:
+        if event.meddra_code != term.meddra_code:
+            owner = ctcae.by_code(event.meddra_code)
+            problems.append(
+                Problem(
+                    path="meddra_code",
+                    message=f"{event.meddra_code} is not the MedDRA LLT code of '{term.term}'"
+                    + (f" (it is the code of '{owner.term}')" if owner else ""),
+                    code="ctcae.code_mismatch",
+                    allowed=str(term.meddra_code),
+                )
+            )
+        bad_grade = grade_problem(term, event.grade, ctcae.version)
+        if bad_grade:
+            problems.append(bad_grade)
+        if term.needs_verbatim and event.verbatim_term is None:
+            problems.append(
+                Problem(
+                    path="verbatim_term",
+                    message=f"'{term.term}' requires the verbatim term",
+                    code="ctcae.verbatim_required",
+                    allowed="the investigator's description of the event (1-200 characters)",
+                )
+            )
+    recorded = event.recorded_at.date()
+    future = _future_date("onset_date", event.onset_date, recorded, "onset")
+    if future:
+        problems.append(future)
+    if abs(event.onset_date - event.occurred_at.date()) > ONSET_TOLERANCE:
+        problems.append(
+            Problem(
+                path="onset_date",
+                message=f"onset_date {event.onset_date} does not match occurred_at "
+                f"({event.occurred_at.date()} UTC)",
+                code="time.onset_mismatch",
+                allowed="the date of occurred_at, give or take one day for the time zone",
+            )
+        )
+    problems.extend(death_consistency(event.grade, event.seriousness))
+    return problems
+
+
+def death_consistency(grade: int | None, seriousness: frozenset[Seriousness] | None) -> list[Problem]:
+    """CTCAE grade 5 is death related to the AE; ICH E2A 'death' must go with it both ways."""
+    if grade is None or seriousness is None:
+        return []
+    fatal = Seriousness.DEATH in seriousness
+    if grade == 5 and not fatal:
+        return [
+            Problem(
+                path="seriousness",
+                message="grade 5 (death) requires the seriousness criterion 'death'",
+                code="consistency.grade5_without_death",
+                allowed="seriousness including 'death'",
+            )
+        ]
+    if fatal and grade != 5:
+        return [
+            Problem(
+                path="grade",
+                message=f"seriousness 'death' requires grade 5, not grade {grade}",
+                code="consistency.death_without_grade5",
+                allowed="grade 5",
+            )
+        ]
+    return []
+
+
+def _check_updated(event: AdverseEventUpdated, ctcae: CtcaeDictionary) -> list[Problem]:
+    changes = (
+        event.grade,
+        event.attribution,
+        event.seriousness,
+        event.expectedness,
+        event.immune_related,
+    )
+    if all(c is None for c in changes):
+        return [
+            Problem(
+                path="",
+                message="an update must change something",
+                code="update.empty",
+                allowed="at least one of grade, attribution, seriousness, expectedness, "
+                "immune_related",
+            )
+        ]
+    return death_consistency(event.grade, event.seriousness)
+
+
+def _check_resolved(event: AdverseEventResolved, ctcae: CtcaeDictionary) -> list[Problem]:
+    problem = _future_date("end_date", event.end_date, event.recorded_at.date(), "end")
+    return [problem] if problem else []
+
+
+def _check_treatment(event: TreatmentAdministered, ctcae: CtcaeDictionary) -> list[Problem]:
+    delivery = event.treatment
+    if isinstance(delivery, RadiotherapyFraction) and delivery.fraction > delivery.fractions_planned:
+        return [
+            Problem(
+                path="treatment.fraction",
+                message=f"fraction {delivery.fraction} is beyond the "
+                f"{delivery.fractions_planned} planned fractions",
+                code="treatment.fraction_beyond_plan",
+                allowed=f"1 to {delivery.fractions_planned}",
+            )
+        ]
+    return []
+
+
+def _check_lab(event: LabResulted, ctcae: CtcaeDictionary) -> list[Problem]:
+    if event.uln is None and event.test in TESTS_NEEDING_ULN:
+        return [
+            Problem(
+                path="uln",
+                message=f"the upper limit of normal is required for {event.test.value}",
+                code="lab.uln_required",
+                allowed="the lab's ULN in the same unit as value (> 0)",
+            )
+        ]
+    if event.uln is not None and event.lln is not None and event.lln >= event.uln:
+        return [
+            Problem(
+                path="lln",
+                message=f"lower limit {event.lln} is not below the upper limit {event.uln}",
+                code="lab.limits_inverted",
+                allowed=f"a value below {event.uln}",
+            )
+        ]
+    return []
+
+
+def _check_child_pugh(event: ChildPughAssessed, ctcae: CtcaeDictionary) -> list[Problem]:
+    expected = child_pugh_class(event.score)
+    if event.child_pugh_class is expected:
+        return []
+    return [
+        Problem(
+            path="child_pugh_class",
+            message=f"class {event.child_pugh_class.value} does not match score {event.score}",
+            code="child_pugh.class_mismatch",
+            allowed=f"{expected.value} (Child-Pugh A = 5-6, B = 7-9, C = 10-15)",
+        )
+    ]
+
+
+def _check_died(event: PatientDied, ctcae: CtcaeDictionary) -> list[Problem]:
+    problem = _future_date("death_date", event.death_date, event.recorded_at.date(), "death")
+    return [problem] if problem else []
+
+
+def _check_lost(event: PatientLostToFollowUp, ctcae: CtcaeDictionary) -> list[Problem]:
+    problem = _future_date(
+        "last_contact_date", event.last_contact_date, event.recorded_at.date(), "last contact"
+    )
+    return [problem] if problem else []
+
+
+_CHECKS: dict[type[EventBase], Callable[[Any, CtcaeDictionary], list[Problem]]] = {
+    AdverseEventReported: _check_reported,
+    AdverseEventUpdated: _check_updated,
+    AdverseEventResolved: _check_resolved,
+    TreatmentAdministered: _check_treatment,
+    LabResulted: _check_lab,
+    ChildPughAssessed: _check_child_pugh,
+    PatientDied: _check_died,
+    PatientLostToFollowUp: _check_lost,
+}
+
+
+def check_event(event: EventBase, ctcae: CtcaeDictionary) -> list[Problem]:
+    """Every domain problem of one event on its own (empty when it is valid)."""
+    problems: list[Problem] = []
+    if event.occurred_at > event.recorded_at:
+        problems.append(
+            Problem(
+                path="occurred_at",
+                message=f"occurred_at {event.occurred_at.isoformat()} is after recorded_at "
+                f"{event.recorded_at.isoformat()}",
+                code="time.after_recorded",
+                allowed="a time on or before recorded_at",
+            )
+        )
+    check = _CHECKS.get(type(event))
+    if check is not None:
+        problems.extend(check(event, ctcae))
+    return problems

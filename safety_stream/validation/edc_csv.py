@@ -1,0 +1,226 @@
+"""CSV exports from an EDC: one row per AE, with CDISC SDTM-style column names.
+
+Each row becomes an ``ae.reported`` event, plus an ``ae.resolved`` event when the row has an
+end date and outcome. Columns not listed here are ignored. Without an ``EVENT_ID`` column the
+event ids are derived from (STUDYID, SITEID, SUBJID, AESPID), so posting the same export
+twice never counts an AE twice. The full mapping is documented in ``schemas/README.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+
+from safety_stream.validation.problems import Problem
+from safety_stream.validation.records import MAX_DOCUMENT_BYTES, RawRecord, decode_text
+
+EDC_NAMESPACE = uuid.UUID("6c1f3a52-8d0e-4b7e-9f59-2f6d3c1b7a10")
+"""Namespace of the UUIDv5 event ids derived for CSV rows (never change it)."""
+
+REQUIRED_COLUMNS = (
+    "STUDYID", "SITEID", "SUBJID", "AESPID", "REPORTER", "CTCAEVER", "AEDECOD", "AELLTCD",
+    "AETOXGR", "AESTDTC", "AEDTC", "AEEXPECT", "AEIMMREL", "AERELRT", "AERELCT", "AERELIT",
+    "AEACN",
+)  # fmt: skip
+
+COLUMN_OF_FIELD = {
+    "event_id": "EVENT_ID",
+    "trial_id": "STUDYID",
+    "site_id": "SITEID",
+    "patient_id": "SUBJID",
+    "reporter": "REPORTER",
+    "ctcae_version": "CTCAEVER",
+    "ctcae_term": "AEDECOD",
+    "meddra_code": "AELLTCD",
+    "grade": "AETOXGR",
+    "onset_date": "AESTDTC",
+    "occurred_at": "AESTDTC",
+    "recorded_at": "AEDTC",
+    "expectedness": "AEEXPECT",
+    "immune_related": "AEIMMREL",
+    "attribution.radiotherapy": "AERELRT",
+    "attribution.chemotherapy": "AERELCT",
+    "attribution.immunotherapy": "AERELIT",
+    "action_taken": "AEACN",
+    "verbatim_term": "AETERM",
+    "end_date": "AEENDTC",
+    "outcome": "AEOUT",
+    "seriousness": "AESDTH/AESLIFE/AESHOSP/AESDISAB/AESCONG/AESMIE",
+}
+
+SERIOUSNESS_COLUMNS = {
+    "AESDTH": "death",
+    "AESLIFE": "life_threatening",
+    "AESHOSP": "hospitalisation",
+    "AESDISAB": "disability",
+    "AESCONG": "congenital_anomaly",
+    "AESMIE": "medically_important",
+}
+
+RELATEDNESS = {
+    "not related": "unrelated",
+    "unlikely related": "unlikely",
+    "possibly related": "possible",
+    "probably related": "probable",
+    "definitely related": "definite",
+}
+OUTCOMES = {
+    "recovered/resolved": "recovered",
+    "recovered/resolved with sequelae": "recovered_with_sequelae",
+    "fatal": "fatal",
+}
+YES_NO = {"y": True, "yes": True, "n": False, "no": False}
+
+
+def column_path(path: str) -> str:
+    """Show a model field path as the CSV column a site can find in its export."""
+    column = COLUMN_OF_FIELD.get(path)
+    return f"{column} ({path})" if column else path
+
+
+def _lower(value: str) -> str:
+    return value.strip().lower().replace("_", " ")
+
+
+def _datetime(value: str) -> str:
+    """ISO dates become midnight UTC; ISO datetimes pass through (offset required)."""
+    value = value.strip()
+    return f"{value}T00:00:00Z" if len(value) == 10 else value
+
+
+def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Map one CSV row to wire-format event objects (validated later like any JSON event)."""
+    problems: list[Problem] = []
+
+    def flag(column: str) -> bool | None:
+        text = row.get(column, "").strip().lower()
+        if text == "":
+            return None if column == "AEIMMREL" else False
+        if text not in YES_NO:
+            problems.append(
+                Problem(column, f"{row[column]!r} is not Y or N", "csv.yes_no", "Y or N")
+            )
+            return None
+        return YES_NO[text]
+
+    seriousness = [name for column, name in SERIOUSNESS_COLUMNS.items() if flag(column)]
+    if flag("AESER") and not seriousness:
+        problems.append(
+            Problem(
+                "AESER",
+                "AESER is Y but no seriousness criterion column is Y",
+                "csv.serious_without_criterion",
+                "Y in at least one of " + ", ".join(SERIOUSNESS_COLUMNS),
+            )
+        )
+    attribution = {}
+    for modality, column in (
+        ("radiotherapy", "AERELRT"),
+        ("chemotherapy", "AERELCT"),
+        ("immunotherapy", "AERELIT"),
+    ):
+        text = _lower(row[column])
+        attribution[modality] = RELATEDNESS.get(text, text)
+    version = row["CTCAEVER"].strip().lower().removeprefix("v")
+    base = {
+        "trial_id": row["STUDYID"].strip(),
+        "site_id": row["SITEID"].strip(),
+        "patient_id": row["SUBJID"].strip(),
+        "reporter": row["REPORTER"],
+        "recorded_at": _datetime(row["AEDTC"]),
+        "schema_version": 1,
+    }
+    key = "/".join(base[k] for k in ("trial_id", "site_id", "patient_id")) + "/" + row["AESPID"]
+    report_id = row.get("EVENT_ID", "").strip() or str(uuid.uuid5(EDC_NAMESPACE, key))
+    onset = row["AESTDTC"].strip()
+    reported = base | {
+        "event_type": "ae.reported",
+        "event_id": report_id,
+        "occurred_at": _datetime(onset),
+        "ctcae_version": "5.0" if version in ("5", "5.0") else row["CTCAEVER"],
+        "ctcae_term": row["AEDECOD"].strip(),
+        "meddra_code": row["AELLTCD"].strip(),
+        "grade": row["AETOXGR"].strip(),
+        "onset_date": onset[:10],
+        "seriousness": seriousness,
+        "expectedness": _lower(row["AEEXPECT"]),
+        "immune_related": flag("AEIMMREL"),
+        "attribution": attribution,
+        "action_taken": _lower(row["AEACN"]).replace(" ", "_"),
+    }
+    if row.get("AETERM", "").strip():
+        reported["verbatim_term"] = row["AETERM"]
+    events = [reported]
+    end = row.get("AEENDTC", "").strip()
+    if end:
+        outcome = _lower(row.get("AEOUT", ""))
+        events.append(
+            base
+            | {
+                "event_type": "ae.resolved",
+                "event_id": str(uuid.uuid5(EDC_NAMESPACE, key + "/resolved")),
+                "occurred_at": _datetime(end),
+                "ae_id": report_id,
+                "outcome": OUTCOMES.get(outcome, outcome),
+                "end_date": end[:10],
+            }
+        )
+    return events, problems
+
+
+def read_edc_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
+    """Rows of an EDC export as records (``value`` holds the mapped event objects)."""
+    data = stream.read(MAX_DOCUMENT_BYTES + 1)
+    text, encoding_problem = decode_text(data[:MAX_DOCUMENT_BYTES], "the CSV file")
+    if encoding_problem:
+        yield RawRecord("file", b"", problems=[encoding_problem])
+        return
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = [c.strip() for c in reader.fieldnames or []]
+    except csv.Error as error:
+        yield RawRecord("row 1", b"", problems=[Problem("", str(error), "csv.malformed", None)])
+        return
+    reader.fieldnames = header
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        yield RawRecord(
+            "header",
+            ",".join(header).encode()[:1000],
+            problems=[
+                Problem(
+                    "",
+                    "missing required column(s): " + ", ".join(missing),
+                    "csv.missing_columns",
+                    "the columns listed in schemas/README.md (EDC CSV mapping)",
+                )
+            ],
+        )
+        return
+    try:
+        for row in reader:
+            location = f"row {reader.line_num}"
+            raw = ",".join(str(v) for v in row.values()).encode()[:MAX_DOCUMENT_BYTES]
+            if None in row or any(v is None for v in row.values()):
+                yield RawRecord(
+                    location,
+                    raw,
+                    problems=[
+                        Problem(
+                            "",
+                            f"row has {len(row)} cells, the header has {len(header)}",
+                            "csv.ragged_row",
+                            f"{len(header)} cells per row",
+                        )
+                    ],
+                )
+                continue
+            events, problems = row_to_events(row)
+            yield RawRecord(location, raw, value=events, problems=problems, parsed=True)
+    except csv.Error as error:
+        yield RawRecord(
+            f"row {reader.line_num}", b"", problems=[Problem("", str(error), "csv.malformed")]
+        )

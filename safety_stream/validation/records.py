@@ -1,0 +1,191 @@
+"""Reading raw records out of NDJSON, JSON and CSV input, never trusting the bytes.
+
+Readers yield one ``RawRecord`` per record with its location (line, item or row). A record the
+reader cannot even split out (over-long line, invalid UTF-8, truncated JSON) is yielded with
+its problem instead of raising, so one bad record never hides the rest of the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import IO, Any
+
+from safety_stream.validation.problems import Problem
+
+MAX_RECORD_BYTES = 1 << 20
+"""Largest single record accepted (1 MiB); real events are well under 4 KiB."""
+
+MAX_DOCUMENT_BYTES = 256 << 20
+"""Largest JSON document (array) read whole; larger exports should use NDJSON."""
+
+
+class InputFormat(StrEnum):
+    NDJSON = "ndjson"
+    JSON = "json"
+    CSV = "csv"
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """One record as read: raw JSON bytes, or an already-split value, or read problems."""
+
+    location: str
+    raw: bytes
+    value: Any = None
+    problems: list[Problem] = field(default_factory=list)
+    parsed: bool = False  # value holds a decoded JSON value / CSV mapping
+
+
+def _too_long(location: str, size: int) -> RawRecord:
+    return RawRecord(
+        location,
+        b"",
+        problems=[
+            Problem(
+                path="",
+                message=f"record is longer than {MAX_RECORD_BYTES} bytes ({size}+ bytes)",
+                code="input.record_too_large",
+                allowed=f"records up to {MAX_RECORD_BYTES} bytes",
+            )
+        ],
+    )
+
+
+def read_ndjson(stream: IO[bytes]) -> Iterator[RawRecord]:
+    """One JSON object per line; blank lines are skipped; memory stays bounded per line."""
+    number = 0
+    while True:
+        line = stream.readline(MAX_RECORD_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_RECORD_BYTES:
+            size = len(line)
+            while line and not line.endswith(b"\n"):  # discard the rest of the line
+                line = stream.readline(MAX_RECORD_BYTES)
+                size += len(line)
+            yield _too_long(f"line {number}", size)
+            continue
+        if line.isspace():
+            continue
+        yield RawRecord(f"line {number}", line.rstrip(b"\r\n"))
+
+
+def decode_text(data: bytes, where: str) -> tuple[str, Problem | None]:
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        problem = Problem(
+            path="",
+            message=f"{where} is not valid UTF-8: byte 0x{data[error.start]:02x} on line {line}",
+            code="input.encoding",
+            allowed="UTF-8 text (export the file as UTF-8)",
+        )
+        return data.decode("utf-8-sig", errors="replace"), problem
+
+
+def read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
+    """A JSON array of objects, one object, or several concatenated objects.
+
+    Elements are decoded one at a time, so the elements before a truncation or syntax error
+    are still checked; the error itself is reported with its line and column.
+    """
+    data = stream.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        yield RawRecord(
+            "document",
+            b"",
+            problems=[
+                Problem(
+                    path="",
+                    message=f"JSON document is larger than {MAX_DOCUMENT_BYTES} bytes",
+                    code="input.document_too_large",
+                    allowed="a smaller document, or NDJSON (one event per line) for large files",
+                )
+            ],
+        )
+        return
+    text, encoding_problem = decode_text(data, "the document")
+    if encoding_problem:
+        yield RawRecord("document", data[:200], problems=[encoding_problem])
+        return
+    decoder = json.JSONDecoder()
+    position = _skip_ws(text, 0)
+    in_array = position < len(text) and text[position] == "["
+    if in_array:
+        position = _skip_ws(text, position + 1)
+    index, line, counted_to = 0, 1, 0
+    while position < len(text):
+        if in_array and text[position] == "]":
+            return
+        line += text.count("\n", counted_to, position)  # incremental: O(n) over the document
+        counted_to = position
+        location = f"item {index} (line {line})" if in_array else f"line {line}"
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            yield RawRecord(
+                location,
+                text[position : position + 200].encode(),
+                problems=[
+                    Problem(
+                        path="",
+                        message=f"invalid JSON at line {error.lineno} column {error.colno}: "
+                        f"{error.msg}",
+                        code="input.json_invalid",
+                        allowed="a complete JSON object per event",
+                    )
+                ],
+            )
+            return
+        yield RawRecord(location, text[position:end].encode(), value=value, parsed=True)
+        index += 1
+        position = _skip_ws(text, end)
+        if in_array and position < len(text) and text[position] == ",":
+            position = _skip_ws(text, position + 1)
+    if in_array:
+        line = text.count("\n") + 1
+        yield RawRecord(
+            "document",
+            b"",
+            problems=[
+                Problem(
+                    path="",
+                    message=f"JSON array is not closed (input ends at line {line})",
+                    code="input.json_truncated",
+                    allowed="a complete JSON array ending with ']'",
+                )
+            ],
+        )
+
+
+def _skip_ws(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def sniff_format(head: bytes, name: str | None) -> InputFormat:
+    """By file suffix first, else by the first non-blank byte."""
+    lowered = (name or "").lower()
+    if lowered.endswith((".ndjson", ".jsonl")):
+        return InputFormat.NDJSON
+    if lowered.endswith(".json"):
+        return InputFormat.JSON
+    if lowered.endswith(".csv"):
+        return InputFormat.CSV
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"["):
+        return InputFormat.JSON
+    if stripped.startswith(b"{"):
+        first_line = stripped.split(b"\n", 1)[0]
+        try:
+            json.loads(first_line)
+        except ValueError:
+            return InputFormat.JSON  # a pretty-printed object spans lines
+        return InputFormat.NDJSON
+    return InputFormat.CSV

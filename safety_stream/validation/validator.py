@@ -1,0 +1,128 @@
+"""Validate a stream of records end to end: read, parse, check, cross-check.
+
+``validate_records`` yields one ``RecordResult`` per event (a CSV row may hold two), never
+stopping at an error. The same pipeline serves ``safety-stream validate`` (no outside
+references) and ingest (references resolved against the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from safety_stream.ctcae import CtcaeDictionary
+from safety_stream.events import Event, EventBase, decode_json, decode_object
+from safety_stream.validation.checks import check_event
+from safety_stream.validation.edc_csv import column_path, read_edc_csv
+from safety_stream.validation.problems import Problem, problems_from_validation_error
+from safety_stream.validation.records import (
+    InputFormat,
+    RawRecord,
+    read_json_document,
+    read_ndjson,
+)
+from safety_stream.validation.references import ReferenceChecker, ReferenceSource
+
+
+@dataclass(slots=True)
+class RecordResult:
+    """The verdict on one event: accepted (``event``), or rejected with its problems."""
+
+    location: str
+    raw: bytes
+    event: EventBase | None = None
+    problems: list[Problem] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    duplicate_of: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def read_records(stream: IO[bytes], input_format: InputFormat) -> Iterator[RawRecord]:
+    if input_format is InputFormat.NDJSON:
+        return read_ndjson(stream)
+    if input_format is InputFormat.JSON:
+        return read_json_document(stream)
+    return read_edc_csv(stream)
+
+
+class Validator:
+    """Parses and checks records one by one, remembering accepted ones for references."""
+
+    def __init__(self, ctcae: CtcaeDictionary, outside: ReferenceSource | None = None) -> None:
+        self._ctcae = ctcae
+        self.references = ReferenceChecker(ctcae, outside)
+
+    def validate(
+        self, records: Iterable[RawRecord], csv_paths: bool = False
+    ) -> Iterator[RecordResult]:
+        for record in records:
+            if not record.parsed:
+                if record.problems:
+                    yield RecordResult(record.location, record.raw, problems=record.problems)
+                else:
+                    yield self._one(record.location, record.raw, None, from_json=True)
+            elif csv_paths:
+                yield from self._csv_row(record)
+            else:
+                yield self._one(record.location, record.raw, record.value, from_json=False)
+
+    def _csv_row(self, record: RawRecord) -> Iterator[RecordResult]:
+        mapped: list[dict[str, Any]] = record.value
+        report_valid = True
+        for index, value in enumerate(mapped):
+            if index == 0:
+                location, prior = record.location, record.problems
+            else:
+                location = f"{record.location} ({value['event_type']})"
+                prior = [] if report_valid else [_REPORT_REJECTED]
+            result = self._one(location, record.raw, value, from_json=False, prior=prior)
+            report_valid = report_valid and result.valid
+            result.problems = [
+                Problem(column_path(p.path), p.message, p.code, p.allowed) for p in result.problems
+            ]
+            yield result
+
+    def _one(
+        self,
+        location: str,
+        raw: bytes,
+        value: Any,
+        *,
+        from_json: bool,
+        prior: list[Problem] | None = None,
+    ) -> RecordResult:
+        try:
+            event: Event = decode_json(raw) if from_json else decode_object(value)
+        except ValidationError as error:
+            problems = problems_from_validation_error(error)
+            return RecordResult(location, raw, problems=(prior or []) + problems)
+        problems = check_event(event, self._ctcae)
+        references = self.references.check(event, location)
+        problems.extend(references.problems)
+        if prior:
+            problems[:0] = prior
+        if problems:
+            return RecordResult(location, raw, problems=problems)
+        if references.duplicate_of is None:
+            self.references.admit(event, location)
+        return RecordResult(
+            location,
+            raw,
+            event=event,
+            unresolved=references.unresolved,
+            duplicate_of=references.duplicate_of,
+        )
+
+
+_REPORT_REJECTED = Problem(
+    path="",
+    message="the AE reported on this row was rejected, so its resolution cannot be accepted",
+    code="csv.report_rejected",
+    allowed="fix the row's AE fields first",
+)
