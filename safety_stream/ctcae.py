@@ -24,11 +24,8 @@ class CtcaeTerm:
     meddra_code: int
     soc: str
     grades: frozenset[int]
-
-    @property
-    def needs_verbatim(self) -> bool:
-        """'<SOC> - Other, specify' terms are only meaningful with the investigator's words."""
-        return self.term.endswith(OTHER_SPECIFY_SUFFIX)
+    needs_verbatim: bool
+    """'<SOC> - Other, specify' terms are only meaningful with the investigator's words."""
 
 
 class CtcaeDictionary:
@@ -71,7 +68,11 @@ def _load(version: str) -> CtcaeDictionary:
     document = json.loads(resource.read_text(encoding="utf-8"))
     terms = [
         CtcaeTerm(
-            term=t["term"], meddra_code=t["meddra_code"], soc=t["soc"], grades=frozenset(t["grades"])
+            term=t["term"],
+            meddra_code=t["meddra_code"],
+            soc=t["soc"],
+            grades=frozenset(t["grades"]),
+            needs_verbatim=t["term"].endswith(OTHER_SPECIFY_SUFFIX),
         )
         for t in document["terms"]
     ]

@@ -1,7 +1,7 @@
 """The project's errors. Each carries what a user needs to fix the cause.
 
-    SafetyStreamError
-     +-- PlanError            a monitoring plan failed validation (every problem listed)
+SafetyStreamError
+ +-- PlanError            a monitoring plan failed validation (every problem listed)
 """
 
 from __future__ import annotations

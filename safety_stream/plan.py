@@ -144,7 +144,9 @@ class PocockRule(_Rule):
         if self.p1 <= self.p0:
             raise ValueError(f"p1 ({self.p1}) must be above p0 ({self.p0})")
         if self.looks is not None and (
-            self.looks != sorted(set(self.looks)) or self.looks[-1] > self.max_n or self.looks[0] < 1
+            self.looks != sorted(set(self.looks))
+            or self.looks[-1] > self.max_n
+            or self.looks[0] < 1
         ):
             raise ValueError(f"looks must increase strictly within 1..{self.max_n}")
         return self

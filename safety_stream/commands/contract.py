@@ -11,7 +11,9 @@ def run(directory: Path, check: bool) -> int:
     if check:
         stale = drift(directory)
         for name in stale:
-            print(f"{directory / name}: differs from the models (run: safety-stream schemas export)")
+            print(
+                f"{directory / name}: differs from the models (run: safety-stream schemas export)"
+            )
         if not stale:
             print(f"{directory}: every schema matches the models")
         return 1 if stale else 0

@@ -81,7 +81,9 @@ def run(paths: list[str], input_format: str | None, as_json: bool) -> int:
     for path in expand_paths(paths):
         try:
             if path == "-":
-                summary = validate_stream(sys.stdin.buffer, "<stdin>", chosen, None if as_json else sys.stdout)
+                summary = validate_stream(
+                    sys.stdin.buffer, "<stdin>", chosen, None if as_json else sys.stdout
+                )
             else:
                 with open(path, "rb") as stream:
                     summary = validate_stream(stream, path, chosen, None if as_json else sys.stdout)

@@ -13,7 +13,6 @@ from typing import Annotated, TypeVar
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -30,8 +29,8 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 
 
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 _Member = TypeVar("_Member", bound=StrEnum)
@@ -44,8 +43,11 @@ def _sorted_values(members: frozenset[StrEnum]) -> list[str]:
 SortedSet = Annotated[frozenset[_Member], PlainSerializer(_sorted_values, return_type=list[str])]
 """A set of enum members that serialises as a sorted list, so the wire form is canonical."""
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""A timezone-aware time, normalised to UTC (naive times are rejected)."""
+UtcDatetime = Annotated[
+    AwareDatetime, PlainSerializer(_utc_text, return_type=str, when_used="json")
+]
+"""A timezone-aware time (naive times are rejected). Any UTC offset is accepted on input and
+kept in memory (so ``.date()`` is the site's local date); the wire form is always UTC ('Z')."""
 
 
 class Modality(StrEnum):

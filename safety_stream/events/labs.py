@@ -38,7 +38,6 @@ class LabResulted(EventBase):
     lln: float | None = Field(default=None, ge=0, le=1e6, description="Lower limit of normal")
 
 
-
 class ChildPughClass(StrEnum):
     A = "A"
     B = "B"
@@ -60,4 +59,3 @@ class ChildPughAssessed(EventBase):
     score: int = Field(ge=5, le=15)
     child_pugh_class: ChildPughClass
     ascites: Literal["none", "mild", "moderate_severe"] | None = None
-

@@ -24,7 +24,6 @@ class RadiotherapyFraction(_Delivery):
     target: ShortText = Field(description="Treated lesion, e.g. 'liver segment VII'")
 
 
-
 FLUOROURACIL_REGIMENS = ("FOLFOX", "FOLFIRI", "FOLFOXIRI", "CAPOX", "5-FU/LV", "capecitabine")
 
 

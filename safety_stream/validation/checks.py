@@ -60,8 +60,24 @@ def _future_date(path: str, value: date, recorded: date, what: str) -> Problem |
 
 
 def _check_reported(event: AdverseEventReported, ctcae: CtcaeDictionary) -> list[Problem]:
+    term = ctcae.terms.get(event.ctcae_term)
+    if (  # the common case, checked without building anything
+        term is not None
+        and event.meddra_code == term.meddra_code
+        and event.grade in term.grades
+        and (event.verbatim_term is not None or not term.needs_verbatim)
+        and event.onset_date <= event.recorded_at.date()
+        and abs(event.onset_date - event.occurred_at.date()) <= ONSET_TOLERANCE
+        and (event.grade == 5) == (Seriousness.DEATH in event.seriousness)
+    ):
+        return []
+    return _reported_problems(event, term, ctcae)
+
+
+def _reported_problems(
+    event: AdverseEventReported, term: CtcaeTerm | None, ctcae: CtcaeDictionary
+) -> list[Problem]:
     problems: list[Problem] = []
-    term = ctcae.lookup(event.ctcae_term)
     if term is None:
         suggestions = ctcae.suggest(event.ctcae_term)
         hint = " or ".join(f"'{s}'" for s in suggestions)
@@ -112,15 +128,17 @@ def _check_reported(event: AdverseEventReported, ctcae: CtcaeDictionary) -> list
                 allowed="the date of occurred_at, give or take one day for the time zone",
             )
         )
-    problems.extend(death_consistency(event.grade, event.seriousness))
+    problems.extend(death_consistency(event.grade, Seriousness.DEATH in event.seriousness))
     return problems
 
 
-def death_consistency(grade: int | None, seriousness: frozenset[Seriousness] | None) -> list[Problem]:
-    """CTCAE grade 5 is death related to the AE; ICH E2A 'death' must go with it both ways."""
-    if grade is None or seriousness is None:
+def death_consistency(grade: int | None, fatal: bool | None) -> list[Problem]:
+    """CTCAE grade 5 is death related to the AE; ICH E2A 'death' must go with it both ways.
+
+    ``fatal`` says whether the seriousness criteria include 'death' (None: not known here).
+    """
+    if grade is None or fatal is None:
         return []
-    fatal = Seriousness.DEATH in seriousness
     if grade == 5 and not fatal:
         return [
             Problem(
@@ -160,7 +178,8 @@ def _check_updated(event: AdverseEventUpdated, ctcae: CtcaeDictionary) -> list[P
                 "immune_related",
             )
         ]
-    return death_consistency(event.grade, event.seriousness)
+    fatal = None if event.seriousness is None else Seriousness.DEATH in event.seriousness
+    return death_consistency(event.grade, fatal)
 
 
 def _check_resolved(event: AdverseEventResolved, ctcae: CtcaeDictionary) -> list[Problem]:
@@ -170,7 +189,7 @@ def _check_resolved(event: AdverseEventResolved, ctcae: CtcaeDictionary) -> list
 
 def _check_treatment(event: TreatmentAdministered, ctcae: CtcaeDictionary) -> list[Problem]:
     delivery = event.treatment
-    if isinstance(delivery, RadiotherapyFraction) and delivery.fraction > delivery.fractions_planned:
+    if type(delivery) is RadiotherapyFraction and delivery.fraction > delivery.fractions_planned:
         return [
             Problem(
                 path="treatment.fraction",
@@ -245,18 +264,17 @@ _CHECKS: dict[type[EventBase], Callable[[Any, CtcaeDictionary], list[Problem]]] 
 
 def check_event(event: EventBase, ctcae: CtcaeDictionary) -> list[Problem]:
     """Every domain problem of one event on its own (empty when it is valid)."""
-    problems: list[Problem] = []
+    check = _CHECKS.get(type(event))
+    problems = check(event, ctcae) if check is not None else []
     if event.occurred_at > event.recorded_at:
-        problems.append(
+        problems.insert(
+            0,
             Problem(
                 path="occurred_at",
                 message=f"occurred_at {event.occurred_at.isoformat()} is after recorded_at "
                 f"{event.recorded_at.isoformat()}",
                 code="time.after_recorded",
                 allowed="a time on or before recorded_at",
-            )
+            ),
         )
-    check = _CHECKS.get(type(event))
-    if check is not None:
-        problems.extend(check(event, ctcae))
     return problems

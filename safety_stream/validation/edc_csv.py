@@ -125,7 +125,7 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
         text = _lower(row[column])
         attribution[modality] = RELATEDNESS.get(text, text)
     version = row["CTCAEVER"].strip().lower().removeprefix("v")
-    base = {
+    base: dict[str, Any] = {
         "trial_id": row["STUDYID"].strip(),
         "site_id": row["SITEID"].strip(),
         "patient_id": row["SUBJID"].strip(),
@@ -133,7 +133,7 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
         "recorded_at": _datetime(row["AEDTC"]),
         "schema_version": 1,
     }
-    key = "/".join(base[k] for k in ("trial_id", "site_id", "patient_id")) + "/" + row["AESPID"]
+    key = f"{base['trial_id']}/{base['site_id']}/{base['patient_id']}/{row['AESPID'].strip()}"
     report_id = row.get("EVENT_ID", "").strip() or str(uuid.uuid5(EDC_NAMESPACE, key))
     onset = row["AESTDTC"].strip()
     reported = base | {

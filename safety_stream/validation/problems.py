@@ -57,7 +57,11 @@ def _field_names(event_type: str | None, parts: list[int | str]) -> list[str] | 
             return None
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
     return list(model.model_fields) if model else None
 
 
@@ -124,8 +128,10 @@ def problems_from_validation_error(error: ValidationError) -> list[Problem]:
                 message = f"unknown {'modality' if parts else 'event type'} {ctx.get('tag')!r}"
             else:
                 message = "Field required (it names the event type)"
-                allowed = ", ".join(sorted(EVENT_TYPES)) if not parts else ", ".join(
-                    sorted(_MODALITY_TAGS)
+                allowed = (
+                    ", ".join(sorted(EVENT_TYPES))
+                    if not parts
+                    else ", ".join(sorted(_MODALITY_TAGS))
                 )
         elif kind == "extra_forbidden":
             fields = _field_names(event_type, parts[:-1])

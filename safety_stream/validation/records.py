@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
 
@@ -35,7 +35,7 @@ class RawRecord:
     location: str
     raw: bytes
     value: Any = None
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] | None = None
     parsed: bool = False  # value holds a decoded JSON value / CSV mapping
 
 
@@ -54,24 +54,36 @@ def _too_long(location: str, size: int) -> RawRecord:
     )
 
 
-def read_ndjson(stream: IO[bytes]) -> Iterator[RawRecord]:
-    """One JSON object per line; blank lines are skipped; memory stays bounded per line."""
+def read_ndjson(stream: IO[bytes], block_size: int = 1 << 20) -> Iterator[RawRecord]:
+    """One JSON object per line; blank lines are skipped; memory stays bounded per line.
+
+    Reads in blocks and splits them, which is several times faster than ``readline``.
+    """
     number = 0
+    pending = b""
+    discarding = 0  # > 0 while skipping the rest of an over-long line (its size so far)
     while True:
-        line = stream.readline(MAX_RECORD_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_RECORD_BYTES:
-            size = len(line)
-            while line and not line.endswith(b"\n"):  # discard the rest of the line
-                line = stream.readline(MAX_RECORD_BYTES)
-                size += len(line)
-            yield _too_long(f"line {number}", size)
-            continue
-        if line.isspace():
-            continue
-        yield RawRecord(f"line {number}", line.rstrip(b"\r\n"))
+        block = stream.read(block_size)
+        if not block:
+            break
+        lines = (pending + block).split(b"\n") if pending else block.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            number += 1
+            if discarding:
+                yield _too_long(f"line {number}", discarding + len(line))
+                discarding = 0
+            elif len(line) > MAX_RECORD_BYTES:
+                yield _too_long(f"line {number}", len(line))
+            elif line and not line.isspace():
+                yield RawRecord(f"line {number}", line)
+        if discarding or len(pending) > MAX_RECORD_BYTES:
+            discarding += len(pending)
+            pending = b""
+    if discarding:
+        yield _too_long(f"line {number + 1}", discarding)
+    elif pending and not pending.isspace():
+        yield RawRecord(f"line {number + 1}", pending)
 
 
 def decode_text(data: bytes, where: str) -> tuple[str, Problem | None]:

@@ -4,14 +4,19 @@ References resolve first against the records already accepted from the same inpu
 against an outside ``ReferenceSource`` (the event store, on ingest). Without an outside source
 (``safety-stream validate`` on a file) a reference that cannot be resolved in the file is not
 an error: it is reported as unresolved and checked again on ingest.
+
+What is remembered per accepted record is kept to atomic values (ints, strings, bytes, dates)
+so the garbage collector does not have to walk it: this check runs once per ingested event.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
+from typing import NamedTuple, Protocol, cast
 from uuid import UUID
+
+from pydantic import ValidationError
 
 from safety_stream.ctcae import CtcaeDictionary
 from safety_stream.events import (
@@ -22,22 +27,25 @@ from safety_stream.events import (
     EventBase,
     PatientEnrolled,
     Seriousness,
+    decode_json,
 )
 from safety_stream.validation.checks import death_consistency, grade_problem
 from safety_stream.validation.problems import Problem
 
+_AMENDMENTS = frozenset({AdverseEventUpdated, AdverseEventResolved, AdverseEventRetracted})
+# Event classes are final, so exact type tests are safe here; they matter because pydantic's
+# metaclass makes isinstance() cost ~10x more, and this code runs for every event.
 
-@dataclass(frozen=True, slots=True)
-class AeFacts:
+
+class AeFacts(NamedTuple):
     """What amendments are checked against: whose AE it is, its term, onset and state."""
 
     patient_id: str
     site_id: str
-    ctcae_version: str
     ctcae_term: str
     onset_date: date
     grade: int
-    seriousness: frozenset[Seriousness]
+    fatal: bool  # seriousness includes 'death'
     retracted: bool = False
 
 
@@ -56,71 +64,103 @@ class ReferenceResult:
     duplicate_of: str | None = None
 
 
+CLEAN = ReferenceResult([], [])
+
+
 class ReferenceChecker:
     """Tracks the accepted records of one input and checks each new record against them."""
 
     def __init__(self, ctcae: CtcaeDictionary, outside: ReferenceSource | None = None) -> None:
         self._ctcae = ctcae
         self._outside = outside
-        self._aes: dict[UUID, AeFacts] = {}
+        # keyed by UUID.int: hashing an int is native, UUID.__hash__ is Python code
+        self._aes: dict[int, AeFacts] = {}
         self._patients: dict[str, str] = {}
-        self._seen: dict[UUID, tuple[int, str]] = {}
+        self._seen_raw: dict[int, bytes] = {}
+        self._seen_at: dict[int, str] = {}
 
-    def check(self, event: EventBase, location: str) -> ReferenceResult:
-        """Problems with the references of ``event``; does not record it (see ``admit``)."""
-        seen = self._seen.get(event.event_id)
-        if seen is not None:
-            if seen[0] == hash(event):
-                return ReferenceResult([], [], duplicate_of=seen[1])
-            return ReferenceResult(
-                [
-                    Problem(
-                        path="event_id",
-                        message=f"event_id is already used by {seen[1]} for a different event",
-                        code="reference.event_id_conflict",
-                        allowed="a new UUID for a new event, or the identical event to resend it",
-                    )
-                ],
-                [],
-            )
+    def check(self, event: EventBase, location: str, raw: bytes, *, admit: bool) -> ReferenceResult:
+        """Problems with the references of ``event``.
+
+        With ``admit`` (the event passed every other check), a clean event is remembered so
+        later records may refer to it; a rejected event is never remembered.
+        """
+        key = event.event_id.int
+        if key in self._seen_raw:
+            return self._resend(event, raw, key)
+        kind = type(event)
+        if (  # the common case: a known patient of this site, nothing else to resolve
+            kind not in _AMENDMENTS
+            and kind is not PatientEnrolled
+            and self._patients.get(event.patient_id) == event.site_id
+        ):
+            if admit:
+                self._seen_raw[key] = raw
+                self._seen_at[key] = location
+                self._remember(event)
+            return CLEAN
         problems: list[Problem] = []
         unresolved: list[str] = []
         self._check_patient(event, problems, unresolved)
-        if isinstance(event, AdverseEventUpdated | AdverseEventResolved | AdverseEventRetracted):
-            self._check_amendment(event, problems, unresolved)
-        return ReferenceResult(problems, unresolved)
+        if type(event) in _AMENDMENTS:
+            self._check_amendment(event, problems, unresolved)  # type: ignore[arg-type]
+        if admit and not problems:
+            self._seen_raw[key] = raw
+            self._seen_at[key] = location
+            self._remember(event)
+        if problems or unresolved:
+            return ReferenceResult(problems, unresolved)
+        return CLEAN
 
-    def admit(self, event: EventBase, location: str) -> None:
-        """Record an accepted event so later records may refer to it."""
-        self._seen[event.event_id] = (hash(event), location)
-        if isinstance(event, PatientEnrolled):
-            self._patients[event.patient_id] = event.site_id
-        elif isinstance(event, AdverseEventReported):
-            self._aes[event.event_id] = AeFacts(
-                patient_id=event.patient_id,
-                site_id=event.site_id,
-                ctcae_version=event.ctcae_version,
-                ctcae_term=event.ctcae_term,
-                onset_date=event.onset_date,
-                grade=event.grade,
-                seriousness=event.seriousness,
+    def _resend(self, event: EventBase, raw: bytes, key: int) -> ReferenceResult:
+        """Same id again: a duplicate if the payload is the same event, else a conflict."""
+        location, first_raw = self._seen_at[key], self._seen_raw[key]
+        if raw == first_raw or _same_event(first_raw, event):
+            return ReferenceResult([], [], duplicate_of=location)
+        return ReferenceResult(
+            [
+                Problem(
+                    path="event_id",
+                    message=f"event_id is already used by {location} for a different event",
+                    code="reference.event_id_conflict",
+                    allowed="a new UUID for a new event, or the identical event to resend it",
+                )
+            ],
+            [],
+        )
+
+    def _remember(self, event: EventBase) -> None:
+        kind = type(event)
+        if kind is AdverseEventReported:
+            report = cast(AdverseEventReported, event)
+            self._aes[report.event_id.int] = AeFacts(
+                report.patient_id,
+                report.site_id,
+                report.ctcae_term,
+                report.onset_date,
+                report.grade,
+                Seriousness.DEATH in report.seriousness,
             )
-        elif isinstance(event, AdverseEventUpdated | AdverseEventRetracted):
-            facts = self._find_ae(event.ae_id)
+        elif kind is PatientEnrolled:
+            self._patients[event.patient_id] = event.site_id
+        elif kind is AdverseEventRetracted:
+            retraction = cast(AdverseEventRetracted, event)
+            facts = self._find_ae(retraction.ae_id)
             if facts is not None:
-                if isinstance(event, AdverseEventRetracted):
-                    self._aes[event.ae_id] = replace(facts, retracted=True)
-                else:
-                    self._aes[event.ae_id] = replace(
-                        facts,
-                        grade=event.grade if event.grade is not None else facts.grade,
-                        seriousness=event.seriousness
-                        if event.seriousness is not None
-                        else facts.seriousness,
-                    )
+                self._aes[retraction.ae_id.int] = facts._replace(retracted=True)
+        elif kind is AdverseEventUpdated:
+            update = cast(AdverseEventUpdated, event)
+            facts = self._find_ae(update.ae_id)
+            if facts is not None:
+                self._aes[update.ae_id.int] = facts._replace(
+                    grade=facts.grade if update.grade is None else update.grade,
+                    fatal=facts.fatal
+                    if update.seriousness is None
+                    else Seriousness.DEATH in update.seriousness,
+                )
 
     def _find_ae(self, ae_id: UUID) -> AeFacts | None:
-        facts = self._aes.get(ae_id)
+        facts = self._aes.get(ae_id.int)
         if facts is None and self._outside is not None:
             facts = self._outside.ae_facts(ae_id)
         return facts
@@ -131,7 +171,7 @@ class ReferenceChecker:
         site = self._patients.get(event.patient_id)
         if site is None and self._outside is not None:
             site = self._outside.patient_site(event.patient_id)
-        if isinstance(event, PatientEnrolled):
+        if type(event) is PatientEnrolled:
             if site is not None:
                 problems.append(
                     Problem(
@@ -141,8 +181,7 @@ class ReferenceChecker:
                         allowed="a patient id not yet enrolled in the trial",
                     )
                 )
-            return
-        if site is None:
+        elif site is None:
             if self._outside is None:
                 unresolved.append("patient_id")
             else:
@@ -174,15 +213,15 @@ class ReferenceChecker:
         if facts is None:
             if self._outside is None:
                 unresolved.append("ae_id")
-                return
-            problems.append(
-                Problem(
-                    path="ae_id",
-                    message=f"no AE with id {event.ae_id} has been reported",
-                    code="reference.unknown_ae",
-                    allowed="the event_id of an earlier ae.reported for this patient",
+            else:
+                problems.append(
+                    Problem(
+                        path="ae_id",
+                        message=f"no AE with id {event.ae_id} has been reported",
+                        code="reference.unknown_ae",
+                        allowed="the event_id of an earlier ae.reported for this patient",
+                    )
                 )
-            )
             return
         if facts.patient_id != event.patient_id or facts.site_id != event.site_id:
             problems.append(
@@ -193,8 +232,7 @@ class ReferenceChecker:
                     allowed="the event_id of an AE of this patient",
                 )
             )
-            return
-        if facts.retracted:
+        elif facts.retracted:
             problems.append(
                 Problem(
                     path="ae_id",
@@ -203,22 +241,9 @@ class ReferenceChecker:
                     allowed="an AE that has not been retracted (report a new AE instead)",
                 )
             )
-            return
-        if isinstance(event, AdverseEventUpdated):
-            term = self._ctcae.lookup(facts.ctcae_term)
-            if event.grade is not None and term is not None:
-                bad = grade_problem(term, event.grade, self._ctcae.version)
-                if bad:
-                    problems.append(bad)
-            if (event.grade is None) != (event.seriousness is None):
-                # one of the pair changed: check it against the AE's current other half
-                problems.extend(
-                    death_consistency(
-                        event.grade if event.grade is not None else facts.grade,
-                        event.seriousness if event.seriousness is not None else facts.seriousness,
-                    )
-                )
-        if isinstance(event, AdverseEventResolved) and event.end_date < facts.onset_date:
+        elif type(event) is AdverseEventUpdated:
+            self._check_update(event, facts, problems)
+        elif type(event) is AdverseEventResolved and event.end_date < facts.onset_date:
             problems.append(
                 Problem(
                     path="end_date",
@@ -227,3 +252,27 @@ class ReferenceChecker:
                     allowed=f"a date on or after {facts.onset_date}",
                 )
             )
+
+    def _check_update(
+        self, event: AdverseEventUpdated, facts: AeFacts, problems: list[Problem]
+    ) -> None:
+        term = self._ctcae.lookup(facts.ctcae_term)
+        if event.grade is not None and term is not None:
+            bad = grade_problem(term, event.grade, self._ctcae.version)
+            if bad:
+                problems.append(bad)
+        if (event.grade is None) != (event.seriousness is None):
+            # one of the pair changed: check it against the AE's current other half
+            fatal = (
+                facts.fatal if event.seriousness is None else Seriousness.DEATH in event.seriousness
+            )
+            grade = facts.grade if event.grade is None else event.grade
+            problems.extend(death_consistency(grade, fatal))
+
+
+def _same_event(raw: bytes, event: EventBase) -> bool:
+    """Whether ``raw`` (the first payload seen under this id) decodes to ``event``."""
+    try:
+        return decode_json(raw) == event
+    except ValidationError:
+        return False

@@ -8,7 +8,7 @@ references) and ingest (references resolved against the store).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -33,9 +33,9 @@ class RecordResult:
 
     location: str
     raw: bytes
-    event: EventBase | None = None
-    problems: list[Problem] = field(default_factory=list)
-    unresolved: list[str] = field(default_factory=list)
+    event: EventBase | None
+    problems: list[Problem]
+    unresolved: list[str]
     duplicate_of: str | None = None
 
     @property
@@ -64,7 +64,7 @@ class Validator:
         for record in records:
             if not record.parsed:
                 if record.problems:
-                    yield RecordResult(record.location, record.raw, problems=record.problems)
+                    yield RecordResult(record.location, record.raw, None, record.problems, [])
                 else:
                     yield self._one(record.location, record.raw, None, from_json=True)
             elif csv_paths:
@@ -101,22 +101,17 @@ class Validator:
             event: Event = decode_json(raw) if from_json else decode_object(value)
         except ValidationError as error:
             problems = problems_from_validation_error(error)
-            return RecordResult(location, raw, problems=(prior or []) + problems)
+            return RecordResult(location, raw, None, (prior or []) + problems, [])
         problems = check_event(event, self._ctcae)
-        references = self.references.check(event, location)
-        problems.extend(references.problems)
         if prior:
             problems[:0] = prior
+        references = self.references.check(event, location, raw, admit=not problems)
+        if references.problems:
+            problems.extend(references.problems)
         if problems:
-            return RecordResult(location, raw, problems=problems)
-        if references.duplicate_of is None:
-            self.references.admit(event, location)
+            return RecordResult(location, raw, None, problems, references.unresolved)
         return RecordResult(
-            location,
-            raw,
-            event=event,
-            unresolved=references.unresolved,
-            duplicate_of=references.duplicate_of,
+            location, raw, event, problems, references.unresolved, references.duplicate_of
         )
 
 
