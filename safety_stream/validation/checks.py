@@ -7,7 +7,7 @@ amended AE exist, does the patient belong to the site) live in ``references``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from safety_stream.ctcae import CtcaeDictionary, CtcaeTerm
@@ -33,7 +33,15 @@ ONSET_TOLERANCE = timedelta(days=1)
 
 
 def grades_text(term: CtcaeTerm) -> str:
-    return ", ".join(str(g) for g in sorted(term.grades))
+    """'grade 5' or 'grades 1, 2, 3'."""
+    grades = sorted(term.grades)
+    listed = ", ".join(str(g) for g in grades)
+    return f"grade {listed}" if len(grades) == 1 else f"grades {listed}"
+
+
+def utc_text(value: datetime) -> str:
+    """A time as its UTC wire form, e.g. 2026-03-01T08:00:00Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def grade_problem(term: CtcaeTerm, grade: int, version: str) -> Problem | None:
@@ -44,7 +52,7 @@ def grade_problem(term: CtcaeTerm, grade: int, version: str) -> Problem | None:
         path="grade",
         message=f"grade {grade} is not defined for '{term.term}' in CTCAE v{version}",
         code="ctcae.grade_not_allowed",
-        allowed=f"grades {grades_text(term)}",
+        allowed=grades_text(term),
     )
 
 
@@ -271,8 +279,8 @@ def check_event(event: EventBase, ctcae: CtcaeDictionary) -> list[Problem]:
             0,
             Problem(
                 path="occurred_at",
-                message=f"occurred_at {event.occurred_at.isoformat()} is after recorded_at "
-                f"{event.recorded_at.isoformat()}",
+                message=f"occurred_at {utc_text(event.occurred_at)} is after recorded_at "
+                f"{utc_text(event.recorded_at)}",
                 code="time.after_recorded",
                 allowed="a time on or before recorded_at",
             ),

@@ -66,18 +66,38 @@ RELATEDNESS = {
     "possibly related": "possible",
     "probably related": "probable",
     "definitely related": "definite",
-}
+} | {word: word for word in ("unrelated", "unlikely", "possible", "probable", "definite")}
+RELATEDNESS_ALLOWED = (
+    "NOT RELATED, UNLIKELY RELATED, POSSIBLY RELATED, PROBABLY RELATED or DEFINITELY RELATED"
+)
 OUTCOMES = {
     "recovered/resolved": "recovered",
     "recovered/resolved with sequelae": "recovered_with_sequelae",
     "fatal": "fatal",
 }
+OUTCOMES_ALLOWED = "RECOVERED/RESOLVED, RECOVERED/RESOLVED WITH SEQUELAE or FATAL"
+EXPECTEDNESS = {"expected": "expected", "unexpected": "unexpected"}
+ACTIONS = {
+    "dose not changed": "dose_not_changed",
+    "dose reduced": "dose_reduced",
+    "drug interrupted": "drug_interrupted",
+    "drug withdrawn": "drug_withdrawn",
+    "not applicable": "not_applicable",
+    "unknown": "unknown",
+}
+ACTIONS_ALLOWED = (
+    "DOSE NOT CHANGED, DOSE REDUCED, DRUG INTERRUPTED, DRUG WITHDRAWN, NOT APPLICABLE or UNKNOWN"
+)
 YES_NO = {"y": True, "yes": True, "n": False, "no": False}
 
 
-def column_path(path: str) -> str:
+RESOLUTION_COLUMNS = COLUMN_OF_FIELD | {"occurred_at": "AEENDTC", "recorded_at": "AEMODDTC"}
+
+
+def column_path(path: str, event_type: str = "ae.reported") -> str:
     """Show a model field path as the CSV column a site can find in its export."""
-    column = COLUMN_OF_FIELD.get(path)
+    columns = RESOLUTION_COLUMNS if event_type == "ae.resolved" else COLUMN_OF_FIELD
+    column = columns.get(path)
     return f"{column} ({path})" if column else path
 
 
@@ -116,14 +136,29 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
                 "Y in at least one of " + ", ".join(SERIOUSNESS_COLUMNS),
             )
         )
-    attribution = {}
-    for modality, column in (
-        ("radiotherapy", "AERELRT"),
-        ("chemotherapy", "AERELCT"),
-        ("immunotherapy", "AERELIT"),
-    ):
-        text = _lower(row[column])
-        attribution[modality] = RELATEDNESS.get(text, text)
+
+    def vocab(column: str, mapping: dict[str, str], allowed: str) -> str | None:
+        text = _lower(row.get(column, ""))
+        if text in mapping:
+            return mapping[text]
+        problems.append(
+            Problem(
+                column,
+                f"{row.get(column, '')!r} is not an allowed value",
+                "csv.vocabulary",
+                allowed,
+            )
+        )
+        return None
+
+    attribution = {
+        modality: vocab(column, RELATEDNESS, RELATEDNESS_ALLOWED)
+        for modality, column in (
+            ("radiotherapy", "AERELRT"),
+            ("chemotherapy", "AERELCT"),
+            ("immunotherapy", "AERELIT"),
+        )
+    }
     version = row["CTCAEVER"].strip().lower().removeprefix("v")
     base: dict[str, Any] = {
         "trial_id": row["STUDYID"].strip(),
@@ -146,25 +181,28 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
         "grade": row["AETOXGR"].strip(),
         "onset_date": onset[:10],
         "seriousness": seriousness,
-        "expectedness": _lower(row["AEEXPECT"]),
+        "expectedness": vocab("AEEXPECT", EXPECTEDNESS, "EXPECTED or UNEXPECTED"),
         "immune_related": flag("AEIMMREL"),
         "attribution": attribution,
-        "action_taken": _lower(row["AEACN"]).replace(" ", "_"),
+        "action_taken": vocab("AEACN", ACTIONS, ACTIONS_ALLOWED),
     }
     if row.get("AETERM", "").strip():
         reported["verbatim_term"] = row["AETERM"]
     events = [reported]
     end = row.get("AEENDTC", "").strip()
     if end:
-        outcome = _lower(row.get("AEOUT", ""))
+        outcome = vocab("AEOUT", OUTCOMES, OUTCOMES_ALLOWED)
+        # the resolution was recorded when the row was last modified (else: on its end date)
+        modified = row.get("AEMODDTC", "").strip() or end
         events.append(
             base
             | {
+                "recorded_at": _datetime(modified),
                 "event_type": "ae.resolved",
                 "event_id": str(uuid.uuid5(EDC_NAMESPACE, key + "/resolved")),
                 "occurred_at": _datetime(end),
                 "ae_id": report_id,
-                "outcome": OUTCOMES.get(outcome, outcome),
+                "outcome": outcome,
                 "end_date": end[:10],
             }
         )
@@ -205,13 +243,15 @@ def read_edc_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
             location = f"row {reader.line_num}"
             raw = ",".join(str(v) for v in row.values()).encode()[:MAX_DOCUMENT_BYTES]
             if None in row or any(v is None for v in row.values()):
+                cells = sum(v is not None for k, v in row.items() if k is not None)
+                cells += len(row.get(None) or [])  # type: ignore[call-overload]
                 yield RawRecord(
                     location,
                     raw,
                     problems=[
                         Problem(
                             "",
-                            f"row has {len(row)} cells, the header has {len(header)}",
+                            f"row has {cells} cells, the header has {len(header)}",
                             "csv.ragged_row",
                             f"{len(header)} cells per row",
                         )

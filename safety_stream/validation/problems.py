@@ -6,6 +6,7 @@ checks, so every error a site sees reads alike whatever layer found it.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -120,12 +121,18 @@ def problems_from_validation_error(error: ValidationError) -> list[Problem]:
             allowed = _ALLOWED_FROM_CTX[kind](ctx)
         else:
             allowed = _ALLOWED_BY_TYPE.get(kind)
+        if kind == "too_short":
+            message = f"needs at least {ctx['min_length']} item(s), got {ctx['actual_length']}"
         if kind in ("enum", "literal_error"):
             message = f"{_short(detail.get('input'))} is not an allowed value"
         if kind in ("union_tag_not_found", "union_tag_invalid"):
             path = path + ".modality" if path else "event_type"
             if kind == "union_tag_invalid":
-                message = f"unknown {'modality' if parts else 'event type'} {ctx.get('tag')!r}"
+                tag = str(ctx.get("tag"))
+                message = f"unknown {'modality' if parts else 'event type'} {tag!r}"
+                close = difflib.get_close_matches(tag, list(EVENT_TYPES), n=1)
+                if close and not parts:
+                    message += f"; did you mean {close[0]!r}?"
             else:
                 message = "Field required (it names the event type)"
                 allowed = (

@@ -83,8 +83,12 @@ class Validator:
                 prior = [] if report_valid else [_REPORT_REJECTED]
             result = self._one(location, record.raw, value, from_json=False, prior=prior)
             report_valid = report_valid and result.valid
+            mapped_columns = {p.path for p in prior or ()}
             result.problems = [
-                Problem(column_path(p.path), p.message, p.code, p.allowed) for p in result.problems
+                Problem(column_path(p.path, value["event_type"]), p.message, p.code, p.allowed)
+                for p in result.problems
+                # a column the mapping already faulted would only be faulted again, less clearly
+                if p in (prior or ()) or column_path(p.path).split(" ")[0] not in mapped_columns
             ]
             yield result
 
