@@ -244,7 +244,7 @@ def read_edc_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
             raw = ",".join(str(v) for v in row.values()).encode()[:MAX_DOCUMENT_BYTES]
             if None in row or any(v is None for v in row.values()):
                 cells = sum(v is not None for k, v in row.items() if k is not None)
-                cells += len(row.get(None) or [])  # type: ignore[call-overload]
+                cells += len(row.get(None) or [])
                 yield RawRecord(
                     location,
                     raw,

@@ -1,0 +1,102 @@
+"""Monitoring plans: the shipped SPARKLE-L plan loads, and bad plans say exactly what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+from safety_stream.cli import main
+from safety_stream.errors import PlanError
+from safety_stream.plan import BayesianRule, PocockRule, load_plan, parse_plan
+
+PLAN = REPO / "deploy" / "plans" / "sparkle-l.yaml"
+
+
+def plan_text(**overrides: object) -> str:
+    document = yaml.safe_load(PLAN.read_text())
+    document.update(overrides)
+    return yaml.safe_dump(document)
+
+
+def test_the_sparkle_l_plan_has_the_rules_the_protocol_needs() -> None:
+    plan = load_plan(PLAN)
+    assert plan.trial.registration == "NCT06794086"
+    kinds = {rule.id: rule.kind for rule in plan.rules}
+    assert kinds == {
+        "overall-related-g3": "bayesian",
+        "radiotherapy-related-g3": "bayesian",
+        "chemotherapy-related-g3": "pocock",
+        "immunotherapy-related-g3": "bayesian",
+        "rild": "pocock",
+        "treatment-related-death": "sentinel",
+        "immune-hepatitis-g4": "sentinel",
+        "expedited-reports": "expedited_report",
+    }
+    thresholds = [r for r in plan.rules if isinstance(r, BayesianRule | PocockRule)]
+    assert all(rule.illustrative for rule in thresholds), "placeholder thresholds must say so"
+    assert plan.windows["post_sbrt_90d"].days == 90
+    assert "rild" in plan.composites
+
+
+def test_plan_version_is_a_content_hash() -> None:
+    text = PLAN.read_text()
+    first = parse_plan(text)
+    assert parse_plan(text + "\n# a comment changes nothing\n").version == first.version
+    changed = parse_plan(text.replace("theta: 0.15", "theta: 0.20"))
+    assert changed.version != first.version
+    assert len(first.version) == 12
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(PlanError) as caught:
+        parse_plan(text, "plan.yaml")
+    return caught.value.problems
+
+
+def test_misspelt_terms_and_unknown_names_are_listed_together() -> None:
+    document = yaml.safe_load(PLAN.read_text())
+    document["rules"][6]["match"]["terms"][0] = "Alanine aminotransferase increase"
+    document["rules"][0]["population"]["window"] = "on_study_6_month"
+    document["rules"][4]["counts"]["composites"] = ["rild", "vod"]
+    document["rules"][1]["counts"]["socs"] = ["Liver disorders"]
+    document["rules"][2]["id"] = "overall-related-g3"
+    problems = problems_of(yaml.safe_dump(document))
+    assert problems == [
+        "(plan): rule id 'overall-related-g3' is used more than once; "
+        "rule 'overall-related-g3': unknown window 'on_study_6_month'; "
+        "rule 'radiotherapy-related-g3': 'Liver disorders' is not a CTCAE v5.0 system organ "
+        "class; rule 'rild': unknown composite 'vod'; rule 'immune-hepatitis-g4': "
+        "'Alanine aminotransferase increase' is not a CTCAE v5.0 term "
+        "(did you mean 'Alanine aminotransferase increased'?)"
+    ]
+
+
+def test_field_errors_name_their_location() -> None:
+    document = yaml.safe_load(PLAN.read_text())
+    document["rules"][0]["theta"] = 1.5
+    document["rules"][2]["p1"] = 0.3
+    problems = problems_of(yaml.safe_dump(document))
+    assert "rules.0.bayesian.theta: Input should be less than 1" in problems
+    assert "rules.2.pocock: p1 (0.3) must be above p0 (0.4)" in problems
+
+
+def test_yaml_syntax_errors_are_reported() -> None:
+    assert problems_of("rules: [unclosed")[0].startswith("not valid YAML")
+
+
+def test_plan_check_lists_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "check", str(PLAN)]) == 0
+    out = capsys.readouterr().out
+    for rule in load_plan(PLAN).rules:
+        assert rule.id in out
+    assert "[ILLUSTRATIVE thresholds]" in out
+
+
+def test_plan_check_fails_on_a_bad_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(plan_text(plan_format=2))
+    assert main(["plan", "check", str(bad)]) == 1
+    assert "plan_format: Input should be 1" in capsys.readouterr().err
