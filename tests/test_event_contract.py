@@ -7,9 +7,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from pydantic import ValidationError
 from conftest import EXAMPLES, REPO
 from hypothesis import given, settings
+from pydantic import ValidationError
 from strategies import PAYLOADS, events_of
 
 from safety_stream.contract import drift, rendered_schemas
