@@ -6,8 +6,8 @@ Writes a realistic NDJSON file (enrolments, treatments, AE reports and amendment
 temporary directory, then times, best of 3 rounds each:
   baseline  json.loads of every line (no validation at all)
   pydantic  structural validation only (the tagged union's validate_json)
-  validate  the full pipeline `safety-stream validate` runs: read, parse, CTCAE and reference
-            checks
+  full      the validation pipeline: read, parse, CTCAE and reference checks
+  command   what `safety-stream validate FILE` runs, from opening the file to the summary
 and prints records/s and each rate as a ratio of the baseline's (target: validate >= 0.5).
 """
 
@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from safety_stream.commands.validate import validate_stream
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import event_adapter
 from safety_stream.validation.records import read_ndjson
@@ -126,10 +127,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "events.ndjson"
-        path.write_text("".join(json.dumps(e) + "\n" for e in make_events(args.events)))
-        data = path.read_bytes()
+    tmp = tempfile.TemporaryDirectory()
+    path = Path(tmp.name) / "events.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in make_events(args.events)))
+    data = path.read_bytes()
     lines = data.splitlines()
     ctcae_dictionary()
     adapter = event_adapter()
@@ -147,14 +148,27 @@ def main() -> None:
         assert valid == len(lines), f"only {valid} of {len(lines)} benchmark events are valid"
         return valid
 
+    def command() -> int:
+        """What `safety-stream validate FILE` runs, file reading included."""
+        with path.open("rb") as stream:
+            summary = validate_stream(stream, str(path), None, None)
+        assert summary.valid == len(lines)
+        return summary.valid
+
     print(f"{len(lines)} events, {len(data) / len(lines):.0f} bytes/event on average")
     base_s, _ = best_of(args.rounds, baseline)
     base_rate = len(lines) / base_s
     print(f"{'json.loads (baseline)':<28} {base_rate:>12,.0f} events/s   ratio 1.00")
-    for name, work in (("pydantic validate_json", structural), ("full validation", full)):
+    stages = (
+        ("pydantic validate_json", structural),
+        ("full validation", full),
+        ("safety-stream validate FILE", command),
+    )
+    for name, work in stages:
         seconds, count = best_of(args.rounds, work)
         rate = count / seconds
         print(f"{name:<28} {rate:>12,.0f} events/s   ratio {rate / base_rate:.2f}")
+    tmp.cleanup()
 
 
 if __name__ == "__main__":
