@@ -11,6 +11,7 @@ so the garbage collector does not have to walk it: this check runs once per inge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple, Protocol, cast
@@ -131,33 +132,15 @@ class ReferenceChecker:
 
     def _remember(self, event: EventBase) -> None:
         kind = type(event)
-        if kind is AdverseEventReported:
-            report = cast(AdverseEventReported, event)
-            self._aes[report.event_id.int] = AeFacts(
-                report.patient_id,
-                report.site_id,
-                report.ctcae_term,
-                report.onset_date,
-                report.grade,
-                Seriousness.DEATH in report.seriousness,
-            )
-        elif kind is PatientEnrolled:
+        if kind is AdverseEventReported:  # the most frequent event: no detour
+            self._aes[event.event_id.int] = facts_of_report(cast(AdverseEventReported, event))
+            return
+        if kind is PatientEnrolled:
             self._patients[event.patient_id] = event.site_id
-        elif kind is AdverseEventRetracted:
-            retraction = cast(AdverseEventRetracted, event)
-            facts = self._find_ae(retraction.ae_id)
-            if facts is not None:
-                self._aes[retraction.ae_id.int] = facts._replace(retracted=True)
-        elif kind is AdverseEventUpdated:
-            update = cast(AdverseEventUpdated, event)
-            facts = self._find_ae(update.ae_id)
-            if facts is not None:
-                self._aes[update.ae_id.int] = facts._replace(
-                    grade=facts.grade if update.grade is None else update.grade,
-                    fatal=facts.fatal
-                    if update.seriousness is None
-                    else Seriousness.DEATH in update.seriousness,
-                )
+            return
+        change = ae_facts_after(event, self._find_ae)
+        if change is not None:
+            self._aes[change[0].int] = change[1]
 
     def _find_ae(self, ae_id: UUID) -> AeFacts | None:
         facts = self._aes.get(ae_id.int)
@@ -276,3 +259,41 @@ def _same_event(raw: bytes, event: EventBase) -> bool:
         return decode_json(raw) == event
     except ValidationError:
         return False
+
+
+def facts_of_report(report: AdverseEventReported) -> AeFacts:
+    return AeFacts(
+        report.patient_id,
+        report.site_id,
+        report.ctcae_term,
+        report.onset_date,
+        report.grade,
+        Seriousness.DEATH in report.seriousness,
+    )
+
+
+def ae_facts_after(
+    event: EventBase, current: Callable[[UUID], AeFacts | None]
+) -> tuple[UUID, AeFacts] | None:
+    """The facts of the AE an accepted event creates or changes (None if it touches no AE).
+
+    Shared by the in-batch index above and by the stores' reference indexes.
+    """
+    kind = type(event)
+    if kind is AdverseEventReported:
+        return event.event_id, facts_of_report(cast(AdverseEventReported, event))
+    if kind is AdverseEventRetracted:
+        retraction = cast(AdverseEventRetracted, event)
+        facts = current(retraction.ae_id)
+        return None if facts is None else (retraction.ae_id, facts._replace(retracted=True))
+    if kind is AdverseEventUpdated:
+        update = cast(AdverseEventUpdated, event)
+        facts = current(update.ae_id)
+        if facts is None:
+            return None
+        fatal = (
+            facts.fatal if update.seriousness is None else Seriousness.DEATH in update.seriousness
+        )
+        grade = facts.grade if update.grade is None else update.grade
+        return update.ae_id, facts._replace(grade=grade, fatal=fatal)
+    return None

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
+from uuid import UUID
 
 from pydantic import ValidationError
 
 from safety_stream.ctcae import CtcaeDictionary
-from safety_stream.events import Event, EventBase, decode_json, decode_object
+from safety_stream.events import Event, EventBase, decode_json, decode_object, encode_json
+from safety_stream.store.hashing import payload_hash
 from safety_stream.validation.checks import check_event
 from safety_stream.validation.edc_csv import column_path, read_edc_csv
 from safety_stream.validation.problems import Problem, problems_from_validation_error
@@ -51,11 +53,28 @@ def read_records(stream: IO[bytes], input_format: InputFormat) -> Iterator[RawRe
     return read_edc_csv(stream)
 
 
-class Validator:
-    """Parses and checks records one by one, remembering accepted ones for references."""
+class StoredLookup(Protocol):
+    def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
+        """(position, payload hash) of an event id already in the store, else None."""
+        ...
 
-    def __init__(self, ctcae: CtcaeDictionary, outside: ReferenceSource | None = None) -> None:
+
+class Validator:
+    """Parses and checks records one by one, remembering accepted ones for references.
+
+    With ``stored`` (on ingest), an event whose id is already in the store is recognised as a
+    resend (a duplicate, if its canonical payload is identical) before any other check, so a
+    retried post never fails for being "already enrolled" and never counts twice.
+    """
+
+    def __init__(
+        self,
+        ctcae: CtcaeDictionary,
+        outside: ReferenceSource | None = None,
+        stored: StoredLookup | None = None,
+    ) -> None:
         self._ctcae = ctcae
+        self._stored = stored
         self.references = ReferenceChecker(ctcae, outside)
 
     def validate(
@@ -106,6 +125,10 @@ class Validator:
         except ValidationError as error:
             problems = problems_from_validation_error(error)
             return RecordResult(location, raw, None, (prior or []) + problems, [])
+        if self._stored is not None and not prior:
+            resent = self._resend_of_stored(location, raw, event)
+            if resent is not None:
+                return resent
         problems = check_event(event, self._ctcae)
         if prior:
             problems[:0] = prior
@@ -117,6 +140,22 @@ class Validator:
         return RecordResult(
             location, raw, event, problems, references.unresolved, references.duplicate_of
         )
+
+    def _resend_of_stored(self, location: str, raw: bytes, event: Event) -> RecordResult | None:
+        assert self._stored is not None
+        hit = self._stored.stored_hash(event.event_id)
+        if hit is None:
+            return None
+        position, digest = hit
+        if payload_hash(encode_json(event)) == digest:
+            return RecordResult(location, raw, event, [], [], duplicate_of=f"position {position}")
+        problem = Problem(
+            path="event_id",
+            message=f"event_id is already stored (position {position}) for a different event",
+            code="store.event_id_conflict",
+            allowed="a new UUID for a new event, or the identical event to resend it",
+        )
+        return RecordResult(location, raw, None, [problem], [])
 
 
 _REPORT_REJECTED = Problem(

@@ -1,0 +1,135 @@
+"""The event store's port: what every backend (memory, SQLite, PostgreSQL) provides.
+
+The log is append-only. ``write()`` opens one exclusive transaction: appends inside it get
+consecutive global positions, and positions become visible in order, so a reader following
+``read(after=p)`` never skips an event that commits later with a smaller position.
+
+    StoreError
+     +-- EventIdConflictError   the same event_id was stored with another payload
+     +-- ConcurrencyError       a patient stream is not at the version the writer expected
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+from safety_stream.errors import SafetyStreamError
+from safety_stream.events import EventBase
+from safety_stream.validation.references import ReferenceSource
+
+
+class StoreError(SafetyStreamError):
+    """A store operation failed; the transaction was rolled back."""
+
+
+class EventIdConflictError(StoreError):
+    def __init__(self, event_id: UUID, position: int) -> None:
+        self.event_id = event_id
+        self.position = position
+        super().__init__(
+            f"event_id {event_id} is already stored (position {position}) with a different payload"
+        )
+
+
+class ConcurrencyError(StoreError):
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        self.stream, self.expected, self.actual = stream, expected, actual
+        super().__init__(f"stream {stream} is at version {actual}, the writer expected {expected}")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event as stored: its place in the log, its stream and its tamper-evident hashes."""
+
+    position: int
+    event_id: UUID
+    event_type: str
+    trial_id: str
+    site_id: str
+    patient_id: str
+    stream_version: int
+    stored_at: datetime
+    payload: str  # the canonical JSON of the event
+    payload_hash: str
+    chain_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    status: Literal["stored", "duplicate"]
+    position: int
+    stream_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that was not accepted, kept with everything needed to see why and fix it."""
+
+    id: int
+    received_at: datetime
+    source: str
+    site_id: str | None
+    location: str
+    raw: bytes
+    problems: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    checked: int
+    broken_at: int | None = None  # position of the first broken link
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+class WriteSession(ReferenceSource, Protocol):
+    """One exclusive write transaction; committed when its context exits without error."""
+
+    def append(self, event: EventBase, expected_version: int | None = None) -> AppendResult:
+        """Append (or recognise a resend of) one event. Raises ``EventIdConflictError``."""
+        ...
+
+    def reject(
+        self,
+        source: str,
+        site_id: str | None,
+        location: str,
+        raw: bytes,
+        problems: Sequence[dict[str, Any]],
+    ) -> int:
+        """Keep a rejected record in the dead-letter store; returns its id."""
+        ...
+
+    def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
+        """(position, payload hash) of an already stored event id."""
+        ...
+
+
+class EventStore(Protocol):
+    def write(self) -> AbstractContextManager[WriteSession]: ...
+
+    def read(
+        self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
+    ) -> Iterator[StoredEvent]:
+        """Events with position > ``after`` in position order (optionally stored <= a time)."""
+        ...
+
+    def head(self) -> int:
+        """The highest committed position (0 when empty)."""
+        ...
+
+    def stream(self, trial_id: str, patient_id: str) -> list[StoredEvent]: ...
+
+    def rejections(self, site_id: str | None = None, limit: int = 100) -> list[Rejection]: ...
+
+    def verify(self) -> VerifyResult:
+        """Walk the hash chain from the first event; name the first broken link."""
+        ...
