@@ -1,0 +1,1 @@
+"""Event stores: the port (``base``), in-memory and SQL (SQLite / PostgreSQL) backends."""

@@ -1,0 +1,191 @@
+"""The in-memory event store: the reference implementation of the port, used by unit tests.
+
+Same rules as the SQL store: one writer at a time (a lock), all-or-nothing transactions,
+idempotent appends, per-patient stream versions, chained hashes, a dead-letter list.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from safety_stream.events import EventBase, PatientEnrolled, encode_json
+from safety_stream.store.base import (
+    AppendResult,
+    ConcurrencyError,
+    EventIdConflictError,
+    Rejection,
+    StoredEvent,
+    VerifyResult,
+)
+from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash
+from safety_stream.store.verify import verify_chain
+from safety_stream.validation.references import AeFacts, ae_facts_after
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _State:
+    events: list[StoredEvent] = field(default_factory=list)
+    by_id: dict[UUID, StoredEvent] = field(default_factory=dict)
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    patients: dict[str, str] = field(default_factory=dict)
+    aes: dict[UUID, AeFacts] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+
+    def set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        """Write one entry, remembering how to take it back if the transaction fails."""
+        if key in table:
+            old = table[key]
+            self.undo.append(lambda: table.__setitem__(key, old))
+        else:
+            self.undo.append(lambda: table.pop(key))
+        table[key] = value
+
+    def rollback(self, events: int, rejections: int) -> None:
+        for step in reversed(self.undo):
+            step()
+        del self.events[events:]
+        del self.rejections[rejections:]
+
+
+class _MemorySession:
+    def __init__(self, state: _State, clock: Clock) -> None:
+        self._state = state
+        self._clock = clock
+
+    def ae_facts(self, ae_id: UUID) -> AeFacts | None:
+        return self._state.aes.get(ae_id)
+
+    def patient_site(self, patient_id: str) -> str | None:
+        return self._state.patients.get(patient_id)
+
+    def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
+        stored = self._state.by_id.get(event_id)
+        return None if stored is None else (stored.position, stored.payload_hash)
+
+    def append(self, event: EventBase, expected_version: int | None = None) -> AppendResult:
+        state = self._state
+        payload = encode_json(event)
+        digest = payload_hash(payload)
+        existing = state.by_id.get(event.event_id)
+        if existing is not None:
+            if existing.payload_hash != digest:
+                raise EventIdConflictError(event.event_id, existing.position)
+            return AppendResult("duplicate", existing.position, existing.stream_version)
+        stream = (event.trial_id, event.patient_id)
+        version = state.versions.get(stream, 0)
+        if expected_version is not None and expected_version != version:
+            raise ConcurrencyError(f"{stream[0]}/{stream[1]}", expected_version, version)
+        position = len(state.events) + 1
+        previous = state.events[-1].chain_hash if state.events else GENESIS
+        stored = StoredEvent(
+            position=position,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            trial_id=event.trial_id,
+            site_id=event.site_id,
+            patient_id=event.patient_id,
+            stream_version=version + 1,
+            stored_at=self._clock(),
+            payload=payload,
+            payload_hash=digest,
+            chain_hash=chain_hash(previous, position, event.event_id, digest),
+        )
+        state.events.append(stored)
+        state.set(state.by_id, event.event_id, stored)
+        state.set(state.versions, stream, version + 1)
+        if type(event) is PatientEnrolled:
+            state.set(state.patients, event.patient_id, event.site_id)
+        change = ae_facts_after(event, state.aes.get)
+        if change is not None:
+            state.set(state.aes, change[0], change[1])
+        return AppendResult("stored", position, version + 1)
+
+    def reject(
+        self,
+        source: str,
+        site_id: str | None,
+        location: str,
+        raw: bytes,
+        problems: Sequence[dict[str, Any]],
+    ) -> int:
+        rejection = Rejection(
+            id=len(self._state.rejections) + 1,
+            received_at=self._clock(),
+            source=source,
+            site_id=site_id,
+            location=location,
+            raw=bytes(raw),
+            problems=[dict(p) for p in problems],
+        )
+        self._state.rejections.append(rejection)
+        return rejection.id
+
+
+class InMemoryEventStore:
+    """All state in memory; a failed write transaction is undone entry by entry."""
+
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._committed = 0  # readers see events up to here only (read committed)
+
+    @contextmanager
+    def write(self) -> Iterator[_MemorySession]:
+        with self._lock:
+            state = self._state
+            marks = (len(state.events), len(state.rejections))
+            state.undo.clear()
+            try:
+                yield _MemorySession(state, self._clock)
+            except BaseException:
+                state.rollback(*marks)
+                raise
+            else:
+                self._committed = len(state.events)
+            finally:
+                state.undo.clear()
+
+    def read(
+        self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
+    ) -> Iterator[StoredEvent]:
+        events = self._state.events[after : self._committed]
+        if limit is not None:
+            events = events[:limit]
+        for stored in events:
+            if stored_until is not None and stored.stored_at > stored_until:
+                return
+            yield stored
+
+    def head(self) -> int:
+        return self._committed
+
+    def stream(self, trial_id: str, patient_id: str) -> list[StoredEvent]:
+        return [
+            e for e in self._state.events if (e.trial_id, e.patient_id) == (trial_id, patient_id)
+        ]
+
+    def rejections(self, site_id: str | None = None, limit: int = 100) -> list[Rejection]:
+        selected = [r for r in self._state.rejections if site_id is None or r.site_id == site_id]
+        return list(reversed(selected))[:limit]
+
+    def verify(self) -> VerifyResult:
+        return verify_chain(self.read())
+
+    def tamper(self, position: int, payload: str) -> None:
+        """Test hook: overwrite a stored payload in place, as an attacker with DB access could."""
+        index = position - 1
+        self._state.events[index] = replace(self._state.events[index], payload=payload)

@@ -1,0 +1,323 @@
+"""The SQL event store (SQLite by default, PostgreSQL by URL) behind the ``EventStore`` port.
+
+Appends are serialised by one lock per store: ``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped
+advisory lock on PostgreSQL. Positions are assigned under that lock and committed in order, so a
+reader following the log by position can never skip an event that commits late (the failure
+mode of sequence-assigned positions). Rows written in one ``write()`` go to the database in a
+few bulk statements at commit; lookups inside the transaction see them through an overlay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from safety_stream.events import EventBase, PatientEnrolled, encode_json
+from safety_stream.store.base import (
+    AppendResult,
+    ConcurrencyError,
+    EventIdConflictError,
+    Rejection,
+    StoredEvent,
+    StoreError,
+    VerifyResult,
+)
+from safety_stream.store.engine import WRITE_OPTION, make_engine
+from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash
+from safety_stream.store.memory import Clock, utc_now
+from safety_stream.store.tables import (
+    AeIndexRow,
+    EventRow,
+    PatientIndexRow,
+    RejectionRow,
+    StreamRow,
+)
+from safety_stream.store.verify import verify_chain
+from safety_stream.validation.references import AeFacts, ae_facts_after
+
+APPEND_LOCK_KEY = 0x5AFE_57E0  # PostgreSQL advisory lock id of the append lock
+LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
+LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
+READ_PAGE = 5_000
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        position=row.position,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        trial_id=row.trial_id,
+        site_id=row.site_id,
+        patient_id=row.patient_id,
+        stream_version=row.stream_version,
+        stored_at=row.stored_at,
+        payload=row.payload,
+        payload_hash=row.payload_hash,
+        chain_hash=row.chain_hash,
+    )
+
+
+class _SqlSession:
+    """One locked write transaction; pending rows are flushed in bulk by ``flush``."""
+
+    def __init__(self, connection: Connection, clock: Clock) -> None:
+        self._db = connection
+        self._clock = clock
+        last = connection.execute(
+            select(EventRow.position, EventRow.chain_hash)
+            .order_by(EventRow.position.desc())
+            .limit(1)
+        ).first()
+        self._position, self._chain = (last[0], last[1]) if last else (0, GENESIS)
+        self._events: list[dict[str, Any]] = []
+        self._by_id: dict[UUID, tuple[int, str]] = {}
+        self._versions: dict[tuple[str, str], tuple[int, bool]] = {}  # -> (version, in db)
+        self._patients: dict[str, tuple[str, str]] = {}
+        self._aes: dict[UUID, AeFacts | None] = {}  # read from the index, or changed here
+        self._aes_in_db: set[UUID] = set()
+        self._aes_changed: set[UUID] = set()
+        self._rejections: list[dict[str, Any]] = []
+
+    # ReferenceSource / StoredLookup
+    def ae_facts(self, ae_id: UUID) -> AeFacts | None:
+        if ae_id in self._aes:
+            return self._aes[ae_id]
+        row = self._db.execute(select(AeIndexRow).where(AeIndexRow.ae_id == ae_id)).first()
+        if row is None:
+            self._aes[ae_id] = None
+            return None
+        facts = AeFacts(
+            row.patient_id,
+            row.site_id,
+            row.ctcae_term,
+            row.onset_date,
+            row.grade,
+            row.fatal,
+            row.retracted,
+        )
+        self._aes[ae_id] = facts
+        self._aes_in_db.add(ae_id)
+        return facts
+
+    def patient_site(self, patient_id: str) -> str | None:
+        pending = self._patients.get(patient_id)
+        if pending is not None:
+            return pending[1]
+        return self._db.execute(
+            select(PatientIndexRow.site_id).where(PatientIndexRow.patient_id == patient_id)
+        ).scalar()
+
+    def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
+        pending = self._by_id.get(event_id)
+        if pending is not None:
+            return pending
+        row = self._db.execute(
+            select(EventRow.position, EventRow.payload_hash).where(EventRow.event_id == event_id)
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def _version(self, stream: tuple[str, str]) -> tuple[int, bool]:
+        known = self._versions.get(stream)
+        if known is None:
+            version = self._db.execute(
+                select(StreamRow.version).where(
+                    StreamRow.trial_id == stream[0], StreamRow.patient_id == stream[1]
+                )
+            ).scalar()
+            known = (version, True) if version is not None else (0, False)
+        return known
+
+    def append(self, event: EventBase, expected_version: int | None = None) -> AppendResult:
+        payload = encode_json(event)
+        digest = payload_hash(payload)
+        existing = self.stored_hash(event.event_id)
+        if existing is not None:
+            if existing[1] != digest:
+                raise EventIdConflictError(event.event_id, existing[0])
+            return AppendResult("duplicate", existing[0], 0)
+        stream = (event.trial_id, event.patient_id)
+        version, in_db = self._version(stream)
+        if expected_version is not None and expected_version != version:
+            raise ConcurrencyError(f"{stream[0]}/{stream[1]}", expected_version, version)
+        self._position += 1
+        self._chain = chain_hash(self._chain, self._position, event.event_id, digest)
+        self._events.append(
+            {
+                "position": self._position,
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "schema_version": event.schema_version,
+                "trial_id": event.trial_id,
+                "site_id": event.site_id,
+                "patient_id": event.patient_id,
+                "stream_version": version + 1,
+                "occurred_at": event.occurred_at,
+                "recorded_at": event.recorded_at,
+                "stored_at": self._clock(),
+                "payload": payload,
+                "payload_hash": digest,
+                "chain_hash": self._chain,
+            }
+        )
+        self._by_id[event.event_id] = (self._position, digest)
+        self._versions[stream] = (version + 1, in_db)
+        if type(event) is PatientEnrolled:
+            self._patients[event.patient_id] = (event.trial_id, event.site_id)
+        change = ae_facts_after(event, self.ae_facts)
+        if change is not None:
+            self._aes[change[0]] = change[1]
+            self._aes_changed.add(change[0])
+        return AppendResult("stored", self._position, version + 1)
+
+    def reject(
+        self,
+        source: str,
+        site_id: str | None,
+        location: str,
+        raw: bytes,
+        problems: Sequence[dict[str, Any]],
+    ) -> int:
+        self._rejections.append(
+            {
+                "received_at": self._clock(),
+                "source": source[:200],
+                "site_id": site_id,
+                "location": location[:200],
+                "raw": bytes(raw),
+                "problems": json.dumps(list(problems)),
+            }
+        )
+        return len(self._rejections)
+
+    def flush(self) -> None:
+        """Write everything pending (called once, just before commit)."""
+        db = self._db
+        if self._events:
+            db.execute(insert(EventRow), self._events)
+        new_streams = [
+            {"trial_id": s[0], "patient_id": s[1], "version": v}
+            for s, (v, in_db) in self._versions.items()
+            if not in_db
+        ]
+        if new_streams:
+            db.execute(insert(StreamRow), new_streams)
+        for (trial, patient), (version, in_db) in self._versions.items():
+            if in_db:
+                db.execute(
+                    update(StreamRow)
+                    .where(StreamRow.trial_id == trial, StreamRow.patient_id == patient)
+                    .values(version=version)
+                )
+        if self._patients:
+            db.execute(
+                insert(PatientIndexRow),
+                [
+                    {"patient_id": p, "trial_id": t, "site_id": s}
+                    for p, (t, s) in self._patients.items()
+                ],
+            )
+        for ae_id in self._aes_changed:
+            facts = self._aes[ae_id]
+            assert facts is not None
+            values = facts._asdict()
+            if ae_id in self._aes_in_db:
+                db.execute(update(AeIndexRow).where(AeIndexRow.ae_id == ae_id).values(values))
+            else:
+                db.execute(insert(AeIndexRow).values(ae_id=ae_id, **values))
+        if self._rejections:
+            db.execute(insert(RejectionRow), self._rejections)
+
+
+class SqlEventStore:
+    """The event store on SQLAlchemy; ``open`` migrates the schema to the newest version."""
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def open(cls, url: str, clock: Clock = utc_now) -> SqlEventStore:
+        from safety_stream.store.migrate import upgrade
+
+        engine = make_engine(url)
+        upgrade(engine)
+        return cls(engine, clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[_SqlSession]:
+        options = {WRITE_OPTION: True}
+        with self.engine.connect().execution_options(**options) as connection, connection.begin():
+            if self._postgres:
+                connection.execute(LOCK_APPENDS, {"key": APPEND_LOCK_KEY})
+            session = _SqlSession(connection, self._clock)
+            yield session
+            try:
+                session.flush()
+            except IntegrityError as error:  # only if the lock was bypassed
+                raise StoreError(f"concurrent append detected: {error.orig}") from error
+
+    def read(
+        self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
+    ) -> Iterator[StoredEvent]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = READ_PAGE if remaining is None else min(READ_PAGE, remaining)
+            query = select(EventRow).where(EventRow.position > after)
+            if stored_until is not None:
+                query = query.where(EventRow.stored_at <= stored_until)
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.order_by(EventRow.position).limit(page))
+                batch = [_stored(r) for r in rows]
+            yield from batch
+            if len(batch) < page:
+                return
+            after = batch[-1].position
+            if remaining is not None:
+                remaining -= len(batch)
+
+    def head(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.coalesce(func.max(EventRow.position), 0))
+            ).scalar_one()
+
+    def stream(self, trial_id: str, patient_id: str) -> list[StoredEvent]:
+        query = (
+            select(EventRow)
+            .where(EventRow.trial_id == trial_id, EventRow.patient_id == patient_id)
+            .order_by(EventRow.position)
+        )
+        with self.engine.connect() as connection:
+            return [_stored(r) for r in connection.execute(query)]
+
+    def rejections(self, site_id: str | None = None, limit: int = 100) -> list[Rejection]:
+        query = select(RejectionRow).order_by(RejectionRow.id.desc()).limit(limit)
+        if site_id is not None:
+            query = query.where(RejectionRow.site_id == site_id)
+        with self.engine.connect() as connection:
+            return [
+                Rejection(
+                    id=r.id,
+                    received_at=r.received_at,
+                    source=r.source,
+                    site_id=r.site_id,
+                    location=r.location,
+                    raw=r.raw,
+                    problems=json.loads(r.problems),
+                )
+                for r in connection.execute(query)
+            ]
+
+    def verify(self) -> VerifyResult:
+        return verify_chain(self.read())

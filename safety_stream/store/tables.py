@@ -1,0 +1,168 @@
+"""The SQL schema of the store (SQLAlchemy 2.0 typed declarative), shared by SQLite and PostgreSQL.
+
+Alembic migrations in ``store/migrations`` create exactly this; a test compares the two.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Position = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: INTEGER PRIMARY KEY = rowid
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC times on every backend (SQLite keeps no zone, so it is re-attached)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class EventRow(Base):
+    """The log: append-only, one row per accepted event, in global position order."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "patient_id", "stream_version"),
+        Index(None, "stored_at"),
+    )
+
+    position: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=False)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid(), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    schema_version: Mapped[int] = mapped_column(Integer)
+    trial_id: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(String(64))
+    stream_version: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    stored_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    payload: Mapped[str] = mapped_column(Text)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    chain_hash: Mapped[str] = mapped_column(String(64))
+
+
+class StreamRow(Base):
+    """The current version of each patient stream (for optimistic concurrency)."""
+
+    __tablename__ = "streams"
+
+    trial_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class PatientIndexRow(Base):
+    """Which site enrolled each patient (write-side index for reference checks)."""
+
+    __tablename__ = "patient_index"
+
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trial_id: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[str] = mapped_column(String(64))
+
+
+class AeIndexRow(Base):
+    """What amendments are checked against (write-side index for reference checks)."""
+
+    __tablename__ = "ae_index"
+
+    ae_id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[str] = mapped_column(String(64))
+    ctcae_term: Mapped[str] = mapped_column(String(200))
+    onset_date: Mapped[date] = mapped_column(Date)
+    grade: Mapped[int] = mapped_column(Integer)
+    fatal: Mapped[bool]
+    retracted: Mapped[bool]
+
+
+class RejectionRow(Base):
+    """The dead-letter store: every record that was not accepted, with why."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (Index(None, "site_id"),)
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    source: Mapped[str] = mapped_column(String(200))
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(200))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    problems: Mapped[str] = mapped_column(Text)  # JSON list of problems
+
+
+class SiteRow(Base):
+    """A credential: a site's (or a reader's) hashed bearer token and role."""
+
+    __tablename__ = "credentials"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProjectionPositionRow(Base):
+    """How far each projection has read the log; written in the same transaction as its state."""
+
+    __tablename__ = "projection_positions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Position)
+
+
+class ProjectionDocRow(Base):
+    """Projection state: one JSON document per key (a patient, an AE)."""
+
+    __tablename__ = "projection_docs"
+
+    projection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    doc: Mapped[str] = mapped_column(Text)
+
+
+def row_values(row: Any) -> dict[str, Any]:
+    """Column values of an ORM-mapped row class instance (for bulk inserts)."""
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}

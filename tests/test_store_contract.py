@@ -1,0 +1,158 @@
+"""One contract for every event store backend: memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES, example
+
+from safety_stream.events import EventBase, decode_json, decode_object
+from safety_stream.store.base import (
+    ConcurrencyError,
+    EventIdConflictError,
+    EventStore,
+)
+from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.sql import SqlEventStore
+
+SAMPLE_LINES = (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
+SAMPLE: list[EventBase] = [decode_json(line) for line in SAMPLE_LINES]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> Iterator[EventStore]:
+    if request.param == "memory":
+        yield InMemoryEventStore()
+        return
+    url_fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    sql = SqlEventStore.open(request.getfixturevalue(url_fixture))
+    yield sql
+    sql.close()
+
+
+def append_all(store: EventStore, events: list[EventBase]) -> None:
+    with store.write() as session:
+        for event in events:
+            session.append(event)
+
+
+def test_append_assigns_consecutive_positions_and_stream_versions(store: EventStore) -> None:
+    with store.write() as session:
+        results = [session.append(e) for e in SAMPLE[:5]]
+    assert [r.position for r in results] == [1, 2, 3, 4, 5]
+    assert all(r.status == "stored" for r in results)
+    assert store.head() == 5
+    read = list(store.read())
+    assert [s.event_id for s in read] == [e.event_id for e in SAMPLE[:5]]
+    per_patient: dict[str, list[int]] = {}
+    for stored in read:
+        per_patient.setdefault(stored.patient_id, []).append(stored.stream_version)
+    assert all(v == list(range(1, len(v) + 1)) for v in per_patient.values())
+
+
+def test_stored_payload_round_trips_to_the_same_event(store: EventStore) -> None:
+    append_all(store, SAMPLE)
+    assert [decode_json(s.payload) for s in store.read()] == SAMPLE
+
+
+def test_resending_the_same_event_is_a_duplicate_no_op(store: EventStore) -> None:
+    append_all(store, SAMPLE[:3])
+    with store.write() as session:
+        again = session.append(SAMPLE[1])
+    assert (again.status, again.position) == ("duplicate", 2)
+    assert store.head() == 3
+
+
+def test_same_id_with_another_payload_is_a_conflict_and_rolls_back(store: EventStore) -> None:
+    append_all(store, SAMPLE[:3])
+    tampered = SAMPLE[1].model_copy(update={"reporter": "someone-else"})
+    with pytest.raises(EventIdConflictError) as caught, store.write() as session:
+        session.append(SAMPLE[3])
+        session.append(tampered)
+    assert caught.value.position == 2
+    assert store.head() == 3, "the whole transaction is rolled back"
+    with store.write() as session:
+        assert session.stored_hash(SAMPLE[3].event_id) is None
+
+
+def test_optimistic_concurrency_on_patient_streams(store: EventStore) -> None:
+    enrolled = SAMPLE[0]
+    append_all(store, [enrolled])
+    follow_up = next(e for e in SAMPLE[1:] if e.patient_id == enrolled.patient_id)
+    with pytest.raises(ConcurrencyError) as caught, store.write() as session:
+        session.append(follow_up, expected_version=0)
+    assert (caught.value.expected, caught.value.actual) == (0, 1)
+    with store.write() as session:
+        assert session.append(follow_up, expected_version=1).stream_version == 2
+
+
+def test_reference_lookups_see_committed_and_pending_events(store: EventStore) -> None:
+    report = decode_object(example("ae.reported"))
+    with store.write() as session:
+        session.append(decode_object(example("patient.enrolled")))
+        assert session.patient_site("SPK-0101") == "CN-SH-01"
+        session.append(report)
+        facts = session.ae_facts(report.event_id)
+        assert facts is not None and facts.grade == 3
+    update = decode_object(example("ae.updated"))
+    retraction = decode_object(example("ae.retracted"))
+    with store.write() as session:
+        session.append(update)
+        session.append(retraction)
+    with store.write() as session:
+        facts = session.ae_facts(report.event_id)
+        assert facts is not None
+        assert (facts.grade, facts.retracted) == (4, True)
+        assert session.patient_site("SPK-0101") == "CN-SH-01"
+        assert session.patient_site("nobody") is None
+        assert session.ae_facts(uuid.uuid4()) is None
+
+
+def test_rejections_are_kept_with_their_reasons(store: EventStore) -> None:
+    problems: list[dict[str, Any]] = [{"path": "grade", "message": "too high", "code": "x"}]
+    with store.write() as session:
+        session.reject("http", "CN-SH-01", "item 0", b"\xff garbage", problems)
+        session.reject("file:x.ndjson", None, "line 9", b"{}", [])
+    kept = store.rejections()
+    assert [r.location for r in kept] == ["line 9", "item 0"]
+    assert kept[1].raw == b"\xff garbage" and kept[1].problems == problems
+    assert [r.location for r in store.rejections(site_id="CN-SH-01")] == ["item 0"]
+
+
+def test_read_after_position_with_limit(store: EventStore) -> None:
+    append_all(store, SAMPLE)
+    assert [s.position for s in store.read(after=45)] == [46, 47, 48, 49, 50]
+    assert [s.position for s in store.read(after=10, limit=3)] == [11, 12, 13]
+    assert len(store.stream("SPARKLE-L", "SPK-0101")) == sum(
+        e.patient_id == "SPK-0101" for e in SAMPLE
+    )
+
+
+def test_verify_passes_on_an_intact_log_and_names_the_first_broken_link(
+    store: EventStore,
+) -> None:
+    append_all(store, SAMPLE[:20])
+    assert store.verify().ok and store.verify().checked == 20
+    tampered = json.loads(SAMPLE[6].model_dump_json())
+    tampered["reporter"] = "mallory"
+    if isinstance(store, InMemoryEventStore):
+        store.tamper(7, json.dumps(tampered))
+    else:
+        from sqlalchemy import update
+
+        from safety_stream.store.tables import EventRow
+
+        assert isinstance(store, SqlEventStore)
+        with store.engine.begin() as connection:
+            connection.execute(
+                update(EventRow).where(EventRow.position == 7).values(payload=json.dumps(tampered))
+            )
+    result = store.verify()
+    assert not result.ok
+    assert result.broken_at == 7
+    assert result.checked == 6
+    assert "does not match its stored hash" in (result.reason or "")
