@@ -1,0 +1,108 @@
+"""Projection repositories: in memory, and SQL documents with the position beside them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from safety_stream.projections.projector import PROJECTION
+from safety_stream.projections.state import AE_JSON, PATIENT_JSON, TrialState
+from safety_stream.store.tables import ProjectionDocRow, ProjectionPositionRow
+
+PATIENTS, AES = "patients", "aes"
+
+
+def _documents(
+    state: TrialState, patients: Iterable[str], aes: Iterable[UUID]
+) -> list[dict[str, Any]]:
+    docs = [
+        {
+            "projection": PATIENTS,
+            "key": key,
+            "doc": PATIENT_JSON.dump_json(state.patients[key]).decode(),
+        }
+        for key in patients
+    ]
+    docs += [
+        {"projection": AES, "key": str(key), "doc": AE_JSON.dump_json(state.aes[key]).decode()}
+        for key in aes
+    ]
+    return docs
+
+
+def _load(documents: Iterable[tuple[str, str, str]], position: int) -> TrialState:
+    state = TrialState(position=position)
+    for projection, key, doc in documents:
+        if projection == PATIENTS:
+            state.patients[key] = PATIENT_JSON.validate_json(doc)
+        else:
+            state.aes[UUID(key)] = AE_JSON.validate_json(doc)
+    return state
+
+
+class InMemoryProjectionRepository:
+    def __init__(self) -> None:
+        self.documents: dict[tuple[str, str], str] = {}
+        self.position = 0
+
+    def load(self) -> TrialState:
+        return _load(((p, k, d) for (p, k), d in self.documents.items()), self.position)
+
+    def save(self, state: TrialState, patients: set[str], aes: set[UUID]) -> None:
+        for doc in _documents(state, patients, aes):
+            self.documents[(doc["projection"], doc["key"])] = doc["doc"]
+        self.position = state.position
+
+    def replace_all(self, state: TrialState) -> None:
+        self.documents.clear()
+        self.save(state, set(state.patients), set(state.aes))
+
+
+class SqlProjectionRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def load(self) -> TrialState:
+        with self._engine.connect() as connection:
+            position = connection.execute(
+                select(ProjectionPositionRow.position).where(
+                    ProjectionPositionRow.name == PROJECTION
+                )
+            ).scalar()
+            rows = connection.execute(
+                select(ProjectionDocRow.projection, ProjectionDocRow.key, ProjectionDocRow.doc)
+            )
+            return _load(((r[0], r[1], r[2]) for r in rows), position or 0)
+
+    def _upsert(self, connection: Connection, docs: list[dict[str, Any]], position: int) -> None:
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        if docs:
+            statement = dialect.insert(ProjectionDocRow)
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["projection", "key"], set_={"doc": statement.excluded.doc}
+                ),
+                docs,
+            )
+        statement = dialect.insert(ProjectionPositionRow).values(name=PROJECTION, position=position)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["name"], set_={"position": statement.excluded.position}
+            )
+        )
+
+    def save(self, state: TrialState, patients: set[str], aes: set[UUID]) -> None:
+        with self._engine.begin() as connection:
+            self._upsert(connection, _documents(state, patients, aes), state.position)
+
+    def replace_all(self, state: TrialState) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(delete(ProjectionDocRow))
+            docs = _documents(state, state.patients, state.aes)
+            for start in range(0, len(docs), 10_000):
+                connection.execute(insert(ProjectionDocRow), docs[start : start + 10_000])
+            self._upsert(connection, [], state.position)

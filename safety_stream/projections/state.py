@@ -1,0 +1,180 @@
+"""Projection state: every patient's exposure and status, and every AE's current version.
+
+``apply`` folds one event into the state. It is the only place the state changes, it does no
+I/O and reads no clock, and folding the same events in the same order always gives the same
+state; the projector, replay and "as of" queries all use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import TypeAdapter
+
+from safety_stream.ctcae import ctcae_dictionary
+from safety_stream.events import (
+    AdverseEventReported,
+    AdverseEventResolved,
+    AdverseEventRetracted,
+    AdverseEventUpdated,
+    ChildPughAssessed,
+    EventBase,
+    LabResulted,
+    PatientDied,
+    PatientEnrolled,
+    PatientLostToFollowUp,
+    PatientWithdrawn,
+    TreatmentAdministered,
+)
+
+PatientStatus = Literal["on_study", "withdrawn", "died", "lost_to_follow_up"]
+
+
+@dataclass
+class Exposure:
+    """One modality for one patient: first and last administration, and how many."""
+
+    first: datetime
+    last: datetime
+    administrations: int = 1
+
+
+@dataclass
+class PatientState:
+    patient_id: str
+    trial_id: str
+    site_id: str
+    enrolled_at: datetime | None
+    status: PatientStatus = "on_study"
+    status_at: datetime | None = None
+    exposure: dict[str, Exposure] = field(default_factory=dict)
+    child_pugh_baseline: int | None = None
+    child_pugh_latest: int | None = None
+    lab_peaks: dict[str, float] = field(default_factory=dict)  # test -> max value / ULN
+
+
+@dataclass
+class AeState:
+    """The current version of one AE: the report folded with its amendments."""
+
+    ae_id: UUID
+    patient_id: str
+    site_id: str
+    ctcae_term: str
+    soc: str
+    grade: int
+    onset_date: date
+    attribution: dict[str, str]
+    seriousness: list[str]
+    expectedness: str
+    immune_related: bool
+    reported_at: datetime
+    status: Literal["open", "resolved", "retracted"] = "open"
+    outcome: str | None = None
+    end_date: date | None = None
+    amendments: list[UUID] = field(default_factory=list)
+
+
+@dataclass
+class TrialState:
+    position: int = 0
+    patients: dict[str, PatientState] = field(default_factory=dict)
+    aes: dict[UUID, AeState] = field(default_factory=dict)
+
+
+PATIENT_JSON = TypeAdapter(PatientState)
+AE_JSON = TypeAdapter(AeState)
+
+
+def _patient(state: TrialState, event: EventBase) -> PatientState:
+    patient = state.patients.get(event.patient_id)
+    if patient is None:  # the store never lets this happen; a foreign log might
+        patient = PatientState(event.patient_id, event.trial_id, event.site_id, None)
+        state.patients[event.patient_id] = patient
+    return patient
+
+
+def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | None, UUID | None]:
+    """Fold ``event`` (stored at ``position``) into ``state``.
+
+    Returns the keys it changed (patient id, AE id) so callers persist only those.
+    """
+    state.position = position
+    kind = type(event)
+    if kind is AdverseEventReported:
+        report: AdverseEventReported = event  # type: ignore[assignment]
+        term = ctcae_dictionary().lookup(report.ctcae_term)
+        state.aes[report.event_id] = AeState(
+            ae_id=report.event_id,
+            patient_id=report.patient_id,
+            site_id=report.site_id,
+            ctcae_term=report.ctcae_term,
+            soc=term.soc if term else "",
+            grade=report.grade,
+            onset_date=report.onset_date,
+            attribution={m: a.value for m, a in report.attribution.model_dump().items()},
+            seriousness=sorted(s.value for s in report.seriousness),
+            expectedness=report.expectedness.value,
+            immune_related=report.immune_related,
+            reported_at=report.recorded_at,
+        )
+        return None, report.event_id
+    if kind in (AdverseEventUpdated, AdverseEventResolved, AdverseEventRetracted):
+        return None, _amend(state, event)  # type: ignore[arg-type]
+    if kind is PatientEnrolled:
+        state.patients[event.patient_id] = PatientState(
+            event.patient_id, event.trial_id, event.site_id, event.occurred_at
+        )
+        return event.patient_id, None
+    patient = _patient(state, event)
+    if kind is TreatmentAdministered:
+        modality = event.treatment.modality  # type: ignore[attr-defined]
+        known = patient.exposure.get(modality)
+        if known is None:
+            patient.exposure[modality] = Exposure(event.occurred_at, event.occurred_at)
+        else:
+            known.first = min(known.first, event.occurred_at)
+            known.last = max(known.last, event.occurred_at)
+            known.administrations += 1
+    elif kind in (PatientWithdrawn, PatientDied, PatientLostToFollowUp):
+        patient.status = event.event_type.removeprefix("patient.")  # type: ignore[assignment]
+        patient.status_at = event.occurred_at
+    elif kind is ChildPughAssessed:
+        score = event.score  # type: ignore[attr-defined]
+        if patient.child_pugh_baseline is None:
+            patient.child_pugh_baseline = score
+        patient.child_pugh_latest = score
+    elif kind is LabResulted:
+        lab: LabResulted = event  # type: ignore[assignment]
+        if lab.uln:
+            ratio = lab.value / lab.uln
+            patient.lab_peaks[lab.test.value] = max(ratio, patient.lab_peaks.get(lab.test.value, 0))
+    return patient.patient_id, None
+
+
+def _amend(
+    state: TrialState, event: AdverseEventUpdated | AdverseEventResolved | AdverseEventRetracted
+) -> UUID | None:
+    ae = state.aes.get(event.ae_id)
+    if ae is None:
+        return None
+    ae.amendments.append(event.event_id)
+    if isinstance(event, AdverseEventRetracted):
+        ae.status = "retracted"
+    elif isinstance(event, AdverseEventResolved):
+        ae.status, ae.outcome, ae.end_date = "resolved", event.outcome.value, event.end_date
+    else:
+        if event.grade is not None:
+            ae.grade = event.grade
+        if event.attribution is not None:
+            ae.attribution = {m: a.value for m, a in event.attribution.model_dump().items()}
+        if event.seriousness is not None:
+            ae.seriousness = sorted(s.value for s in event.seriousness)
+        if event.expectedness is not None:
+            ae.expectedness = event.expectedness.value
+        if event.immune_related is not None:
+            ae.immune_related = event.immune_related
+    return ae.ae_id
