@@ -1,0 +1,239 @@
+"""Projections: hand-checked toxicity counts, incremental == replay on every backend, as-of."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES, example
+
+from safety_stream.events import EventBase, Modality, decode_json, decode_object
+from safety_stream.plan import Window
+from safety_stream.projections.projector import ProjectionRepository, Projector, replay, state_as_of
+from safety_stream.projections.repositories import (
+    InMemoryProjectionRepository,
+    SqlProjectionRepository,
+)
+from safety_stream.projections.state import TrialState
+from safety_stream.projections.toxicity import modality_table
+from safety_stream.store.base import EventStore
+from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.sql import SqlEventStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Trial:
+    """Builds a small event history with explicit times."""
+
+    def __init__(self) -> None:
+        self.events: list[EventBase] = []
+
+    def add(self, kind: str, patient: str, day: int, site: str = "S1", **fields: Any) -> str:
+        when = (T0 + timedelta(days=day)).isoformat()
+        document = {
+            "event_type": kind,
+            "schema_version": 1,
+            "event_id": str(uuid.uuid4()),
+            "trial_id": "SPARKLE-L",
+            "site_id": site,
+            "patient_id": patient,
+            "reporter": "test",
+            "occurred_at": when,
+            "recorded_at": when,
+            **fields,
+        }
+        self.events.append(decode_object(document))
+        return str(document["event_id"])
+
+    def enrol(self, patient: str, day: int = 0, site: str = "S1") -> None:
+        self.add(
+            "patient.enrolled", patient, day, site,
+            consent_date=(T0 + timedelta(days=day)).date().isoformat(),
+            planned_modalities=["radiotherapy", "chemotherapy", "immunotherapy"],
+        )  # fmt: skip
+
+    def treat(self, patient: str, modality: str, day: int, site: str = "S1") -> None:
+        treatment = {
+            "radiotherapy": {"modality": "radiotherapy", "technique": "SBRT", "fraction": 1,
+                             "fractions_planned": 5, "dose_gy": 10, "target": "liver"},
+            "chemotherapy": {"modality": "chemotherapy", "regimen": "FOLFOX", "cycle": 1},
+            "immunotherapy": {"modality": "immunotherapy", "agent": "toripalimab",
+                              "dose_mg": 240, "cycle": 1},
+        }[modality]  # fmt: skip
+        self.add("treatment.administered", patient, day, site, treatment=treatment)
+
+    def ae(
+        self, patient: str, day: int, term: str, code: int, grade: int,
+        rt: str = "unrelated", ct: str = "unrelated", it: str = "unrelated", site: str = "S1",
+    ) -> str:  # fmt: skip
+        return self.add(
+            "ae.reported", patient, day, site,
+            ctcae_version="5.0", ctcae_term=term, meddra_code=code, grade=grade,
+            onset_date=(T0 + timedelta(days=day)).date().isoformat(),
+            seriousness=["death"] if grade == 5 else [], expectedness="expected",
+            immune_related=False,
+            attribution={"radiotherapy": rt, "chemotherapy": ct, "immunotherapy": it},
+            action_taken="dose_not_changed",
+        )  # fmt: skip
+
+
+NEUTROPENIA = ("Neutrophil count decreased", 10029366)
+DIARRHEA = ("Diarrhea", 10012727)
+NAUSEA = ("Nausea", 10028813)
+
+
+def small_trial() -> Trial:
+    trial = Trial()
+    for number, site in [(1, "S1"), (2, "S1"), (3, "S2"), (4, "S2")]:
+        trial.enrol(f"P{number}", site=site)
+        trial.treat(f"P{number}", "chemotherapy", 7, site)
+    trial.treat("P1", "radiotherapy", 30)
+    # P1: two chemo-related AEs; worst grade 3 counts once
+    trial.ae("P1", 10, *NEUTROPENIA, 3, ct="probable")
+    trial.ae("P1", 12, *NAUSEA, 2, ct="possible")
+    # P2: unlikely-related grade 4: not related, so not counted
+    trial.ae("P2", 10, *NEUTROPENIA, 4, ct="unlikely")
+    # P3: grade 3 retracted: never counts
+    retracted = trial.ae("P3", 11, *DIARRHEA, 3, ct="definite", site="S2")
+    trial.add("ae.retracted", "P3", 12, "S2", ae_id=retracted, reason="wrong patient")
+    # P4: grade 2 upgraded to 3
+    upgraded = trial.ae("P4", 15, *DIARRHEA, 2, ct="possible", site="S2")
+    trial.add("ae.updated", "P4", 17, "S2", ae_id=upgraded, grade=3, reason="worsened")
+    # an AE related to two modalities counts for both
+    trial.ae("P1", 40, *DIARRHEA, 3, rt="possible", ct="possible")
+    return trial
+
+
+def project(events: list[EventBase]) -> TrialState:
+    store = InMemoryEventStore()
+    with store.write() as session:
+        for event in events:
+            session.append(event)
+    projector = Projector(store, InMemoryProjectionRepository())
+    projector.catch_up()
+    return projector.state
+
+
+def test_chemotherapy_table_counts_patients_by_worst_related_grade() -> None:
+    table = modality_table(
+        project(small_trial().events), Modality.CHEMOTHERAPY, T0 + timedelta(days=60)
+    )
+    assert table.exposed == 4
+    assert table.by_worst_grade == {"0": 2, "1": 0, "2": 0, "3": 2, "4": 0, "5": 0}
+    assert (table.grade3_or_worse.count, table.grade3_or_worse.n) == (2, 4)
+    assert table.grade3_or_worse.rate == 0.5
+    assert table.grade3_or_worse.ci95_low == pytest.approx(0.0676, abs=1e-4)
+    assert table.grade3_or_worse.ci95_high == pytest.approx(0.9324, abs=1e-4)
+    by_term = {row.name: row for row in table.by_term}
+    assert by_term["Diarrhea"].by_worst_grade["3"] == 2  # P1 and P4 (P3 retracted)
+    assert by_term["Neutrophil count decreased"].patients == 1  # P2's is only 'unlikely'
+    assert by_term["Nausea"].by_worst_grade["2"] == 1
+    assert {row.site_id: row.grade3_or_worse.count for row in table.by_site} == {"S1": 1, "S2": 1}
+
+
+def test_an_ae_related_to_two_modalities_counts_in_both() -> None:
+    table = modality_table(
+        project(small_trial().events), Modality.RADIOTHERAPY, T0 + timedelta(days=60)
+    )
+    assert table.exposed == 1
+    assert table.grade3_or_worse.count == 1
+    assert [row.name for row in table.by_term] == ["Diarrhea"]
+
+
+def test_evaluable_patients_need_the_whole_window_or_the_event() -> None:
+    trial = small_trial()
+    window = {"late": Window(anchor="last_exposure", modality=Modality.CHEMOTHERAPY, days=30)}
+    state = project(trial.events)
+    # day 30: chemo on day 7 + 30 days = day 37 not reached; only P1 and P4 (events) evaluable
+    early = modality_table(state, Modality.CHEMOTHERAPY, T0 + timedelta(days=30), windows=window)
+    assert (early.evaluable[0].evaluable, early.evaluable[0].grade3_or_worse.count) == (2, 2)
+    late = modality_table(state, Modality.CHEMOTHERAPY, T0 + timedelta(days=37), windows=window)
+    assert late.evaluable[0].evaluable == 4
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def backend(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[EventStore, ProjectionRepository, ProjectionRepository]]:
+    if request.param == "memory":
+        yield InMemoryEventStore(), InMemoryProjectionRepository(), InMemoryProjectionRepository()
+        return
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    store = SqlEventStore.open(url)
+    yield store, SqlProjectionRepository(store.engine), SqlProjectionRepository(store.engine)
+    store.close()
+
+
+def test_incremental_projection_equals_a_clean_replay(
+    backend: tuple[EventStore, ProjectionRepository, ProjectionRepository],
+) -> None:
+    store, live_repository, replay_repository = backend
+    events: list[EventBase] = [
+        decode_json(line)
+        for line in (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
+    ]
+    events += small_trial().events
+    projector = Projector(store, live_repository)
+    for start in range(0, len(events), 7):  # many small commits, caught up after each
+        with store.write() as session:
+            for event in events[start : start + 7]:
+                session.append(event)
+        projector.catch_up()
+    rebuilt, count, _ = replay(store, replay_repository)
+    assert count == len(events)
+    assert rebuilt == projector.state
+    # the persisted copy (what a restarted process loads) is the same state too
+    assert Projector(store, live_repository).state == projector.state
+
+
+def test_a_restarted_projector_resumes_from_its_saved_position() -> None:
+    store = InMemoryEventStore()
+    repository = InMemoryProjectionRepository()
+    events = small_trial().events
+    with store.write() as session:
+        for event in events[:10]:
+            session.append(event)
+    Projector(store, repository).catch_up()
+    with store.write() as session:
+        for event in events[10:]:
+            session.append(event)
+    resumed = Projector(store, repository)
+    assert resumed.state.position == 10
+    assert resumed.catch_up() == len(events) - 10
+    assert resumed.state == project(events)
+
+
+def test_state_as_of_a_past_time_ignores_later_events() -> None:
+    times = iter(T0 + timedelta(hours=h) for h in range(1000))
+    store = InMemoryEventStore(clock=lambda: next(times))
+    events = small_trial().events
+    for event in events:
+        with store.write() as session:
+            session.append(event)
+    update_index = next(i for i, e in enumerate(events) if e.event_type == "ae.updated")
+    upgraded = events[update_index].ae_id  # type: ignore[attr-defined]
+    before_upgrade = state_as_of(store, T0 + timedelta(hours=update_index - 1))
+    assert before_upgrade.aes[upgraded].grade == 2
+    assert state_as_of(store, T0 + timedelta(hours=update_index)).aes[upgraded].grade == 3
+    assert state_as_of(store, T0 + timedelta(hours=2000)) == project(events)
+
+
+def test_example_history_builds_the_expected_ae_states() -> None:
+    state = project(
+        [
+            decode_object(example(n))
+            for n in ("patient.enrolled", "ae.reported", "ae.updated", "ae.resolved")
+        ]
+    )
+    [ae] = state.aes.values()
+    assert (ae.grade, ae.status, ae.outcome, ae.seriousness) == (
+        4,
+        "resolved",
+        "recovered",
+        ["hospitalisation"],
+    )
+    assert ae.soc == "Investigations"
