@@ -7,7 +7,7 @@ references) and ingest (references resolved against the store).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 from uuid import UUID
@@ -72,9 +72,11 @@ class Validator:
         ctcae: CtcaeDictionary,
         outside: ReferenceSource | None = None,
         stored: StoredLookup | None = None,
+        gate: Callable[[EventBase], list[Problem]] | None = None,
     ) -> None:
         self._ctcae = ctcae
         self._stored = stored
+        self._gate = gate  # e.g. "this credential writes only its own site's events"
         self.references = ReferenceChecker(ctcae, outside)
 
     def validate(
@@ -125,6 +127,10 @@ class Validator:
         except ValidationError as error:
             problems = problems_from_validation_error(error)
             return RecordResult(location, raw, None, (prior or []) + problems, [])
+        if self._gate is not None:
+            refused = self._gate(event)
+            if refused:  # decided before anything else is looked up for this caller
+                return RecordResult(location, raw, None, (prior or []) + refused, [])
         if self._stored is not None and not prior:
             resent = self._resend_of_stored(location, raw, event)
             if resent is not None:

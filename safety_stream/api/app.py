@@ -1,0 +1,286 @@
+"""The HTTP API of the embedded runtime (FastAPI; OpenAPI docs at /docs), versioned under /v1.
+
+POST /v1/events takes one JSON event, a JSON array, NDJSON (``application/x-ndjson``) or an
+EDC CSV export (``text/csv``). It answers only after the transaction holding the submission
+(stored events and dead letters alike) has committed. Status: 201 when something new was stored,
+200 when everything was a duplicate, 422 when any record was invalid, 403 when any record
+belongs to another site, 409 when any reused an event id with another payload; the body lists
+every record's outcome either way.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from safety_stream import __version__
+from safety_stream.api.schemas import (
+    AeOut,
+    ErrorBody,
+    ExposureResponse,
+    ExposureRow,
+    HealthResponse,
+    IngestResponse,
+    PatientHistoryResponse,
+    RejectionOut,
+    ToxicityResponse,
+)
+from safety_stream.auth import Principal
+from safety_stream.events import Modality
+from safety_stream.ingest import IngestReport, ingest
+from safety_stream.projections.projector import state_as_of
+from safety_stream.projections.state import TrialState
+from safety_stream.projections.toxicity import toxicity_tables
+from safety_stream.runtime import Runtime
+from safety_stream.validation.edc_csv import read_edc_csv
+from safety_stream.validation.records import InputFormat, read_json_document, read_ndjson
+
+CONTENT_TYPES = {
+    "application/json": InputFormat.JSON,
+    "application/x-ndjson": InputFormat.NDJSON,
+    "application/ndjson": InputFormat.NDJSON,
+    "text/csv": InputFormat.CSV,
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "missing or unknown bearer token"},
+    403: {"model": IngestResponse | ErrorBody, "description": "not allowed for this credential"},
+}
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _status(report: IngestReport) -> int:
+    statuses = {o.status for o in report.outcomes}
+    for status, code in (("rejected", 422), ("forbidden", 403), ("conflict", 409)):
+        if status in statuses:
+            return code
+    return 201 if "stored" in statuses else 200
+
+
+def principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller (401 without a known bearer token)."""
+    runtime: Runtime = request.app.state.runtime
+    found = runtime.credentials.authenticate(credentials.credentials) if credentials else None
+    if found is None:
+        raise HTTPException(401, "missing or unknown bearer token", {"WWW-Authenticate": "Bearer"})
+    return found
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """The API over one runtime (the composition root builds the runtime)."""
+    app = FastAPI(
+        title="safety-stream",
+        version=__version__,
+        description="Adverse-event ingest and live safety monitoring for clinical trials.",
+    )
+
+    app.state.runtime = runtime
+
+    def state_for(as_of: datetime | None) -> tuple[TrialState, datetime]:
+        if as_of is None:
+            runtime.projector.catch_up()
+            return runtime.projector.state, datetime.now(UTC)
+        moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        return state_as_of(runtime.store, moment), moment
+
+    @app.post(
+        "/v1/events",
+        status_code=201,
+        response_model=IngestResponse,
+        responses={
+            200: {"model": IngestResponse, "description": "every record was a duplicate"},
+            409: {"model": IngestResponse, "description": "an event id was reused"},
+            413: {"model": ErrorBody, "description": "body larger than the limit"},
+            415: {"model": ErrorBody, "description": "unsupported content type"},
+            422: {"model": IngestResponse, "description": "invalid records (kept as dead letters)"},
+            **ERRORS,
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}
+                    },
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
+    async def post_events(request: Request, caller: Caller) -> JSONResponse:
+        if not caller.can_write:
+            raise HTTPException(403, f"role {caller.role} cannot write events")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        input_format = CONTENT_TYPES.get(content_type)
+        if input_format is None:
+            raise HTTPException(415, "use application/json, application/x-ndjson or text/csv")
+        limit = runtime.settings.max_body_bytes
+        if int(request.headers.get("content-length") or 0) > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise HTTPException(413, f"body larger than {limit} bytes")
+        started = time.perf_counter()
+        report = await run_in_threadpool(_ingest, runtime, bytes(body), input_format, caller)
+        runtime.metrics.append_seconds.observe(time.perf_counter() - started)
+        for outcome in report.outcomes:
+            runtime.metrics.count(outcome.status, outcome.event_type)
+        await run_in_threadpool(runtime.projector.catch_up)
+        return JSONResponse(IngestResponse.of(report).model_dump(mode="json"), _status(report))
+
+    @app.get("/v1/toxicity", response_model=ToxicityResponse, responses=ERRORS)
+    def toxicity(caller: Caller, as_of: datetime | None = None) -> ToxicityResponse:
+        """Per-modality toxicity tables: patients by worst related grade, by term, SOC, site."""
+        with runtime.projector.lock:
+            state, moment = state_for(as_of)
+            tables = toxicity_tables(
+                state,
+                moment,
+                runtime.plan.related_means_at_least,
+                runtime.plan.windows,
+                caller.sees_site,
+            )
+            return ToxicityResponse(
+                as_of=moment,
+                position=state.position,
+                related_at_least=runtime.plan.related_means_at_least.value,
+                plan_version=runtime.plan.version,
+                modalities=tables,
+            )
+
+    @app.get("/v1/exposure", response_model=ExposureResponse, responses=ERRORS)
+    def exposure(caller: Caller, as_of: datetime | None = None) -> ExposureResponse:
+        """Enrolled patients and their first/last exposure to each modality."""
+        with runtime.projector.lock:
+            state, moment = state_for(as_of)
+            patients = [
+                p
+                for p in state.patients.values()
+                if caller.sees_site is None or p.site_id == caller.sees_site
+            ]
+            return ExposureResponse(
+                as_of=moment,
+                position=state.position,
+                enrolled=len(patients),
+                exposed={m.value: sum(m.value in p.exposure for p in patients) for m in Modality},
+                patients=[
+                    ExposureRow(
+                        patient_id=p.patient_id,
+                        site_id=p.site_id,
+                        status=p.status,
+                        enrolled_at=p.enrolled_at,
+                        first_exposure={m: e.first for m, e in p.exposure.items()},
+                        last_exposure={m: e.last for m, e in p.exposure.items()},
+                    )
+                    for p in sorted(patients, key=lambda p: p.patient_id)
+                ],
+            )
+
+    @app.get(
+        "/v1/patients/{patient_id}/adverse-events",
+        response_model=PatientHistoryResponse,
+        responses={**ERRORS, 404: {"model": ErrorBody, "description": "no such patient"}},
+    )
+    def patient_history(patient_id: str, caller: Caller) -> PatientHistoryResponse:
+        """One patient's AEs: their current versions, and every AE event in log order."""
+        with runtime.projector.lock:
+            runtime.projector.catch_up()
+            patient = runtime.projector.state.patients.get(patient_id)
+            if patient is None or caller.sees_site not in (None, patient.site_id):
+                raise HTTPException(404, "no such patient")  # never confirm another site's ids
+            aes = [a for a in runtime.projector.state.aes.values() if a.patient_id == patient_id]
+        stream = runtime.store.stream(patient.trial_id, patient_id)
+        return PatientHistoryResponse(
+            patient_id=patient_id,
+            site_id=patient.site_id,
+            adverse_events=[
+                AeOut(
+                    ae_id=str(a.ae_id),
+                    ctcae_term=a.ctcae_term,
+                    soc=a.soc,
+                    grade=a.grade,
+                    onset_date=a.onset_date,
+                    status=a.status,
+                    outcome=a.outcome,
+                    end_date=a.end_date,
+                    attribution=a.attribution,
+                    seriousness=a.seriousness,
+                    expectedness=a.expectedness,
+                    immune_related=a.immune_related,
+                )
+                for a in aes
+            ],
+            events=[
+                {"position": s.position, "stored_at": s.stored_at.isoformat(), "event": s.payload}
+                for s in stream
+                if s.event_type.startswith("ae.")
+            ],
+        )
+
+    @app.get("/v1/rejections", response_model=list[RejectionOut], responses=ERRORS)
+    def rejections(
+        caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[RejectionOut]:
+        """The dead-letter store, newest first (a site sees only its own submissions)."""
+        return [
+            RejectionOut(
+                id=r.id,
+                received_at=r.received_at,
+                source=r.source,
+                site_id=r.site_id,
+                location=r.location,
+                raw=r.raw.decode("utf-8", errors="backslashreplace"),
+                problems=r.problems,
+            )
+            for r in runtime.store.rejections(site_id=caller.sees_site, limit=limit)
+        ]
+
+    @app.get("/healthz", response_model=HealthResponse)
+    def health() -> HealthResponse:
+        return HealthResponse(
+            status="ok",
+            position=runtime.store.head(),
+            projection_position=runtime.projector.state.position,
+        )
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _ingest(
+    runtime: Runtime, body: bytes, input_format: InputFormat, caller: Principal
+) -> IngestReport:
+    stream = io.BytesIO(body)
+    if input_format is InputFormat.NDJSON:
+        records = read_ndjson(stream)
+    elif input_format is InputFormat.JSON:
+        records = read_json_document(stream)
+    else:
+        records = read_edc_csv(stream)
+    return ingest(
+        runtime.store,
+        records,
+        input_format,
+        runtime.ctcae,
+        source=f"http:{caller.name}",
+        site_id=caller.site_id if caller.role == "site" else None,
+    )

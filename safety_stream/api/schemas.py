@@ -1,0 +1,124 @@
+"""Response bodies of the HTTP API (their JSON Schemas appear in the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from safety_stream.ingest import IngestReport
+from safety_stream.projections.toxicity import ModalityTable
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ProblemOut(_Body):
+    path: str
+    message: str
+    code: str
+    allowed: str | None
+
+
+class ItemResult(_Body):
+    location: str
+    status: str  # stored | duplicate | rejected | conflict | forbidden
+    event_id: str | None
+    event_type: str | None
+    position: int | None
+    problems: list[ProblemOut]
+
+
+class IngestResponse(_Body):
+    stored: int
+    duplicates: int
+    rejected: int
+    results: list[ItemResult]
+
+    @classmethod
+    def of(cls, report: IngestReport) -> IngestResponse:
+        return cls(
+            stored=report.count("stored"),
+            duplicates=report.count("duplicate"),
+            rejected=len(report.outcomes) - report.count("stored") - report.count("duplicate"),
+            results=[
+                ItemResult(
+                    location=o.location,
+                    status=o.status,
+                    event_id=o.event_id,
+                    event_type=o.event_type,
+                    position=o.position,
+                    problems=[ProblemOut(**p.as_dict()) for p in o.problems],
+                )
+                for o in report.outcomes
+            ],
+        )
+
+
+class ErrorBody(_Body):
+    detail: str
+
+
+class ToxicityResponse(_Body):
+    as_of: datetime
+    position: int
+    related_at_least: str
+    plan_version: str
+    modalities: list[ModalityTable]
+
+
+class ExposureRow(_Body):
+    patient_id: str
+    site_id: str
+    status: str
+    enrolled_at: datetime | None
+    first_exposure: dict[str, datetime]
+    last_exposure: dict[str, datetime]
+
+
+class ExposureResponse(_Body):
+    as_of: datetime
+    position: int
+    enrolled: int
+    exposed: dict[str, int]
+    patients: list[ExposureRow]
+
+
+class AeOut(_Body):
+    ae_id: str
+    ctcae_term: str
+    soc: str
+    grade: int
+    onset_date: date
+    status: str
+    outcome: str | None
+    end_date: date | None
+    attribution: dict[str, str]
+    seriousness: list[str]
+    expectedness: str
+    immune_related: bool
+
+
+class PatientHistoryResponse(_Body):
+    patient_id: str
+    site_id: str
+    adverse_events: list[AeOut]
+    events: list[dict[str, Any]]  # the patient's AE events in log order, as stored
+
+
+class RejectionOut(_Body):
+    id: int
+    received_at: datetime
+    source: str
+    site_id: str | None
+    location: str
+    raw: str  # UTF-8 with undecodable bytes escaped
+    problems: list[dict[str, Any]]
+
+
+class HealthResponse(_Body):
+    status: str
+    position: int
+    projection_position: int

@@ -1,0 +1,22 @@
+"""Runtime settings: environment variables ``SAFETY_STREAM_*`` (or flags) with safe defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB = "sqlite:///safety-stream.db"
+
+
+class Settings(BaseSettings):
+    """Everything the embedded runtime needs; nothing is read at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="SAFETY_STREAM_", extra="forbid")
+
+    db: str = Field(default=DEFAULT_DB, description="SQLAlchemy URL of the event store")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    plan: Path | None = Field(default=None, description="Monitoring plan (default: SPARKLE-L)")
+    max_body_bytes: int = Field(default=16 << 20, gt=0, description="Largest accepted POST")
