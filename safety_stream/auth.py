@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -101,4 +101,4 @@ class SqlCredentials:
             ).first()
         if row is None or row[1] not in ROLES:
             return None
-        return Principal(row[0], cast(Role, row[1]), row[2])
+        return Principal(row[0], row[1], row[2])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from safety_stream import __version__
+from safety_stream.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +35,60 @@ def build_parser() -> argparse.ArgumentParser:
     plan_commands = plan.add_subparsers(dest="plan_command", required=True)
     check = plan_commands.add_parser("check", help="validate a plan and list its rules")
     check.add_argument("plan_file", type=Path, metavar="PLAN.yaml")
+
+    serve = commands.add_parser("serve", help="run the embedded runtime (API, store, projections)")
+    _db(serve)
+    serve.add_argument("--host", help=f"listen address (default {Settings().host})")
+    serve.add_argument("--port", type=int, help=f"listen port (default {Settings().port})")
+    serve.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
+
+    sites = commands.add_parser("sites", help="site credentials")
+    sites_add = sites.add_subparsers(dest="sites_command", required=True).add_parser(
+        "add", help="create a site's token (printed once, on the last line)"
+    )
+    sites_add.add_argument("site")
+    _db(sites_add)
+    readers = commands.add_parser("readers", help="read-only credentials (safety officer, DSMB)")
+    readers_add = readers.add_subparsers(dest="readers_command", required=True).add_parser(
+        "add", help="create a reader's token (printed once, on the last line)"
+    )
+    readers_add.add_argument("name")
+    readers_add.add_argument("--role", choices=["safety_officer", "dsmb", "admin"], required=True)
+    _db(readers_add)
+
+    post = commands.add_parser("post", help="post events to the ingest API as a site")
+    post.add_argument("file", metavar="FILE|-")
+    post.add_argument("--url", default="http://127.0.0.1:8080")
+    post.add_argument("--token", required=True, help="the site's bearer token")
+    post.add_argument("--batch-size", type=int, default=500)
+
+    verify = commands.add_parser("verify", help="walk the hash chain of the log")
+    _db(verify)
+    rejected = commands.add_parser("rejected", help="list the dead-letter store")
+    _db(rejected)
+    rejected.add_argument("--site")
+    rejected.add_argument("--limit", type=int, default=100)
+    rejected.add_argument("--json", action="store_true")
+    replay = commands.add_parser("replay", help="rebuild every projection from the log")
+    _db(replay)
     return parser
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        help="store URL, e.g. sqlite:///trial.db or postgresql://user@host/db "
+        "(default: $SAFETY_STREAM_DB, else sqlite:///safety-stream.db in this directory)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key in ("db", "host", "port", "plan")
+        if (value := getattr(args, key, None)) is not None
+    }
+    return Settings(**overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +105,34 @@ def main(argv: list[str] | None = None) -> int:
         from safety_stream.commands import plan
 
         return plan.run(args.plan_file)
+    return _store_commands(args)
+
+
+def _store_commands(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.command == "serve":
+        from safety_stream.commands import serve
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        return serve.run(settings)
+    if args.command in ("sites", "readers"):
+        from safety_stream.commands import credentials
+
+        if args.command == "sites":
+            return credentials.add(settings.db, args.site, "site", args.site)
+        return credentials.add(settings.db, args.name, args.role, None)
+    if args.command == "post":
+        from safety_stream.commands import post
+
+        return post.run(args.url, args.token, args.file, args.batch_size)
+    from safety_stream.commands import store
+
+    if args.command == "verify":
+        return store.verify(settings.db)
+    if args.command == "rejected":
+        return store.rejected(settings.db, args.site, args.limit, args.json)
+    if args.command == "replay":
+        return store.replay_command(settings.db)
     raise AssertionError(f"unhandled command {args.command}")
 
 
