@@ -174,6 +174,13 @@ def test_toxicity_as_of_a_past_time(api: Api) -> None:
     assert now["enrolled"] == 1
 
 
+@pytest.mark.parametrize("as_of", ["0.5", "2026-01-01T00:00:00", "yesterday"])
+def test_as_of_must_be_a_zoned_iso_time(api: Api, as_of: str) -> None:
+    response = api.get("officer", f"/v1/toxicity?as_of={as_of}")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "as_of"]
+
+
 def test_health_and_metrics(api: Api) -> None:
     api.post("admin", SAMPLE, "application/x-ndjson")
     api.post("CN-SH-01", {"event_type": "ae.reported"})

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -77,6 +78,34 @@ def principal(
 
 
 Caller = Annotated[Principal, Depends(principal)]
+AsOf = Annotated[
+    str | None,
+    Query(
+        description="Answer as the system stood at this time (ISO 8601 with offset)",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
+
+
+def parse_as_of(text: str) -> datetime:
+    """An ISO 8601 time with a UTC offset; anything else is a 422 that says so."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "datetime_parsing",
+                    "loc": ("query", "as_of"),
+                    "msg": "as_of must be an ISO 8601 time with a UTC offset, "
+                    "e.g. 2026-03-01T00:00:00Z",
+                    "input": text,
+                }
+            ]
+        )
+    return moment
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -89,11 +118,11 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.state.runtime = runtime
 
-    def state_for(as_of: datetime | None) -> tuple[TrialState, datetime]:
+    def state_for(as_of: str | None) -> tuple[TrialState, datetime]:
         if as_of is None:
             runtime.projector.catch_up()
             return runtime.projector.state, datetime.now(UTC)
-        moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        moment = parse_as_of(as_of)
         return state_as_of(runtime.store, moment), moment
 
     @app.post(
@@ -145,7 +174,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse(IngestResponse.of(report).model_dump(mode="json"), _status(report))
 
     @app.get("/v1/toxicity", response_model=ToxicityResponse, responses=ERRORS)
-    def toxicity(caller: Caller, as_of: datetime | None = None) -> ToxicityResponse:
+    def toxicity(caller: Caller, as_of: AsOf = None) -> ToxicityResponse:
         """Per-modality toxicity tables: patients by worst related grade, by term, SOC, site."""
         with runtime.projector.lock:
             state, moment = state_for(as_of)
@@ -165,7 +194,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             )
 
     @app.get("/v1/exposure", response_model=ExposureResponse, responses=ERRORS)
-    def exposure(caller: Caller, as_of: datetime | None = None) -> ExposureResponse:
+    def exposure(caller: Caller, as_of: AsOf = None) -> ExposureResponse:
         """Enrolled patients and their first/last exposure to each modality."""
         with runtime.projector.lock:
             state, moment = state_for(as_of)
