@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from safety_stream.events import EventBase, PatientEnrolled, encode_json
@@ -44,7 +44,53 @@ from safety_stream.validation.references import AeFacts, ae_facts_after
 
 APPEND_LOCK_KEY = 0x5AFE_57E0  # PostgreSQL advisory lock id of the append lock
 LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
+# Statements are built once: building a SQLAlchemy expression costs more than running it.
+FIND_AE = select(AeIndexRow).where(AeIndexRow.ae_id == bindparam("ae_id"))
+FIND_PATIENT_SITE = select(PatientIndexRow.site_id).where(
+    PatientIndexRow.patient_id == bindparam("patient_id")
+)
+FIND_STORED = select(EventRow.position, EventRow.payload_hash).where(
+    EventRow.event_id == bindparam("event_id")
+)
+FIND_VERSION = select(StreamRow.version).where(
+    StreamRow.trial_id == bindparam("trial_id"), StreamRow.patient_id == bindparam("patient_id")
+)
+SET_VERSION = (
+    update(StreamRow)
+    .where(
+        StreamRow.trial_id == bindparam("b_trial"), StreamRow.patient_id == bindparam("b_patient")
+    )
+    .values(version=bindparam("version"))
+)
+SET_AE = (
+    update(AeIndexRow)
+    .where(AeIndexRow.ae_id == bindparam("b_ae_id"))
+    .values({c: bindparam(c) for c in AeFacts._fields})
+)
 LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
+# Statements are built once: building a SQLAlchemy expression costs more than running it.
+FIND_AE = select(AeIndexRow).where(AeIndexRow.ae_id == bindparam("ae_id"))
+FIND_PATIENT_SITE = select(PatientIndexRow.site_id).where(
+    PatientIndexRow.patient_id == bindparam("patient_id")
+)
+FIND_STORED = select(EventRow.position, EventRow.payload_hash).where(
+    EventRow.event_id == bindparam("event_id")
+)
+FIND_VERSION = select(StreamRow.version).where(
+    StreamRow.trial_id == bindparam("trial_id"), StreamRow.patient_id == bindparam("patient_id")
+)
+SET_VERSION = (
+    update(StreamRow)
+    .where(
+        StreamRow.trial_id == bindparam("b_trial"), StreamRow.patient_id == bindparam("b_patient")
+    )
+    .values(version=bindparam("version"))
+)
+SET_AE = (
+    update(AeIndexRow)
+    .where(AeIndexRow.ae_id == bindparam("b_ae_id"))
+    .values({c: bindparam(c) for c in AeFacts._fields})
+)
 READ_PAGE = 5_000
 
 
@@ -77,7 +123,8 @@ class _SqlSession:
         ).first()
         self._position, self._chain = (last[0], last[1]) if last else (0, GENESIS)
         self._events: list[dict[str, Any]] = []
-        self._by_id: dict[UUID, tuple[int, str]] = {}
+        self._by_id: dict[UUID, tuple[int, str] | None] = {}
+        self._sites: dict[str, str | None] = {}  # patient -> site, as read from the index
         self._versions: dict[tuple[str, str], tuple[int, bool]] = {}  # -> (version, in db)
         self._patients: dict[str, tuple[str, str]] = {}
         self._aes: dict[UUID, AeFacts | None] = {}  # read from the index, or changed here
@@ -89,7 +136,7 @@ class _SqlSession:
     def ae_facts(self, ae_id: UUID) -> AeFacts | None:
         if ae_id in self._aes:
             return self._aes[ae_id]
-        row = self._db.execute(select(AeIndexRow).where(AeIndexRow.ae_id == ae_id)).first()
+        row = self._db.execute(FIND_AE, {"ae_id": ae_id}).first()
         if row is None:
             self._aes[ae_id] = None
             return None
@@ -110,26 +157,25 @@ class _SqlSession:
         pending = self._patients.get(patient_id)
         if pending is not None:
             return pending[1]
-        return self._db.execute(
-            select(PatientIndexRow.site_id).where(PatientIndexRow.patient_id == patient_id)
-        ).scalar()
+        if patient_id not in self._sites:
+            self._sites[patient_id] = self._db.execute(
+                FIND_PATIENT_SITE, {"patient_id": patient_id}
+            ).scalar()
+        return self._sites[patient_id]
 
     def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
-        pending = self._by_id.get(event_id)
-        if pending is not None:
-            return pending
-        row = self._db.execute(
-            select(EventRow.position, EventRow.payload_hash).where(EventRow.event_id == event_id)
-        ).first()
-        return None if row is None else (row[0], row[1])
+        if event_id in self._by_id:  # appended here, or looked up before (hit or miss)
+            return self._by_id[event_id]
+        row = self._db.execute(FIND_STORED, {"event_id": event_id}).first()
+        found = None if row is None else (row[0], row[1])
+        self._by_id[event_id] = found
+        return found
 
     def _version(self, stream: tuple[str, str]) -> tuple[int, bool]:
         known = self._versions.get(stream)
         if known is None:
             version = self._db.execute(
-                select(StreamRow.version).where(
-                    StreamRow.trial_id == stream[0], StreamRow.patient_id == stream[1]
-                )
+                FIND_VERSION, {"trial_id": stream[0], "patient_id": stream[1]}
             ).scalar()
             known = (version, True) if version is not None else (0, False)
         return known
@@ -208,13 +254,13 @@ class _SqlSession:
         ]
         if new_streams:
             db.execute(insert(StreamRow), new_streams)
-        for (trial, patient), (version, in_db) in self._versions.items():
-            if in_db:
-                db.execute(
-                    update(StreamRow)
-                    .where(StreamRow.trial_id == trial, StreamRow.patient_id == patient)
-                    .values(version=version)
-                )
+        changed_streams = [
+            {"b_trial": s[0], "b_patient": s[1], "version": v}
+            for s, (v, in_db) in self._versions.items()
+            if in_db
+        ]
+        if changed_streams:
+            db.execute(SET_VERSION, changed_streams)
         if self._patients:
             db.execute(
                 insert(PatientIndexRow),
@@ -223,14 +269,18 @@ class _SqlSession:
                     for p, (t, s) in self._patients.items()
                 ],
             )
+        updated, inserted = [], []
         for ae_id in self._aes_changed:
             facts = self._aes[ae_id]
             assert facts is not None
-            values = facts._asdict()
             if ae_id in self._aes_in_db:
-                db.execute(update(AeIndexRow).where(AeIndexRow.ae_id == ae_id).values(values))
+                updated.append({"b_ae_id": ae_id, **facts._asdict()})
             else:
-                db.execute(insert(AeIndexRow).values(ae_id=ae_id, **values))
+                inserted.append({"ae_id": ae_id, **facts._asdict()})
+        if updated:
+            db.execute(SET_AE, updated)
+        if inserted:
+            db.execute(insert(AeIndexRow), inserted)
         if self._rejections:
             db.execute(insert(RejectionRow), self._rejections)
 
