@@ -96,7 +96,9 @@ class ReferenceChecker:
             and self._patients.get(event.patient_id) == event.site_id
         ):
             if admit:
-                self._admit(key, location, raw, event)
+                self._seen_raw[key] = raw
+                self._seen_at[key] = location
+                self._remember(event)
             return CLEAN
         problems: list[Problem] = []
         unresolved: list[str] = []
@@ -104,7 +106,9 @@ class ReferenceChecker:
         if type(event) in _AMENDMENTS:
             self._check_amendment(event, problems, unresolved)  # type: ignore[arg-type]
         if admit and not problems:
-            self._admit(key, location, raw, event)
+            self._seen_raw[key] = raw
+            self._seen_at[key] = location
+            self._remember(event)
         if problems or unresolved:
             return ReferenceResult(problems, unresolved)
         return CLEAN
@@ -125,11 +129,6 @@ class ReferenceChecker:
             ],
             [],
         )
-
-    def _admit(self, key: int, location: str, raw: bytes, event: EventBase) -> None:
-        self._seen_raw[key] = raw
-        self._seen_at[key] = location
-        self._remember(event)
 
     def _remember(self, event: EventBase) -> None:
         kind = type(event)
