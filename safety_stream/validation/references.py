@@ -95,7 +95,7 @@ class ReferenceChecker:
             and kind is not PatientEnrolled
             and self._patients.get(event.patient_id) == event.site_id
         ):
-            if admit:
+            if admit:  # inlined, not a helper call: this path runs for most events
                 self._seen_raw[key] = raw
                 self._seen_at[key] = location
                 self._remember(event)
