@@ -268,15 +268,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     ) -> list[RejectionOut]:
         """The dead-letter store, newest first (a site sees only its own submissions)."""
         return [
-            RejectionOut(
-                id=r.id,
-                received_at=r.received_at,
-                source=r.source,
-                site_id=r.site_id,
-                location=r.location,
-                raw=r.raw.decode("utf-8", errors="backslashreplace"),
-                problems=r.problems,
-            )
+            RejectionOut.of(r)
             for r in runtime.store.rejections(site_id=caller.sees_site, limit=limit)
         ]
 

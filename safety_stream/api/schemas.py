@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from safety_stream.ingest import IngestReport
 from safety_stream.projections.toxicity import ModalityTable
+from safety_stream.store.base import Rejection
 
 
 class _Body(BaseModel):
@@ -116,6 +117,18 @@ class RejectionOut(_Body):
     location: str
     raw: str  # UTF-8 with undecodable bytes escaped
     problems: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, rejection: Rejection) -> RejectionOut:
+        return cls(
+            id=rejection.id,
+            received_at=rejection.received_at,
+            source=rejection.source,
+            site_id=rejection.site_id,
+            location=rejection.location,
+            raw=rejection.raw.decode("utf-8", errors="backslashreplace"),
+            problems=rejection.problems,
+        )
 
 
 class HealthResponse(_Body):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from safety_stream.api.schemas import RejectionOut
 from safety_stream.projections.projector import replay
 from safety_stream.projections.repositories import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
@@ -35,18 +36,7 @@ def rejected(db: str, site: str | None, limit: int, as_json: bool) -> int:
     rows = store.rejections(site_id=site, limit=limit)
     store.close()
     if as_json:
-        documents = [
-            {
-                "id": r.id,
-                "received_at": r.received_at.isoformat(),
-                "source": r.source,
-                "site_id": r.site_id,
-                "location": r.location,
-                "raw": r.raw.decode("utf-8", errors="backslashreplace"),
-                "problems": r.problems,
-            }
-            for r in rows
-        ]
+        documents = [RejectionOut.of(r).model_dump(mode="json") for r in rows]
         print(json.dumps(documents, indent=2))
         return 0
     if not rows:

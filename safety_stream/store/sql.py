@@ -67,30 +67,6 @@ SET_AE = (
     .where(AeIndexRow.ae_id == bindparam("b_ae_id"))
     .values({c: bindparam(c) for c in AeFacts._fields})
 )
-LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
-# Statements are built once: building a SQLAlchemy expression costs more than running it.
-FIND_AE = select(AeIndexRow).where(AeIndexRow.ae_id == bindparam("ae_id"))
-FIND_PATIENT_SITE = select(PatientIndexRow.site_id).where(
-    PatientIndexRow.patient_id == bindparam("patient_id")
-)
-FIND_STORED = select(EventRow.position, EventRow.payload_hash).where(
-    EventRow.event_id == bindparam("event_id")
-)
-FIND_VERSION = select(StreamRow.version).where(
-    StreamRow.trial_id == bindparam("trial_id"), StreamRow.patient_id == bindparam("patient_id")
-)
-SET_VERSION = (
-    update(StreamRow)
-    .where(
-        StreamRow.trial_id == bindparam("b_trial"), StreamRow.patient_id == bindparam("b_patient")
-    )
-    .values(version=bindparam("version"))
-)
-SET_AE = (
-    update(AeIndexRow)
-    .where(AeIndexRow.ae_id == bindparam("b_ae_id"))
-    .values({c: bindparam(c) for c in AeFacts._fields})
-)
 READ_PAGE = 5_000
 
 
