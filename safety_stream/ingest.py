@@ -9,9 +9,12 @@ then finds nothing or everything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+from uuid import UUID
 
 from safety_stream.ctcae import CtcaeDictionary
 from safety_stream.events import EventBase
@@ -37,6 +40,7 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class IngestReport:
     outcomes: list[Outcome]
+    appended: list[tuple[int, EventBase]] = field(default_factory=list)  # newly stored, in order
 
     def count(self, status: Status) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -49,6 +53,44 @@ def _site_problem(allowed_site: str) -> Problem:
         code="auth.site_mismatch",
         allowed=allowed_site,
     )
+
+
+_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9A-Fa-f-]{32,36})"')
+_AE_ID = re.compile(rb'"ae_id"\s*:\s*"([0-9A-Fa-f-]{32,36})"')
+_PATIENT_ID = re.compile(rb'"patient_id"\s*:\s*"([^"\\]{1,64})"')
+
+
+def _uuids(texts: Iterable[str | bytes]) -> set[UUID]:
+    found = set()
+    for text in texts:
+        with suppress(ValueError, TypeError, AttributeError):  # not an id: validation says so
+            found.add(UUID(text.decode() if isinstance(text, bytes) else text))
+    return found
+
+
+def lookup_keys(records: list[RawRecord]) -> tuple[set[UUID], set[UUID], set[str]]:
+    """The event ids, cited AE ids and patient ids a batch will look up, found cheaply.
+
+    A cache warmer only: it may miss ids (e.g. oddly escaped JSON) or find ids that turn out
+    invalid; either way validation and the store still look up whatever they need.
+    """
+    event_ids: list[Any] = []
+    ae_ids: list[Any] = []
+    patients: set[str] = set()
+    for record in records:
+        if not record.parsed:
+            event_ids += _EVENT_ID.findall(record.raw)
+            ae_ids += _AE_ID.findall(record.raw)
+            patients.update(p.decode("utf-8", "replace") for p in _PATIENT_ID.findall(record.raw))
+            continue
+        values = record.value if isinstance(record.value, list) else [record.value]
+        for value in values:
+            if isinstance(value, dict):
+                event_ids.append(value.get("event_id"))
+                ae_ids.append(value.get("ae_id"))
+                if isinstance(value.get("patient_id"), str):
+                    patients.add(value["patient_id"])
+    return _uuids(event_ids), _uuids(ae_ids), patients
 
 
 def _status(problems: list[Problem]) -> Status:
@@ -69,7 +111,9 @@ def ingest(
     site_id: str | None,
 ) -> IngestReport:
     """Validate and store ``records``; ``site_id`` restricts writes to one site (None: any)."""
+    records = list(records)
     outcomes: list[Outcome] = []
+    appended: list[tuple[int, EventBase]] = []
     positions: dict[str, int] = {}
 
     def gate(event: EventBase) -> list[Problem]:
@@ -78,6 +122,7 @@ def ingest(
         return []
 
     with store.write() as session:
+        session.prefetch(*lookup_keys(records))
         validator = Validator(ctcae, outside=session, stored=session, gate=gate)
         results = validator.validate(records, csv_paths=input_format is InputFormat.CSV)
         for result in results:
@@ -108,11 +153,11 @@ def ingest(
                     Outcome(result.location, "duplicate", event_id, event.event_type, position)
                 )
                 continue
-            appended = session.append(event)
-            positions[event_id] = appended.position
+            stored = session.append(event)
+            positions[event_id] = stored.position
+            if stored.status == "stored":
+                appended.append((stored.position, event))
             outcomes.append(
-                Outcome(
-                    result.location, appended.status, event_id, event.event_type, appended.position
-                )
+                Outcome(result.location, stored.status, event_id, event.event_type, stored.position)
             )
-    return IngestReport(outcomes)
+    return IngestReport(outcomes, appended)

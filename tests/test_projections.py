@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from conftest import EXAMPLES, example
 
+from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import EventBase, Modality, decode_json, decode_object
+from safety_stream.ingest import ingest
 from safety_stream.plan import Window
 from safety_stream.projections.projector import ProjectionRepository, Projector, replay, state_as_of
 from safety_stream.projections.repositories import (
@@ -22,6 +26,7 @@ from safety_stream.projections.toxicity import modality_table
 from safety_stream.store.base import EventStore
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.sql import SqlEventStore
+from safety_stream.validation.records import InputFormat, read_ndjson
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -237,3 +242,41 @@ def test_example_history_builds_the_expected_ae_states() -> None:
         ["hospitalisation"],
     )
     assert ae.soc == "Investigations"
+
+
+def _in_shanghai_time(line: bytes) -> bytes:
+    """The same event, its times written with the site's +08:00 offset instead of Z."""
+    document = json.loads(line)
+    for key in ("occurred_at", "recorded_at"):
+        moment = datetime.fromisoformat(document[key])
+        document[key] = moment.astimezone(timezone(timedelta(hours=8))).isoformat()
+    return json.dumps(document).encode()
+
+
+def test_following_ingested_events_equals_a_replay_even_with_an_interleaved_writer(
+    backend: tuple[EventStore, ProjectionRepository, ProjectionRepository],
+) -> None:
+    store, live_repository, replay_repository = backend
+    lines = (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
+    lines = [_in_shanghai_time(line) for line in lines]
+    projector = Projector(store, live_repository)
+
+    def post(chunk: list[bytes]) -> list[tuple[int, EventBase]]:
+        body = io.BytesIO(b"\n".join(chunk))
+        report = ingest(store, read_ndjson(body), InputFormat.NDJSON, ctcae_dictionary(), "t", None)
+        assert report.count("stored") == len(chunk)
+        return report.appended
+
+    chunks = [lines[start : start + 6] for start in range(0, len(lines), 6)]
+    for index, chunk in enumerate(chunks):
+        appended = post(chunk)
+        if index == 3:
+            continue  # another process wrote this one: this projector never sees it directly
+        assert projector.follow(appended) >= len(appended)
+    assert projector.state.position == store.head()
+    rebuilt, _, _ = replay(store, replay_repository)
+    assert rebuilt == projector.state
+    # same UTC instants, and the same documents a restarted process would load
+    assert Projector(store, live_repository).state == projector.state
+    assert all(p.enrolled_at is None or p.enrolled_at.utcoffset() == timedelta(0)
+               for p in projector.state.patients.values())  # fmt: skip

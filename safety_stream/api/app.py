@@ -170,7 +170,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
         for outcome in report.outcomes:
             runtime.metrics.count(outcome.status, outcome.event_type)
-        await run_in_threadpool(runtime.projector.catch_up)
+        await run_in_threadpool(runtime.projector.follow, report.appended)
         return JSONResponse(IngestResponse.of(report).model_dump(mode="json"), _status(report))
 
     @app.get("/v1/toxicity", response_model=ToxicityResponse, responses=ERRORS)

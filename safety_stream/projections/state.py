@@ -8,7 +8,7 @@ state; the projector, replay and "as of" queries all use it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from safety_stream.events import (
     AdverseEventResolved,
     AdverseEventRetracted,
     AdverseEventUpdated,
+    AttributionByModality,
     ChildPughAssessed,
     EventBase,
     LabResulted,
@@ -89,6 +90,21 @@ PATIENT_JSON = TypeAdapter(PatientState)
 AE_JSON = TypeAdapter(AeState)
 
 
+def _utc(moment: datetime) -> datetime:
+    # Events keep the site's offset in memory and are stored as UTC; the state holds UTC so it
+    # is the same whether it was folded from a live event or from its stored payload.
+    return moment.astimezone(UTC)
+
+
+def _attribution(given: AttributionByModality) -> dict[str, str]:
+    # str() of a StrEnum member is its value, and much cheaper than .value or model_dump()
+    return {
+        "radiotherapy": str(given.radiotherapy),
+        "chemotherapy": str(given.chemotherapy),
+        "immunotherapy": str(given.immunotherapy),
+    }
+
+
 def _patient(state: TrialState, event: EventBase) -> PatientState:
     patient = state.patients.get(event.patient_id)
     if patient is None:  # the store never lets this happen; a foreign log might
@@ -115,33 +131,34 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
             soc=term.soc if term else "",
             grade=report.grade,
             onset_date=report.onset_date,
-            attribution={m: a.value for m, a in report.attribution.model_dump().items()},
+            attribution=_attribution(report.attribution),
             seriousness=sorted(s.value for s in report.seriousness),
             expectedness=report.expectedness.value,
             immune_related=report.immune_related,
-            reported_at=report.recorded_at,
+            reported_at=_utc(report.recorded_at),
         )
         return None, report.event_id
     if kind in (AdverseEventUpdated, AdverseEventResolved, AdverseEventRetracted):
         return None, _amend(state, event)  # type: ignore[arg-type]
     if kind is PatientEnrolled:
         state.patients[event.patient_id] = PatientState(
-            event.patient_id, event.trial_id, event.site_id, event.occurred_at
+            event.patient_id, event.trial_id, event.site_id, _utc(event.occurred_at)
         )
         return event.patient_id, None
     patient = _patient(state, event)
     if kind is TreatmentAdministered:
         modality = event.treatment.modality  # type: ignore[attr-defined]
         known = patient.exposure.get(modality)
+        given = _utc(event.occurred_at)
         if known is None:
-            patient.exposure[modality] = Exposure(event.occurred_at, event.occurred_at)
+            patient.exposure[modality] = Exposure(given, given)
         else:
-            known.first = min(known.first, event.occurred_at)
-            known.last = max(known.last, event.occurred_at)
+            known.first = min(known.first, given)
+            known.last = max(known.last, given)
             known.administrations += 1
     elif kind in (PatientWithdrawn, PatientDied, PatientLostToFollowUp):
         patient.status = event.event_type.removeprefix("patient.")  # type: ignore[assignment]
-        patient.status_at = event.occurred_at
+        patient.status_at = _utc(event.occurred_at)
     elif kind is ChildPughAssessed:
         score = event.score  # type: ignore[attr-defined]
         if patient.child_pugh_baseline is None:
@@ -170,7 +187,7 @@ def _amend(
         if event.grade is not None:
             ae.grade = event.grade
         if event.attribution is not None:
-            ae.attribution = {m: a.value for m, a in event.attribution.model_dump().items()}
+            ae.attribution = _attribution(event.attribution)
         if event.seriousness is not None:
             ae.seriousness = sorted(s.value for s in event.seriousness)
         if event.expectedness is not None:

@@ -11,7 +11,7 @@ consecutive global positions, and positions become visible in order, so a reader
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,6 +112,15 @@ class WriteSession(ReferenceSource, Protocol):
         """(position, payload hash) of an already stored event id."""
         ...
 
+    def prefetch(
+        self, event_ids: Iterable[UUID], ae_ids: Iterable[UUID], patient_ids: Iterable[str]
+    ) -> None:
+        """Warm the lookups for a batch about to be appended (ids that may be absent are fine).
+
+        Only a cache: lookups not prefetched are answered one by one, as before.
+        """
+        ...
+
 
 class EventStore(Protocol):
     def write(self) -> AbstractContextManager[WriteSession]: ...
@@ -120,6 +129,12 @@ class EventStore(Protocol):
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
     ) -> Iterator[StoredEvent]:
         """Events with position > ``after`` in position order (optionally stored <= a time)."""
+        ...
+
+    def payloads(
+        self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
+    ) -> Iterator[tuple[int, str]]:
+        """Like ``read`` but only (position, canonical JSON): what projections fold."""
         ...
 
     def head(self) -> int:

@@ -37,6 +37,9 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # 64 MiB of page cache per connection (the default is 2 MiB): the event-id index takes
+        # random UUIDs, so once it outgrows the cache every append would read pages from disk.
+        cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -7,7 +7,7 @@ idempotent appends, per-patient stream versions, chained hashes, a dead-letter l
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -70,6 +70,11 @@ class _MemorySession:
 
     def patient_site(self, patient_id: str) -> str | None:
         return self._state.patients.get(patient_id)
+
+    def prefetch(
+        self, event_ids: Iterable[UUID], ae_ids: Iterable[UUID], patient_ids: Iterable[str]
+    ) -> None:
+        pass  # everything is already in memory
 
     def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
         stored = self._state.by_id.get(event_id)
@@ -169,6 +174,12 @@ class InMemoryEventStore:
             if stored_until is not None and stored.stored_at > stored_until:
                 return
             yield stored
+
+    def payloads(
+        self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
+    ) -> Iterator[tuple[int, str]]:
+        for stored in self.read(after, limit, stored_until):
+            yield stored.position, stored.payload
 
     def head(self) -> int:
         return self._committed

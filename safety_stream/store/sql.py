@@ -10,7 +10,7 @@ few bulk statements at commit; lookups inside the transaction see them through a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -67,7 +67,36 @@ SET_AE = (
     .where(AeIndexRow.ae_id == bindparam("b_ae_id"))
     .values({c: bindparam(c) for c in AeFacts._fields})
 )
+PREFETCH_STORED = select(EventRow.event_id, EventRow.position, EventRow.payload_hash).where(
+    EventRow.event_id.in_(bindparam("ids", expanding=True))
+)
+PREFETCH_AES = select(AeIndexRow).where(AeIndexRow.ae_id.in_(bindparam("ids", expanding=True)))
+PREFETCH_SITES = select(PatientIndexRow.patient_id, PatientIndexRow.site_id).where(
+    PatientIndexRow.patient_id.in_(bindparam("ids", expanding=True))
+)
+PREFETCH_VERSIONS = select(StreamRow.trial_id, StreamRow.patient_id, StreamRow.version).where(
+    StreamRow.patient_id.in_(bindparam("ids", expanding=True))
+)
+PREFETCH_CHUNK = 500  # bound parameters per IN list (SQLite's limit is far above)
 READ_PAGE = 5_000
+PAYLOAD_PAGE = 20_000
+
+
+def _chunks(keys: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(keys), PREFETCH_CHUNK):
+        yield keys[start : start + PREFETCH_CHUNK]
+
+
+def _facts(row: Any) -> AeFacts:
+    return AeFacts(
+        row.patient_id,
+        row.site_id,
+        row.ctcae_term,
+        row.onset_date,
+        row.grade,
+        row.fatal,
+        row.retracted,
+    )
 
 
 def _stored(row: Any) -> StoredEvent:
@@ -107,6 +136,35 @@ class _SqlSession:
         self._aes_in_db: set[UUID] = set()
         self._aes_changed: set[UUID] = set()
         self._rejections: list[dict[str, Any]] = []
+        self._streamless: set[str] = set()  # patients known to have no stream yet
+
+    def prefetch(
+        self, event_ids: Iterable[UUID], ae_ids: Iterable[UUID], patient_ids: Iterable[str]
+    ) -> None:
+        """Answer a batch's lookups with a few IN queries instead of one query per event."""
+        db = self._db
+        for chunk in _chunks([i for i in set(event_ids) if i not in self._by_id]):
+            for row in db.execute(PREFETCH_STORED, {"ids": chunk}):
+                self._by_id[row[0]] = (row[1], row[2])
+            for event_id in chunk:
+                self._by_id.setdefault(event_id, None)
+        for chunk in _chunks([i for i in set(ae_ids) if i not in self._aes]):
+            for found in db.execute(PREFETCH_AES, {"ids": chunk}):
+                self._aes[found.ae_id] = _facts(found)
+                self._aes_in_db.add(found.ae_id)
+            for ae_id in chunk:
+                self._aes.setdefault(ae_id, None)
+        wanted = [p for p in set(patient_ids) if p not in self._sites]
+        for chunk in _chunks(wanted):
+            for patient_id, site_id in db.execute(PREFETCH_SITES, {"ids": chunk}):
+                self._sites[patient_id] = site_id
+            for patient_id in chunk:
+                self._sites.setdefault(patient_id, None)
+            with_streams = set()
+            for trial_id, patient_id, version in db.execute(PREFETCH_VERSIONS, {"ids": chunk}):
+                self._versions.setdefault((trial_id, patient_id), (version, True))
+                with_streams.add(patient_id)
+            self._streamless.update(set(chunk) - with_streams)
 
     # ReferenceSource / StoredLookup
     def ae_facts(self, ae_id: UUID) -> AeFacts | None:
@@ -116,16 +174,7 @@ class _SqlSession:
         if row is None:
             self._aes[ae_id] = None
             return None
-        facts = AeFacts(
-            row.patient_id,
-            row.site_id,
-            row.ctcae_term,
-            row.onset_date,
-            row.grade,
-            row.fatal,
-            row.retracted,
-        )
-        self._aes[ae_id] = facts
+        facts = self._aes[ae_id] = _facts(row)
         self._aes_in_db.add(ae_id)
         return facts
 
@@ -149,7 +198,9 @@ class _SqlSession:
 
     def _version(self, stream: tuple[str, str]) -> tuple[int, bool]:
         known = self._versions.get(stream)
-        if known is None:
+        if known is None and stream[1] in self._streamless:
+            known = (0, False)
+        elif known is None:
             version = self._db.execute(
                 FIND_VERSION, {"trial_id": stream[0], "patient_id": stream[1]}
             ).scalar()
@@ -311,6 +362,27 @@ class SqlEventStore:
             after = batch[-1].position
             if remaining is not None:
                 remaining -= len(batch)
+
+    def payloads(
+        self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
+    ) -> Iterator[tuple[int, str]]:
+        query = select(EventRow.position, EventRow.payload)
+        if stored_until is not None:
+            query = query.where(EventRow.stored_at <= stored_until)
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = PAYLOAD_PAGE if remaining is None else min(PAYLOAD_PAGE, remaining)
+            with self.engine.connect() as connection:
+                rows = connection.execute(
+                    query.where(EventRow.position > after).order_by(EventRow.position).limit(page)
+                ).all()
+            for position, payload in rows:
+                yield position, payload
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
 
     def head(self) -> int:
         with self.engine.connect() as connection:
