@@ -114,6 +114,9 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         {"ae_id": st.uuids(), "outcome": st.sampled_from(Outcome), "end_date": dates}
     ),
     "ae.retracted": st.fixed_dictionaries({"ae_id": st.uuids(), "reason": texts}),
+    "ae.safety_report_submitted": st.fixed_dictionaries(
+        {"ae_id": st.uuids(), "report_reference": texts}
+    ),
     "lab.resulted": st.fixed_dictionaries(
         {
             "test": st.sampled_from(LabTest),

@@ -80,6 +80,7 @@ def test_wire_names_and_versions_are_stable() -> None:
         "ae.reported.v1.schema.json",
         "ae.resolved.v1.schema.json",
         "ae.retracted.v1.schema.json",
+        "ae.safety_report_submitted.v1.schema.json",
         "ae.updated.v1.schema.json",
         "child_pugh.assessed.v1.schema.json",
         "lab.resulted.v1.schema.json",

@@ -162,8 +162,8 @@ NAUSEA = {"ctcae_term": "Nausea", "meddra_code": 10028813, "verbatim_term": ...}
                 "unknown event type 'ae.reportd'; did you mean 'ae.reported'?",
                 "'patient.enrolled', 'patient.withdrawn', 'patient.died', "
                 "'patient.lost_to_follow_up', 'treatment.administered', 'ae.reported', "
-                "'ae.updated', 'ae.resolved', 'ae.retracted', 'lab.resulted', "
-                "'child_pugh.assessed'",
+                "'ae.updated', 'ae.resolved', 'ae.retracted', 'ae.safety_report_submitted', "
+                "'lab.resulted', 'child_pugh.assessed'",
             ),
         ),
     ],

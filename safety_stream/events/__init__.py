@@ -21,6 +21,7 @@ from safety_stream.events.adverse import (
     AttributionByModality,
     Expectedness,
     Outcome,
+    SafetyReportSubmitted,
     Seriousness,
 )
 from safety_stream.events.base import ATTRIBUTION_RANK, Attribution, EventBase, Modality
@@ -55,6 +56,7 @@ Event = Annotated[
     | AdverseEventUpdated
     | AdverseEventResolved
     | AdverseEventRetracted
+    | SafetyReportSubmitted
     | LabResulted
     | ChildPughAssessed,
     Field(discriminator="event_type"),
@@ -70,6 +72,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     AdverseEventUpdated,
     AdverseEventResolved,
     AdverseEventRetracted,
+    SafetyReportSubmitted,
     LabResulted,
     ChildPughAssessed,
 )
@@ -133,6 +136,7 @@ __all__ = [
     "PatientLostToFollowUp",
     "PatientWithdrawn",
     "RadiotherapyFraction",
+    "SafetyReportSubmitted",
     "Seriousness",
     "TreatmentAdministered",
     "WithdrawalReason",

@@ -130,4 +130,19 @@ class AdverseEventRetracted(EventBase):
     reason: LongText
 
 
-AE_AMENDMENTS = (AdverseEventUpdated, AdverseEventResolved, AdverseEventRetracted)
+class SafetyReportSubmitted(EventBase):
+    """An expedited safety report on this AE (e.g. an IND safety report, 21 CFR 312.32) was
+    submitted; ``occurred_at`` is when. It closes the AE's reporting clock."""
+
+    event_type: Literal["ae.safety_report_submitted"]
+    schema_version: Literal[1]
+    ae_id: UUID
+    report_reference: ShortText = Field(description="The sponsor's number for the report")
+
+
+AE_AMENDMENTS = (
+    AdverseEventUpdated,
+    AdverseEventResolved,
+    AdverseEventRetracted,
+    SafetyReportSubmitted,
+)

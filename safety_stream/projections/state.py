@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import (
+    AE_AMENDMENTS,
     AdverseEventReported,
     AdverseEventResolved,
     AdverseEventRetracted,
@@ -28,6 +29,7 @@ from safety_stream.events import (
     PatientEnrolled,
     PatientLostToFollowUp,
     PatientWithdrawn,
+    SafetyReportSubmitted,
     TreatmentAdministered,
 )
 
@@ -55,6 +57,9 @@ class PatientState:
     child_pugh_baseline: int | None = None
     child_pugh_latest: int | None = None
     lab_peaks: dict[str, float] = field(default_factory=dict)  # test -> max value / ULN
+    # (test, value / ULN, when) and (score, when), for composites that look inside a window
+    lab_history: list[tuple[str, float, datetime]] = field(default_factory=list)
+    child_pugh_history: list[tuple[int, datetime]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +82,7 @@ class AeState:
     outcome: str | None = None
     end_date: date | None = None
     amendments: list[UUID] = field(default_factory=list)
+    safety_report_submitted_at: datetime | None = None  # closes the expedited-report clock
 
 
 @dataclass
@@ -138,7 +144,7 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
             reported_at=_utc(report.recorded_at),
         )
         return None, report.event_id
-    if kind in (AdverseEventUpdated, AdverseEventResolved, AdverseEventRetracted):
+    if kind in AE_AMENDMENTS:
         return None, _amend(state, event)  # type: ignore[arg-type]
     if kind is PatientEnrolled:
         state.patients[event.patient_id] = PatientState(
@@ -164,22 +170,31 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
         if patient.child_pugh_baseline is None:
             patient.child_pugh_baseline = score
         patient.child_pugh_latest = score
+        patient.child_pugh_history.append((score, _utc(event.occurred_at)))
     elif kind is LabResulted:
         lab: LabResulted = event  # type: ignore[assignment]
         if lab.uln:
             ratio = lab.value / lab.uln
             patient.lab_peaks[lab.test.value] = max(ratio, patient.lab_peaks.get(lab.test.value, 0))
+            patient.lab_history.append((lab.test.value, ratio, _utc(lab.occurred_at)))
     return patient.patient_id, None
 
 
 def _amend(
-    state: TrialState, event: AdverseEventUpdated | AdverseEventResolved | AdverseEventRetracted
+    state: TrialState,
+    event: AdverseEventUpdated
+    | AdverseEventResolved
+    | AdverseEventRetracted
+    | SafetyReportSubmitted,
 ) -> UUID | None:
     ae = state.aes.get(event.ae_id)
     if ae is None:
         return None
     ae.amendments.append(event.event_id)
-    if isinstance(event, AdverseEventRetracted):
+    if isinstance(event, SafetyReportSubmitted):
+        if ae.safety_report_submitted_at is None:
+            ae.safety_report_submitted_at = _utc(event.occurred_at)
+    elif isinstance(event, AdverseEventRetracted):
         ae.status = "retracted"
     elif isinstance(event, AdverseEventResolved):
         ae.status, ae.outcome, ae.end_date = "resolved", event.outcome.value, event.end_date

@@ -21,19 +21,21 @@ from pydantic import ValidationError
 
 from safety_stream.ctcae import CtcaeDictionary
 from safety_stream.events import (
+    AE_AMENDMENTS,
     AdverseEventReported,
     AdverseEventResolved,
     AdverseEventRetracted,
     AdverseEventUpdated,
     EventBase,
     PatientEnrolled,
+    SafetyReportSubmitted,
     Seriousness,
     decode_json,
 )
 from safety_stream.validation.checks import death_consistency, grade_problem
 from safety_stream.validation.problems import Problem
 
-_AMENDMENTS = frozenset({AdverseEventUpdated, AdverseEventResolved, AdverseEventRetracted})
+_AMENDMENTS = frozenset(AE_AMENDMENTS)
 # Event classes are final, so exact type tests are safe here; they matter because pydantic's
 # metaclass makes isinstance() cost ~10x more, and this code runs for every event.
 
@@ -188,7 +190,10 @@ class ReferenceChecker:
 
     def _check_amendment(
         self,
-        event: AdverseEventUpdated | AdverseEventResolved | AdverseEventRetracted,
+        event: AdverseEventUpdated
+        | AdverseEventResolved
+        | AdverseEventRetracted
+        | SafetyReportSubmitted,
         problems: list[Problem],
         unresolved: list[str],
     ) -> None:

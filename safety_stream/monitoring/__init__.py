@@ -1,0 +1,1 @@
+"""Safety monitoring: stopping boundaries, rule evaluation and the derived events it emits."""
