@@ -1,4 +1,4 @@
-"""Stopping boundaries for continuous toxicity monitoring, and their exact operating characteristics.
+"""Stopping boundaries for continuous toxicity monitoring, with exact operating characteristics.
 
 Two families, both "stop when x counted patients out of n evaluable reach b_n":
 
@@ -72,9 +72,7 @@ class BoundaryTable:
 # -- exact crossing probabilities ----------------------------------------------------------------
 
 
-def crossing(
-    looks: tuple[int, ...], bounds: tuple[int | None, ...], p: float
-) -> OperatingPoint:
+def crossing(looks: tuple[int, ...], bounds: tuple[int | None, ...], p: float) -> OperatingPoint:
     """P(stop), P(stop before the last look) and E[N] when every patient has the event w.p. p."""
     alive = [1.0]  # alive[x]: P(x events so far and no stop yet)
     bound_at = dict(zip(looks, bounds, strict=True))

@@ -1,0 +1,188 @@
+"""What a rule counts, decided for one patient or one AE from the projection state.
+
+Pure functions of the state and the monitoring clock (the latest time the log has reached).
+Patients are counted, not events: a patient counts for a rule when at least one current AE
+matches the rule's filter (or a composite of the plan holds for them) inside the rule's window.
+Retracted AEs never count; an AE counts at its current grade and attribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from safety_stream.events import ATTRIBUTION_RANK, Attribution, Modality
+from safety_stream.plan import (
+    AdverseEventMatch,
+    AllOf,
+    AnyOf,
+    ChildPughRise,
+    Composite,
+    Condition,
+    EventFilter,
+    LabAboveUln,
+    MonitoringPlan,
+    Population,
+    Window,
+)
+from safety_stream.projections.state import AeState, PatientState
+
+ALL_MODALITIES = tuple(m.value for m in Modality)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A closed time range a window covers for one patient."""
+
+    start: datetime
+    end: datetime
+
+    def holds(self, moment: datetime) -> bool:
+        return self.start <= moment <= self.end
+
+    def holds_date(self, day: date) -> bool:
+        return self.start.date() <= day <= self.end.date()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One patient under one counting rule."""
+
+    exposed: bool
+    evaluable: bool
+    counted: tuple[str, ...]  # evidence: AE ids and "composite:<name>" entries
+    evaluable_from: datetime | None  # when the whole window will have been followed
+
+
+NOT_EXPOSED = Verdict(False, False, (), None)
+
+
+def window_span(patient: PatientState, window: Window) -> Span | None:
+    """From enrolment (or first exposure) to ``days`` after the window's anchor."""
+    if window.anchor == "enrolment":
+        anchor = start = patient.enrolled_at
+    else:
+        assert window.modality is not None
+        exposure = patient.exposure.get(window.modality.value)
+        if exposure is None:
+            return None
+        start = exposure.first
+        anchor = exposure.first if window.anchor == "first_exposure" else exposure.last
+    if anchor is None or start is None:
+        return None
+    return Span(start, anchor + timedelta(days=window.days))
+
+
+def ae_matches(ae: AeState, match: EventFilter) -> bool:
+    """Whether a current AE matches a rule's term/SOC, grade, attribution and irAE filter."""
+    if ae.status == "retracted" or ae.grade < match.min_grade:
+        return False
+    if (match.terms or match.socs) and not (ae.ctcae_term in match.terms or ae.soc in match.socs):
+        return False
+    if match.immune_related is not None and ae.immune_related != match.immune_related:
+        return False
+    modalities = ALL_MODALITIES if match.related_to == "any" else match.related_to
+    threshold = ATTRIBUTION_RANK[match.min_attribution]
+    return any(ATTRIBUTION_RANK[Attribution(ae.attribution[m])] >= threshold for m in modalities)
+
+
+def _condition_holds(
+    condition: Condition, patient: PatientState, aes: list[AeState], span: Span | None
+) -> bool:
+    inside = span.holds if span is not None else (lambda _moment: True)
+    if isinstance(condition, LabAboveUln):
+        test = condition.lab.value
+        return any(
+            name == test and ratio > condition.above_uln and inside(when)
+            for name, ratio, when in patient.lab_history
+        )
+    if isinstance(condition, AdverseEventMatch):
+        return any(
+            ae.status != "retracted"
+            and ae.ctcae_term in condition.ae_terms
+            and ae.grade >= condition.min_grade
+            and (span is None or span.holds_date(ae.onset_date))
+            for ae in aes
+        )
+    if isinstance(condition, ChildPughRise):
+        history = patient.child_pugh_history
+        if not history:
+            return False
+        baseline = history[0][0]
+        return any(
+            score - baseline >= condition.child_pugh_rise and inside(when)
+            for score, when in history[1:]
+        )
+    if isinstance(condition, AllOf):
+        return all(_condition_holds(part, patient, aes, span) for part in condition.all_of)
+    assert isinstance(condition, AnyOf)
+    return any(_condition_holds(part, patient, aes, span) for part in condition.any_of)
+
+
+def composite_holds(
+    composite: Composite, plan: MonitoringPlan, patient: PatientState, aes: list[AeState]
+) -> bool:
+    span = None
+    if composite.window is not None:
+        span = window_span(patient, plan.windows[composite.window])
+        if span is None:
+            return False
+    return _condition_holds(composite.when, patient, aes, span)
+
+
+def exposed(patient: PatientState, population: Population) -> bool:
+    if population.exposed_to == "any":
+        return bool(patient.exposure)
+    return population.exposed_to.value in patient.exposure
+
+
+def judge_patient(
+    plan: MonitoringPlan,
+    population: Population,
+    counts: EventFilter,
+    patient: PatientState,
+    aes: list[AeState],
+    clock: datetime,
+) -> Verdict:
+    """Exposure, evaluability and counted evidence of one patient for a counting rule."""
+    if not exposed(patient, population):
+        return NOT_EXPOSED
+    span = None
+    if population.window is not None:
+        span = window_span(patient, plan.windows[population.window])
+    evidence: list[str] = []
+    by_term = not counts.composites or counts.terms or counts.socs
+    if by_term:
+        evidence += sorted(
+            str(ae.ae_id)
+            for ae in aes
+            if ae_matches(ae, counts) and (span is None or span.holds_date(ae.onset_date))
+        )
+    for name in counts.composites:
+        if composite_holds(plan.composites[name], plan, patient, aes):
+            evidence.append(f"composite:{name}")
+    if population.window is None:
+        return Verdict(True, True, tuple(evidence), None)
+    followed = span is not None and span.end <= clock
+    return Verdict(
+        True,
+        followed or bool(evidence),
+        tuple(evidence),
+        span.end if span is not None else None,
+    )
+
+
+def expedited_due(
+    ae: AeState, fatal_days: int, other_days: int, min_attribution: Attribution
+) -> tuple[bool, int] | None:
+    """Whether an AE is a serious, unexpected, suspected reaction, and its clock length.
+
+    Returns (fatal or life-threatening, days) or None when no expedited report is due.
+    """
+    if ae.status == "retracted" or not ae.seriousness or ae.expectedness != "unexpected":
+        return None
+    threshold = ATTRIBUTION_RANK[min_attribution]
+    if not any(ATTRIBUTION_RANK[Attribution(a)] >= threshold for a in ae.attribution.values()):
+        return None
+    severe = "death" in ae.seriousness or "life_threatening" in ae.seriousness
+    return severe, fatal_days if severe else other_days

@@ -1,0 +1,289 @@
+"""The monitor: folds each event (after the projection has applied it) into every rule's state
+and returns the derived events that follow.
+
+Time is the log's own: the monitoring clock is the latest ``recorded_at`` seen, so folding the
+same log always gives the same conclusions, whenever and however often it runs. Things that
+happen because time passes (a patient becomes evaluable when their window has been followed, a
+report clock runs out) wait in a timer heap and fire when the clock passes them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from safety_stream.events import (
+    AE_AMENDMENTS,
+    AdverseEventReported,
+    EventBase,
+    decode_json,
+)
+from safety_stream.monitoring.counting import (
+    APPROACHED,
+    CROSSED,
+    OK,
+    STATUS_NAMES,
+    CountState,
+    table_for,
+)
+from safety_stream.monitoring.derived import DerivedEvent, DerivedKind, derive
+from safety_stream.monitoring.matching import ae_matches, expedited_due, judge_patient
+from safety_stream.plan import (
+    BayesianRule,
+    ExpeditedReportRule,
+    MonitoringPlan,
+    PocockRule,
+    SentinelRule,
+)
+from safety_stream.projections.state import AeState, TrialState, apply
+from safety_stream.store.base import EventStore
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+JUST_AFTER = timedelta(microseconds=1)  # a report is overdue once the clock is past its due time
+
+
+@dataclass
+class ReportClock:
+    ae_id: UUID
+    site_id: str
+    opened_at: datetime
+    due: datetime
+    severe: bool  # fatal or life-threatening: the short clock
+    state: str = "open"  # open | overdue | closed
+    dues: int = 1  # how many report.due were emitted (a shortened clock emits another)
+
+
+class Monitor:
+    def __init__(self, plan: MonitoringPlan) -> None:
+        self.plan = plan
+        self.version = plan.version
+        self.clock = EPOCH
+        self.counting = [
+            CountState(rule, table_for(rule))
+            for rule in plan.rules
+            if isinstance(rule, BayesianRule | PocockRule)
+        ]
+        self.sentinels = [r for r in plan.rules if isinstance(r, SentinelRule)]
+        self.raised: dict[str, list[str]] = {r.id: [] for r in self.sentinels}
+        self.reporting = next((r for r in plan.rules if isinstance(r, ExpeditedReportRule)), None)
+        self.clocks: dict[UUID, ReportClock] = {}
+        self._patient_aes: dict[str, list[UUID]] = {}
+        self._timers: list[tuple[datetime, int, str, Any]] = []
+        self._sequence = 0
+
+    # -- folding ---------------------------------------------------------------------------
+
+    def observe(self, state: TrialState, event: EventBase, position: int) -> list[DerivedEvent]:
+        """The derived events that follow from ``event`` (already applied to ``state``)."""
+        out: list[DerivedEvent] = []
+        moment = event.recorded_at.astimezone(UTC)
+        if moment > self.clock:
+            self.clock = moment
+            self._fire_timers(state, position, out)
+        kind = type(event)
+        if kind is AdverseEventReported:
+            self._patient_aes.setdefault(event.patient_id, []).append(event.event_id)
+        self._judge(state, event.patient_id, position, out)
+        if kind is AdverseEventReported or kind in AE_AMENDMENTS:
+            ae_id = event.event_id if kind is AdverseEventReported else event.ae_id  # type: ignore[attr-defined]
+            ae = state.aes.get(ae_id)
+            if ae is not None:
+                self._sentinels(ae, position, out)
+                self._report_clock(ae, moment, position, out)
+        return out
+
+    def rebuild(self, store: EventStore, upto: int) -> None:
+        """Fold the log up to ``upto`` on a scratch state, discarding what it derives (those
+        derived events were stored with the projection the first time)."""
+        scratch = TrialState()
+        for position, payload in store.payloads(0, upto):
+            event = decode_json(payload)
+            apply(scratch, event, position)
+            self.observe(scratch, event, position)
+
+    def _patient_ae_states(self, state: TrialState, patient_id: str) -> list[AeState]:
+        return [state.aes[i] for i in self._patient_aes.get(patient_id, ()) if i in state.aes]
+
+    def _judge(
+        self, state: TrialState, patient_id: str, position: int, out: list[DerivedEvent]
+    ) -> None:
+        patient = state.patients.get(patient_id)
+        if patient is None or not self.counting:
+            return
+        aes = self._patient_ae_states(state, patient_id)
+        for index, counter in enumerate(self.counting):
+            rule = counter.rule
+            verdict = judge_patient(
+                self.plan, rule.population, rule.counts, patient, aes, self.clock
+            )
+            counter.update(patient_id, verdict)
+            if verdict.exposed and not verdict.evaluable and verdict.evaluable_from is not None:
+                self._schedule(verdict.evaluable_from, "evaluable", (index, patient_id))
+            self._transition(counter, position, out)
+
+    def _schedule(self, when: datetime, what: str, key: Any) -> None:
+        self._sequence += 1
+        heapq.heappush(self._timers, (when, self._sequence, what, key))
+
+    def _fire_timers(self, state: TrialState, position: int, out: list[DerivedEvent]) -> None:
+        while self._timers and self._timers[0][0] <= self.clock:
+            when, _, what, key = heapq.heappop(self._timers)
+            if what == "evaluable":
+                index, patient_id = key
+                patient = state.patients.get(patient_id)
+                if patient is None:
+                    continue
+                counter = self.counting[index]
+                rule = counter.rule
+                aes = self._patient_ae_states(state, patient_id)
+                verdict = judge_patient(
+                    self.plan, rule.population, rule.counts, patient, aes, self.clock
+                )
+                counter.update(patient_id, verdict)
+                self._transition(counter, position, out)
+            elif what == "overdue":
+                clock = self.clocks.get(key)
+                # a clock shortened or closed since this timer was set ignores it
+                if clock is not None and clock.state == "open" and when == clock.due + JUST_AFTER:
+                    clock.state = "overdue"
+                    key = f"{clock.ae_id}/{clock.dues}"
+                    out.append(self._clock_event("report.overdue", clock, position, key))
+
+    # -- counting rules ---------------------------------------------------------------------
+
+    def _transition(self, counter: CountState, position: int, out: list[DerivedEvent]) -> None:
+        new = counter.assess()
+        old = counter.status
+        if new == old:
+            return
+        counter.status = new
+        kind: DerivedKind | None = None
+        if new == CROSSED:
+            kind = "boundary.crossed"
+        elif old == CROSSED:
+            kind = "boundary.cleared"
+        elif new == APPROACHED and old == OK:
+            kind = "boundary.approached"
+        if kind is None:
+            return
+        ordinal = counter.transitions.get(kind, 0) + 1
+        counter.transitions[kind] = ordinal
+        rule = counter.rule
+        details = counter.evidence()
+        bound = details["boundary"]
+        verb = {
+            "boundary.crossed": "crossed its boundary",
+            "boundary.cleared": f"is back under its boundary ({STATUS_NAMES[new]})",
+            "boundary.approached": "is one counted patient from its boundary",
+        }[kind]
+        summary = f"{rule.title}: {verb} - {counter.x} of {counter.n} evaluable patients"
+        if bound is not None:
+            summary += f" (stop at {bound})"
+        out.append(
+            derive(
+                kind, rule.id, self.version, str(ordinal), self.clock, position, summary, details
+            )
+        )
+
+    # -- sentinels and report clocks --------------------------------------------------------
+
+    def _sentinels(self, ae: AeState, position: int, out: list[DerivedEvent]) -> None:
+        for rule in self.sentinels:
+            key = str(ae.ae_id)
+            if key in self.raised[rule.id] or not ae_matches(ae, rule.match):
+                continue
+            self.raised[rule.id].append(key)
+            summary = f"{rule.title}: {ae.ctcae_term}, grade {ae.grade}, site {ae.site_id}"
+            details = {
+                "ae_id": key,
+                "ctcae_term": ae.ctcae_term,
+                "soc": ae.soc,
+                "grade": ae.grade,
+                "site_id": ae.site_id,
+                "attribution": dict(ae.attribution),
+                "immune_related": ae.immune_related,
+                "seriousness": list(ae.seriousness),
+            }
+            out.append(
+                derive(
+                    "sentinel.raised",
+                    rule.id,
+                    self.version,
+                    key,
+                    self.clock,
+                    position,
+                    summary,
+                    details,
+                )
+            )
+
+    def _report_clock(
+        self, ae: AeState, aware: datetime, position: int, out: list[DerivedEvent]
+    ) -> None:
+        rule = self.reporting
+        if rule is None:
+            return
+        clock = self.clocks.get(ae.ae_id)
+        due = expedited_due(
+            ae, rule.fatal_or_life_threatening_days, rule.other_serious_days, rule.min_attribution
+        )
+        if clock is None and due is not None:
+            severe, days = due
+            clock = ReportClock(ae.ae_id, ae.site_id, aware, aware + timedelta(days=days), severe)
+            self.clocks[ae.ae_id] = clock
+            out.append(self._clock_event("report.due", clock, position, f"{ae.ae_id}/1"))
+            self._schedule(clock.due + JUST_AFTER, "overdue", ae.ae_id)
+        elif (
+            clock is not None
+            and clock.state != "closed"
+            and due is not None
+            and due[0]
+            and not clock.severe
+        ):
+            shorter = aware + timedelta(days=due[1])
+            if shorter < clock.due:  # became fatal or life-threatening: the 7-day clock applies
+                clock.due, clock.severe, clock.dues = shorter, True, clock.dues + 1
+                key = f"{ae.ae_id}/{clock.dues}"
+                out.append(self._clock_event("report.due", clock, position, key))
+                self._schedule(clock.due + JUST_AFTER, "overdue", ae.ae_id)
+        if clock is None or clock.state == "closed":
+            return
+        if ae.safety_report_submitted_at is not None or ae.status == "retracted":
+            clock.state = "closed"
+            out.append(self._clock_event("report.closed", clock, position, str(ae.ae_id), ae))
+
+    def _clock_event(
+        self,
+        kind: DerivedKind,
+        clock: ReportClock,
+        position: int,
+        key: str,
+        ae: AeState | None = None,
+    ) -> DerivedEvent:
+        assert self.reporting is not None
+        details: dict[str, Any] = {
+            "ae_id": str(clock.ae_id),
+            "site_id": clock.site_id,
+            "aware_at": clock.opened_at.isoformat(),
+            "due": clock.due.isoformat(),
+            "days": (clock.due - clock.opened_at).days,
+            "fatal_or_life_threatening": clock.severe,
+        }
+        title = "expedited report"
+        if kind == "report.due":
+            summary = f"{title} due by {clock.due:%Y-%m-%d %H:%M} UTC (site {clock.site_id})"
+        elif kind == "report.overdue":
+            summary = f"{title} overdue since {clock.due:%Y-%m-%d %H:%M} UTC (site {clock.site_id})"
+        else:
+            assert ae is not None
+            submitted = ae.safety_report_submitted_at
+            details["submitted_at"] = submitted.isoformat() if submitted else None
+            details["on_time"] = submitted is not None and submitted <= clock.due
+            details["reason"] = "submitted" if submitted else "retracted"
+            summary = f"{title} closed ({details['reason']}; site {clock.site_id})"
+        return derive(
+            kind, self.reporting.id, self.version, key, self.clock, position, summary, details
+        )
