@@ -11,9 +11,11 @@ from prometheus_client import CollectorRegistry
 from safety_stream.auth import Credentials, InMemoryCredentials, SqlCredentials
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
 from safety_stream.metrics import IngestMetrics
+from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan, load_plan, parse_plan
 from safety_stream.projections.projector import Projector
 from safety_stream.projections.repositories import (
+    DerivedSource,
     InMemoryProjectionRepository,
     SqlProjectionRepository,
 )
@@ -39,6 +41,8 @@ class Runtime:
     ctcae: CtcaeDictionary
     registry: CollectorRegistry
     metrics: IngestMetrics
+    monitor: Monitor
+    derived: DerivedSource
 
     def close(self) -> None:
         if isinstance(self.store, SqlEventStore):
@@ -52,7 +56,10 @@ def _plan(path: Path | None) -> MonitoringPlan:
 def build_runtime(settings: Settings) -> Runtime:
     """SQL store (SQLite or PostgreSQL) with its projection, credentials and metrics."""
     store = SqlEventStore.open(settings.db)
-    projector = Projector(store, SqlProjectionRepository(store.engine))
+    plan = _plan(settings.plan)
+    monitor = Monitor(plan)
+    repository = SqlProjectionRepository(store.engine)
+    projector = Projector(store, repository, monitor)
     projector.catch_up()  # whatever was committed before a crash or restart
     registry = CollectorRegistry()
     return Runtime(
@@ -60,10 +67,12 @@ def build_runtime(settings: Settings) -> Runtime:
         store=store,
         projector=projector,
         credentials=SqlCredentials(store.engine),
-        plan=_plan(settings.plan),
+        plan=plan,
         ctcae=ctcae_dictionary(),
         registry=registry,
         metrics=IngestMetrics(registry),
+        monitor=monitor,
+        derived=repository,
     )
 
 
@@ -72,13 +81,18 @@ def build_memory_runtime(settings: Settings | None = None) -> Runtime:
     store = InMemoryEventStore()
     registry = CollectorRegistry()
     settings = settings or Settings()
+    plan = _plan(settings.plan)
+    monitor = Monitor(plan)
+    repository = InMemoryProjectionRepository()
     return Runtime(
         settings=settings,
         store=store,
-        projector=Projector(store, InMemoryProjectionRepository()),
+        projector=Projector(store, repository, monitor),
         credentials=InMemoryCredentials(),
-        plan=_plan(settings.plan),
+        plan=plan,
         ctcae=ctcae_dictionary(),
         registry=registry,
         metrics=IngestMetrics(registry),
+        monitor=monitor,
+        derived=repository,
     )

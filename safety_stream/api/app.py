@@ -15,14 +15,14 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from safety_stream import __version__
+from safety_stream.api.monitoring import add_monitoring_routes
 from safety_stream.api.schemas import (
     AeOut,
     ErrorBody,
@@ -34,6 +34,7 @@ from safety_stream.api.schemas import (
     RejectionOut,
     ToxicityResponse,
 )
+from safety_stream.api.security import Caller
 from safety_stream.auth import Principal
 from safety_stream.events import Modality
 from safety_stream.ingest import IngestReport, ingest
@@ -54,7 +55,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or unknown bearer token"},
     403: {"model": IngestResponse | ErrorBody, "description": "not allowed for this credential"},
 }
-_bearer = HTTPBearer(auto_error=False)
 
 
 def _status(report: IngestReport) -> int:
@@ -65,19 +65,6 @@ def _status(report: IngestReport) -> int:
     return 201 if "stored" in statuses else 200
 
 
-def principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The authenticated caller (401 without a known bearer token)."""
-    runtime: Runtime = request.app.state.runtime
-    found = runtime.credentials.authenticate(credentials.credentials) if credentials else None
-    if found is None:
-        raise HTTPException(401, "missing or unknown bearer token", {"WWW-Authenticate": "Bearer"})
-    return found
-
-
-Caller = Annotated[Principal, Depends(principal)]
 AsOf = Annotated[
     str | None,
     Query(
@@ -271,6 +258,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             RejectionOut.of(r)
             for r in runtime.store.rejections(site_id=caller.sees_site, limit=limit)
         ]
+
+    add_monitoring_routes(app, runtime)
 
     @app.get("/healthz", response_model=HealthResponse)
     def health() -> HealthResponse:

@@ -3,6 +3,9 @@
 The projector reads the log after its recorded position, folds each event into the state, and
 saves the changed documents together with the new position in one transaction: after a crash
 it resumes exactly where the last commit left it, so no event is applied twice or skipped.
+
+An observer (the safety monitor) sees every event right after it is applied; what it derives
+is saved in that same transaction, so derived events and the state they came from never part.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from safety_stream.events import EventBase, decode_json
@@ -27,18 +31,55 @@ PROJECTION = "trial_state"
 FREEZE_EVERY = 20_000
 
 
+class Observer(Protocol):
+    """Sees each event after it is applied (the monitor); returns what it derives."""
+
+    def observe(self, state: TrialState, event: EventBase, position: int) -> list[Any]: ...
+
+    def rebuild(self, store: EventStore, upto: int) -> None:
+        """Get back to ``upto`` after a restart, without deriving anything anew."""
+        ...
+
+
 class ProjectionRepository(Protocol):
     """Where projection state lives between runs (memory, SQL)."""
 
     def load(self) -> TrialState: ...
 
-    def save(self, state: TrialState, patients: set[str], aes: set[UUID]) -> None:
-        """Persist the changed documents and ``state.position`` in one transaction."""
+    def save(
+        self, state: TrialState, patients: set[str], aes: set[UUID], derived: Sequence[Any] = ()
+    ) -> None:
+        """Persist the changed documents, derived events and ``state.position`` in one
+        transaction (a derived event already stored is left as it is)."""
         ...
 
-    def replace_all(self, state: TrialState) -> None:
-        """Replace everything with ``state`` (after a replay), in one transaction."""
+    def replace_all(self, state: TrialState, derived: Sequence[Any] = ()) -> None:
+        """Replace the documents with ``state`` (after a replay), in one transaction."""
         ...
+
+
+@dataclass
+class Changes:
+    """What folding some events changed: the keys to persist and the derived events."""
+
+    count: int = 0
+    patients: set[str] = field(default_factory=set)
+    aes: set[UUID] = field(default_factory=set)
+    derived: list[Any] = field(default_factory=list)
+
+    def fold(
+        self, state: TrialState, event: EventBase, position: int, observer: Observer | None
+    ) -> None:
+        patient, ae = apply(state, event, position)
+        if patient is not None:
+            self.patients.add(patient)
+        if ae is not None:
+            self.aes.add(ae)
+        if observer is not None:
+            self.derived += observer.observe(state, event, position)
+        self.count += 1
+        if self.count % FREEZE_EVERY == 0:
+            gc.freeze()
 
 
 def fold(
@@ -46,31 +87,28 @@ def fold(
     store: EventStore,
     limit: int | None = None,
     stored_until: datetime | None = None,
-) -> tuple[int, set[str], set[UUID]]:
-    """Apply the events after ``state.position``; returns (count, changed patients, AEs)."""
-    patients: set[str] = set()
-    aes: set[UUID] = set()
-    count = 0
+    observer: Observer | None = None,
+) -> Changes:
+    """Apply the events after ``state.position``."""
+    changes = Changes()
     for position, payload in store.payloads(state.position, limit, stored_until):
-        patient, ae = apply(state, decode_json(payload), position)
-        if patient is not None:
-            patients.add(patient)
-        if ae is not None:
-            aes.add(ae)
-        count += 1
-        if count % FREEZE_EVERY == 0:
-            gc.freeze()
-    return count, patients, aes
+        changes.fold(state, decode_json(payload), position, observer)
+    return changes
 
 
 class Projector:
     """The live projection of one store: catch up after appends, read under a lock."""
 
-    def __init__(self, store: EventStore, repository: ProjectionRepository) -> None:
+    def __init__(
+        self, store: EventStore, repository: ProjectionRepository, observer: Observer | None = None
+    ) -> None:
         self._store = store
         self._repository = repository
+        self._observer = observer
         self._lock = threading.RLock()
         self.state = repository.load()
+        if observer is not None:
+            observer.rebuild(store, self.state.position)
         self._frozen_at = -FREEZE_EVERY
         self._settle()
 
@@ -84,17 +122,20 @@ class Projector:
         """Hold it while reading ``state`` from another thread."""
         return self._lock
 
+    def _save(self, changes: Changes) -> None:
+        self._repository.save(self.state, changes.patients, changes.aes, changes.derived)
+
     def catch_up(self, batch: int = 10_000) -> int:
         """Apply everything committed since the last run; returns how many events."""
         total = 0
         with self._lock:
             while True:
-                count, patients, aes = fold(self.state, self._store, limit=batch)
-                if count == 0:
+                changes = fold(self.state, self._store, limit=batch, observer=self._observer)
+                if changes.count == 0:
                     self._settle()
                     return total
-                self._repository.save(self.state, patients, aes)
-                total += count
+                self._save(changes)
+                total += changes.count
 
     def follow(self, appended: Sequence[tuple[int, EventBase]]) -> int:
         """Apply events just committed by this process, without reading them back.
@@ -111,41 +152,34 @@ class Projector:
                 or appended[-1][0] != first + len(appended) - 1
             ):
                 return self.catch_up()
-            patients: set[str] = set()
-            aes: set[UUID] = set()
+            changes = Changes()
             for position, event in appended:
-                patient, ae = apply(self.state, event, position)
-                if patient is not None:
-                    patients.add(patient)
-                if ae is not None:
-                    aes.add(ae)
-            self._repository.save(self.state, patients, aes)
+                changes.fold(self.state, event, position, self._observer)
+            self._save(changes)
             self._settle()
-            return len(appended)
+            return changes.count
 
 
 def replay(
     store: EventStore,
     repository: ProjectionRepository,
     progress: Callable[[int, float], None] | None = None,
+    observer: Observer | None = None,
 ) -> tuple[TrialState, int, float]:
     """Rebuild the projection from the first event; returns (state, events, seconds)."""
     state = TrialState()
     started = time.perf_counter()
-    count = 0
+    changes = Changes()
     for position, payload in store.payloads():
-        apply(state, decode_json(payload), position)
-        count += 1
-        if count % FREEZE_EVERY == 0:
-            gc.freeze()
-            if progress is not None:
-                progress(count, time.perf_counter() - started)
-    repository.replace_all(state)
-    return state, count, time.perf_counter() - started
+        changes.fold(state, decode_json(payload), position, observer)
+        if progress is not None and changes.count % FREEZE_EVERY == 0:
+            progress(changes.count, time.perf_counter() - started)
+    repository.replace_all(state, changes.derived)
+    return state, changes.count, time.perf_counter() - started
 
 
-def state_as_of(store: EventStore, when: datetime) -> TrialState:
+def state_as_of(store: EventStore, when: datetime, observer: Observer | None = None) -> TrialState:
     """The state as the system knew it at ``when`` (events stored up to then)."""
     state = TrialState()
-    fold(state, store, stored_until=when)
+    fold(state, store, stored_until=when, observer=observer)
     return state

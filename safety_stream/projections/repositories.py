@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from safety_stream.monitoring.derived import DERIVED_JSON, DerivedEvent
 from safety_stream.projections.projector import PROJECTION
 from safety_stream.projections.state import AE_JSON, PATIENT_JSON, TrialState
-from safety_stream.store.tables import ProjectionDocRow, ProjectionPositionRow
+from safety_stream.store.tables import DerivedEventRow, ProjectionDocRow, ProjectionPositionRow
 
 PATIENTS, AES = "patients", "aes"
+
+
+class StoredDerived(NamedTuple):
+    number: int  # order of storing; a reader follows with ``after=number``
+    event: DerivedEvent
 
 
 def _documents(
@@ -44,22 +50,60 @@ def _load(documents: Iterable[tuple[str, str, str]], position: int) -> TrialStat
     return state
 
 
+class DerivedSource(Protocol):
+    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
+        """Stored derived events in the order they were stored, after number ``after``."""
+        ...
+
+
+def _derived_rows(derived: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "derived_id": d.derived_id,
+            "kind": d.kind,
+            "severity": d.severity,
+            "rule_id": d.rule_id,
+            "plan_version": d.plan_version,
+            "occurred_at": d.occurred_at,
+            "caused_by": d.caused_by,
+            "doc": d.model_dump_json(),
+        }
+        for d in derived
+    ]
+
+
 class InMemoryProjectionRepository:
     def __init__(self) -> None:
         self.documents: dict[tuple[str, str], str] = {}
+        self.derived: dict[UUID, DerivedEvent] = {}  # in the order first stored
         self.position = 0
 
     def load(self) -> TrialState:
         return _load(((p, k, d) for (p, k), d in self.documents.items()), self.position)
 
-    def save(self, state: TrialState, patients: set[str], aes: set[UUID]) -> None:
+    def save(
+        self,
+        state: TrialState,
+        patients: set[str],
+        aes: set[UUID],
+        derived: Sequence[DerivedEvent] = (),
+    ) -> None:
         for doc in _documents(state, patients, aes):
             self.documents[(doc["projection"], doc["key"])] = doc["doc"]
+        for item in derived:
+            self.derived.setdefault(item.derived_id, item)
         self.position = state.position
 
-    def replace_all(self, state: TrialState) -> None:
+    def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
         self.documents.clear()
-        self.save(state, set(state.patients), set(state.aes))
+        self.save(state, set(state.patients), set(state.aes), derived)
+
+    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
+        return [
+            StoredDerived(number, item)
+            for number, item in enumerate(self.derived.values(), start=1)
+            if number > after and (rule_id is None or item.rule_id == rule_id)
+        ]
 
 
 class SqlProjectionRepository:
@@ -78,8 +122,21 @@ class SqlProjectionRepository:
             )
             return _load(((r[0], r[1], r[2]) for r in rows), position or 0)
 
-    def _upsert(self, connection: Connection, docs: list[dict[str, Any]], position: int) -> None:
+    def _upsert(
+        self,
+        connection: Connection,
+        docs: list[dict[str, Any]],
+        position: int,
+        derived: Sequence[DerivedEvent] = (),
+    ) -> None:
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        if derived:
+            connection.execute(
+                dialect.insert(DerivedEventRow).on_conflict_do_nothing(
+                    index_elements=["derived_id"]
+                ),
+                _derived_rows(derived),
+            )
         if docs:
             statement = dialect.insert(ProjectionDocRow)
             connection.execute(
@@ -95,14 +152,34 @@ class SqlProjectionRepository:
             )
         )
 
-    def save(self, state: TrialState, patients: set[str], aes: set[UUID]) -> None:
+    def save(
+        self,
+        state: TrialState,
+        patients: set[str],
+        aes: set[UUID],
+        derived: Sequence[DerivedEvent] = (),
+    ) -> None:
         with self._engine.begin() as connection:
-            self._upsert(connection, _documents(state, patients, aes), state.position)
+            self._upsert(connection, _documents(state, patients, aes), state.position, derived)
 
-    def replace_all(self, state: TrialState) -> None:
+    def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
         with self._engine.begin() as connection:
             connection.execute(delete(ProjectionDocRow))
             docs = _documents(state, state.patients, state.aes)
             for start in range(0, len(docs), 10_000):
                 connection.execute(insert(ProjectionDocRow), docs[start : start + 10_000])
-            self._upsert(connection, [], state.position)
+            self._upsert(connection, [], state.position, derived)
+
+    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
+        query = (
+            select(DerivedEventRow.id, DerivedEventRow.doc)
+            .where(DerivedEventRow.id > after)
+            .order_by(DerivedEventRow.id)
+        )
+        if rule_id is not None:
+            query = query.where(DerivedEventRow.rule_id == rule_id)
+        with self._engine.connect() as connection:
+            return [
+                StoredDerived(number, DERIVED_JSON.validate_json(doc))
+                for number, doc in connection.execute(query)
+            ]

@@ -376,8 +376,7 @@ class SqlEventStore:
                 rows = connection.execute(
                     query.where(EventRow.position > after).order_by(EventRow.position).limit(page)
                 ).all()
-            for position, payload in rows:
-                yield position, payload
+            yield from ((position, payload) for position, payload in rows)
             if len(rows) < page:
                 return
             after = rows[-1][0]

@@ -163,6 +163,26 @@ class ProjectionDocRow(Base):
     doc: Mapped[str] = mapped_column(Text)
 
 
+class DerivedEventRow(Base):
+    """What the monitor concluded (boundaries, sentinels, report clocks); idempotent by id.
+
+    Written in the same transaction as the projection state and position that produced it.
+    """
+
+    __tablename__ = "derived_events"
+    __table_args__ = (Index(None, "rule_id"),)
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    derived_id: Mapped[uuid.UUID] = mapped_column(Uuid(), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    plan_version: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    caused_by: Mapped[int] = mapped_column(Position)
+    doc: Mapped[str] = mapped_column(Text)  # the derived event as JSON
+
+
 def row_values(row: Any) -> dict[str, Any]:
     """Column values of an ORM-mapped row class instance (for bulk inserts)."""
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}

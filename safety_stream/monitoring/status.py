@@ -1,0 +1,108 @@
+"""The state of every rule at the monitor's clock, for the API, the CLI and the metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from safety_stream.monitoring.counting import STATUS_NAMES
+from safety_stream.monitoring.monitor import Monitor
+
+
+class ReportClockOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ae_id: str
+    site_id: str
+    aware_at: datetime
+    due: datetime
+    fatal_or_life_threatening: bool
+    state: Literal["open", "overdue", "closed"]
+
+
+class RuleStatus(BaseModel):
+    """One rule: for counting rules n, x and the boundary; sentinels and clocks their tallies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule_id: str
+    title: str
+    kind: Literal["bayesian", "pocock", "sentinel", "expedited_report"]
+    illustrative: bool
+    status: Literal["ok", "approached", "crossed"]
+    exposed: int | None = None
+    n: int | None = None
+    x: int | None = None
+    boundary: int | None = None
+    margin: int | None = None
+    max_n: int | None = None
+    posterior_probability: float | None = None
+    nominal_level: float | None = None
+    p_value: float | None = None
+    raised: int | None = None  # sentinel: AEs that raised it
+    clocks: list[ReportClockOut] | None = None
+
+
+def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
+    out: list[RuleStatus] = []
+    for counter in monitor.counting:
+        rule = counter.rule
+        evidence = counter.evidence()
+        out.append(
+            RuleStatus(
+                rule_id=rule.id,
+                title=rule.title,
+                kind=rule.kind,
+                illustrative=rule.illustrative,
+                status=STATUS_NAMES[counter.status],
+                exposed=counter.exposed,
+                n=counter.n,
+                x=counter.x,
+                boundary=evidence["boundary"],
+                margin=evidence["margin"],
+                max_n=rule.max_n,
+                posterior_probability=evidence.get("posterior_probability"),
+                nominal_level=evidence.get("nominal_level"),
+                p_value=evidence.get("p_value"),
+            )
+        )
+    for sentinel in monitor.sentinels:
+        raised = len(monitor.raised[sentinel.id])
+        out.append(
+            RuleStatus(
+                rule_id=sentinel.id,
+                title=sentinel.title,
+                kind="sentinel",
+                illustrative=sentinel.illustrative,
+                status="crossed" if raised else "ok",
+                raised=raised,
+            )
+        )
+    if monitor.reporting is not None:
+        clocks = [
+            ReportClockOut(
+                ae_id=str(c.ae_id),
+                site_id=c.site_id,
+                aware_at=c.opened_at,
+                due=c.due,
+                fatal_or_life_threatening=c.severe,
+                state=c.state,
+            )
+            for c in monitor.clocks.values()
+        ]
+        overdue = any(c.state == "overdue" for c in clocks)
+        pending = any(c.state == "open" for c in clocks)
+        reporting = monitor.reporting
+        out.append(
+            RuleStatus(
+                rule_id=reporting.id,
+                title=reporting.title,
+                kind="expedited_report",
+                illustrative=reporting.illustrative,
+                status="crossed" if overdue else "approached" if pending else "ok",
+                clocks=clocks,
+            )
+        )
+    return out
