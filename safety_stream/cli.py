@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from safety_stream import __version__
+from safety_stream.commands import boundaries
 from safety_stream.settings import Settings
 
 
@@ -71,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     rejected.add_argument("--json", action="store_true")
     replay = commands.add_parser("replay", help="rebuild every projection from the log")
     _db(replay)
+    replay.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
+    boundaries.add_parser(commands)
+    whatif = commands.add_parser(
+        "whatif", help="replay the log under another plan: when would alerts have fired?"
+    )
+    whatif.add_argument("--plan", type=Path, required=True, metavar="NEW.yaml")
+    whatif.add_argument("--current", type=Path, help="the plan in force (default: SPARKLE-L)")
+    whatif.add_argument("--json", action="store_true")
+    _db(whatif)
     return parser
 
 
@@ -105,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         from safety_stream.commands import plan
 
         return plan.run(args.plan_file)
+    if args.command == "boundaries":
+        return boundaries.run(args)
     return _store_commands(args)
 
 
@@ -132,7 +144,11 @@ def _store_commands(args: argparse.Namespace) -> int:
     if args.command == "rejected":
         return store.rejected(settings.db, args.site, args.limit, args.json)
     if args.command == "replay":
-        return store.replay_command(settings.db)
+        return store.replay_command(settings.db, settings.plan)
+    if args.command == "whatif":
+        from safety_stream.commands import whatif
+
+        return whatif.run(settings.db, args.plan, args.current, args.json)
     raise AssertionError(f"unhandled command {args.command}")
 
 

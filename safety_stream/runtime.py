@@ -49,14 +49,14 @@ class Runtime:
             self.store.close()
 
 
-def _plan(path: Path | None) -> MonitoringPlan:
+def load_plan_or_default(path: Path | None) -> MonitoringPlan:
     return load_plan(path) if path is not None else default_plan()
 
 
 def build_runtime(settings: Settings) -> Runtime:
     """SQL store (SQLite or PostgreSQL) with its projection, credentials and metrics."""
     store = SqlEventStore.open(settings.db)
-    plan = _plan(settings.plan)
+    plan = load_plan_or_default(settings.plan)
     monitor = Monitor(plan)
     repository = SqlProjectionRepository(store.engine)
     projector = Projector(store, repository, monitor)
@@ -81,7 +81,7 @@ def build_memory_runtime(settings: Settings | None = None) -> Runtime:
     store = InMemoryEventStore()
     registry = CollectorRegistry()
     settings = settings or Settings()
-    plan = _plan(settings.plan)
+    plan = load_plan_or_default(settings.plan)
     monitor = Monitor(plan)
     repository = InMemoryProjectionRepository()
     return Runtime(

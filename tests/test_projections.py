@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import EXAMPLES, example
+from trial_builder import DIARRHEA, NAUSEA, NEUTROPENIA, T0, Trial
 
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import EventBase, Modality, decode_json, decode_object
@@ -27,68 +26,6 @@ from safety_stream.store.base import EventStore
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.validation.records import InputFormat, read_ndjson
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Trial:
-    """Builds a small event history with explicit times."""
-
-    def __init__(self) -> None:
-        self.events: list[EventBase] = []
-
-    def add(self, kind: str, patient: str, day: int, site: str = "S1", **fields: Any) -> str:
-        when = (T0 + timedelta(days=day)).isoformat()
-        document = {
-            "event_type": kind,
-            "schema_version": 1,
-            "event_id": str(uuid.uuid4()),
-            "trial_id": "SPARKLE-L",
-            "site_id": site,
-            "patient_id": patient,
-            "reporter": "test",
-            "occurred_at": when,
-            "recorded_at": when,
-            **fields,
-        }
-        self.events.append(decode_object(document))
-        return str(document["event_id"])
-
-    def enrol(self, patient: str, day: int = 0, site: str = "S1") -> None:
-        self.add(
-            "patient.enrolled", patient, day, site,
-            consent_date=(T0 + timedelta(days=day)).date().isoformat(),
-            planned_modalities=["radiotherapy", "chemotherapy", "immunotherapy"],
-        )  # fmt: skip
-
-    def treat(self, patient: str, modality: str, day: int, site: str = "S1") -> None:
-        treatment = {
-            "radiotherapy": {"modality": "radiotherapy", "technique": "SBRT", "fraction": 1,
-                             "fractions_planned": 5, "dose_gy": 10, "target": "liver"},
-            "chemotherapy": {"modality": "chemotherapy", "regimen": "FOLFOX", "cycle": 1},
-            "immunotherapy": {"modality": "immunotherapy", "agent": "toripalimab",
-                              "dose_mg": 240, "cycle": 1},
-        }[modality]  # fmt: skip
-        self.add("treatment.administered", patient, day, site, treatment=treatment)
-
-    def ae(
-        self, patient: str, day: int, term: str, code: int, grade: int,
-        rt: str = "unrelated", ct: str = "unrelated", it: str = "unrelated", site: str = "S1",
-    ) -> str:  # fmt: skip
-        return self.add(
-            "ae.reported", patient, day, site,
-            ctcae_version="5.0", ctcae_term=term, meddra_code=code, grade=grade,
-            onset_date=(T0 + timedelta(days=day)).date().isoformat(),
-            seriousness=["death"] if grade == 5 else [], expectedness="expected",
-            immune_related=False,
-            attribution={"radiotherapy": rt, "chemotherapy": ct, "immunotherapy": it},
-            action_taken="dose_not_changed",
-        )  # fmt: skip
-
-
-NEUTROPENIA = ("Neutrophil count decreased", 10029366)
-DIARRHEA = ("Diarrhea", 10012727)
-NAUSEA = ("Nausea", 10028813)
 
 
 def small_trial() -> Trial:

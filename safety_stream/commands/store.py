@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from safety_stream.api.schemas import RejectionOut
 from safety_stream.projections.projector import replay
@@ -49,8 +50,14 @@ def rejected(db: str, site: str | None, limit: int, as_json: bool) -> int:
     return 0
 
 
-def replay_command(db: str) -> int:
+def replay_command(db: str, plan_path: Path | None = None) -> int:
+    from safety_stream.monitoring.monitor import Monitor
+    from safety_stream.runtime import load_plan_or_default
+
+    plan = load_plan_or_default(plan_path)
     store = SqlEventStore.open(db)
+    repository = SqlProjectionRepository(store.engine)
+    before = len(repository.derived_events())
     total = store.head()
     width = 30
 
@@ -60,12 +67,14 @@ def replay_command(db: str) -> int:
         bar = "#" * filled + "." * (width - filled)
         print(f"\r  [{bar}] {done:,}/{total:,} {rate:,.0f} events/s", end="", file=sys.stderr)
 
-    state, count, seconds = replay(store, SqlProjectionRepository(store.engine), progress)
+    state, count, seconds = replay(store, repository, progress, Monitor(plan))
+    new = len(repository.derived_events()) - before
     store.close()
     print(file=sys.stderr)
     rate = count / seconds if seconds else 0.0
     print(
         f"replayed {count:,} events in {seconds:.2f} s ({rate:,.0f} events/s): "
-        f"{len(state.patients)} patients, {len(state.aes)} AEs, position {state.position}"
+        f"{len(state.patients)} patients, {len(state.aes)} AEs, position {state.position}; "
+        f"plan {plan.version}: {new} new derived events"
     )
     return 0

@@ -141,6 +141,16 @@ def posterior_above(theta: float, x: int, n: int, prior: tuple[float, float]) ->
     return 1.0 - beta_cdf(theta, prior[0] + x, prior[1] + n - x)
 
 
+# "Strictly above the cutoff" with a guard against rounding: a posterior that equals the cutoff
+# in exact arithmetic (e.g. 0.75 at theta 0.5, x = n = 1, Beta(1, 1)) must not stop because the
+# floating-point evaluation came out 1e-16 higher.
+TIE_GUARD = 1e-12
+
+
+def stops(theta: float, cutoff: float, x: int, n: int, prior: tuple[float, float]) -> bool:
+    return posterior_above(theta, x, n, prior) > cutoff + TIE_GUARD
+
+
 @cache
 def bayes_table(
     max_n: int, theta: float, cutoff: float, prior: tuple[float, float], min_n: int = 1
@@ -149,9 +159,7 @@ def bayes_table(
     bounds: list[int | None] = []
     for n in looks:
         # the posterior probability rises with x, so the first x that stops is the boundary
-        bounds.append(
-            next((x for x in range(n + 1) if posterior_above(theta, x, n, prior) > cutoff), None)
-        )
+        bounds.append(next((x for x in range(n + 1) if stops(theta, cutoff, x, n, prior)), None))
     return BoundaryTable(
         "bayesian",
         looks,

@@ -1,0 +1,103 @@
+"""A small builder of event histories with explicit days, for projection and monitor tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from safety_stream.events import EventBase, decode_object
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Trial:
+    """Builds a small event history with explicit times."""
+
+    def __init__(self) -> None:
+        self.events: list[EventBase] = []
+
+    def add(self, kind: str, patient: str, day: int, site: str = "S1", **fields: Any) -> str:
+        when = (T0 + timedelta(days=day)).isoformat()
+        document = {
+            "event_type": kind,
+            "schema_version": 1,
+            "event_id": str(uuid.uuid4()),
+            "trial_id": "SPARKLE-L",
+            "site_id": site,
+            "patient_id": patient,
+            "reporter": "test",
+            "occurred_at": when,
+            "recorded_at": when,
+            **fields,
+        }
+        self.events.append(decode_object(document))
+        return str(document["event_id"])
+
+    def enrol(self, patient: str, day: int = 0, site: str = "S1") -> None:
+        self.add(
+            "patient.enrolled", patient, day, site,
+            consent_date=(T0 + timedelta(days=day)).date().isoformat(),
+            planned_modalities=["radiotherapy", "chemotherapy", "immunotherapy"],
+        )  # fmt: skip
+
+    def treat(self, patient: str, modality: str, day: int, site: str = "S1") -> None:
+        treatment = {
+            "radiotherapy": {"modality": "radiotherapy", "technique": "SBRT", "fraction": 1,
+                             "fractions_planned": 5, "dose_gy": 10, "target": "liver"},
+            "chemotherapy": {"modality": "chemotherapy", "regimen": "FOLFOX", "cycle": 1},
+            "immunotherapy": {"modality": "immunotherapy", "agent": "toripalimab",
+                              "dose_mg": 240, "cycle": 1},
+        }[modality]  # fmt: skip
+        self.add("treatment.administered", patient, day, site, treatment=treatment)
+
+    def ae(
+        self, patient: str, day: int, term: str, code: int, grade: int,
+        rt: str = "unrelated", ct: str = "unrelated", it: str = "unrelated", site: str = "S1",
+        seriousness: list[str] | None = None, expectedness: str = "expected",
+        immune_related: bool = False,
+    ) -> str:  # fmt: skip
+        if seriousness is None:
+            seriousness = ["death"] if grade == 5 else []
+        return self.add(
+            "ae.reported", patient, day, site,
+            ctcae_version="5.0", ctcae_term=term, meddra_code=code, grade=grade,
+            onset_date=(T0 + timedelta(days=day)).date().isoformat(),
+            seriousness=seriousness, expectedness=expectedness,
+            immune_related=immune_related,
+            attribution={"radiotherapy": rt, "chemotherapy": ct, "immunotherapy": it},
+            action_taken="dose_not_changed",
+        )  # fmt: skip
+
+    def update(self, patient: str, day: int, ae_id: str, site: str = "S1", **fields: Any) -> str:
+        return self.add("ae.updated", patient, day, site, ae_id=ae_id, reason="review", **fields)
+
+    def retract(self, patient: str, day: int, ae_id: str, site: str = "S1") -> str:
+        return self.add("ae.retracted", patient, day, site, ae_id=ae_id, reason="entered in error")
+
+    def submit_report(self, patient: str, day: int, ae_id: str, site: str = "S1") -> str:
+        return self.add(
+            "ae.safety_report_submitted", patient, day, site,
+            ae_id=ae_id, report_reference=f"IND-{ae_id[:8]}",
+        )  # fmt: skip
+
+    def lab(self, patient: str, day: int, test: str, times_uln: float, site: str = "S1") -> str:
+        return self.add(
+            "lab.resulted", patient, day, site,
+            test=test, value=40.0 * times_uln, unit="U/L", uln=40.0,
+        )  # fmt: skip
+
+    def child_pugh(self, patient: str, day: int, score: int, site: str = "S1") -> str:
+        letter = "A" if score <= 6 else "B" if score <= 9 else "C"
+        return self.add(
+            "child_pugh.assessed", patient, day, site, score=score, child_pugh_class=letter
+        )
+
+
+NEUTROPENIA = ("Neutrophil count decreased", 10029366)
+DIARRHEA = ("Diarrhea", 10012727)
+NAUSEA = ("Nausea", 10028813)
+ASCITES = ("Ascites", 10003445)
+DEATH_NOS = ("Death NOS", 10011914)
+HEPATIC_FAILURE = ("Hepatic failure", 10019663)
+ALT_INCREASED = ("Alanine aminotransferase increased", 10001551)
