@@ -246,6 +246,7 @@ class Monitor:
             shorter = aware + timedelta(days=due[1])
             if shorter < clock.due:  # became fatal or life-threatening: the 7-day clock applies
                 clock.due, clock.severe, clock.dues = shorter, True, clock.dues + 1
+                clock.opened_at = aware  # awareness of what made it fatal or life-threatening
                 key = f"{ae.ae_id}/{clock.dues}"
                 out.append(self._clock_event("report.due", clock, position, key))
                 self._schedule(clock.due + JUST_AFTER, "overdue", ae.ae_id)

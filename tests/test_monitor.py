@@ -1,0 +1,334 @@
+"""The monitor, rule kind by rule kind: what is counted, when boundaries are crossed and cleared,
+sentinels, report clocks, and that replay and restart derive nothing new."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REPO
+from trial_builder import ALT_INCREASED, ASCITES, DIARRHEA, NEUTROPENIA, T0, Trial
+
+from safety_stream.events import EventBase
+from safety_stream.monitoring.boundaries import bayes_table, posterior_above
+from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.monitoring.monitor import Monitor
+from safety_stream.monitoring.status import rule_statuses
+from safety_stream.plan import MonitoringPlan, parse_plan
+from safety_stream.projections.projector import Projector, replay
+from safety_stream.projections.repositories import InMemoryProjectionRepository
+from safety_stream.store.memory import InMemoryEventStore
+
+BASE = yaml.safe_load((REPO / "deploy" / "plans" / "sparkle-l.yaml").read_text())
+
+
+def plan_with(*rules: dict[str, Any]) -> MonitoringPlan:
+    return parse_plan(yaml.safe_dump({**BASE, "rules": list(rules)}))
+
+
+def bayes(rule_id: str = "chemo", **overrides: Any) -> dict[str, Any]:
+    rule = {
+        "id": rule_id, "title": f"{rule_id} rule", "kind": "bayesian", "illustrative": True,
+        "population": {"exposed_to": "chemotherapy"},
+        "counts": {"min_grade": 3, "related_to": ["chemotherapy"]},
+        "prior": [1, 1], "theta": 0.30, "cutoff": 0.90, "min_n": 1, "max_n": 10,
+    }  # fmt: skip
+    rule.update(overrides)
+    return rule
+
+
+SENTINELS = [
+    {"id": "death", "title": "Treatment-related death", "kind": "sentinel", "illustrative": False,
+     "match": {"min_grade": 5, "related_to": "any", "min_attribution": "possible"}},
+    {"id": "ir-hepatitis", "title": "Grade >= 4 immune-related liver injury", "kind": "sentinel",
+     "illustrative": False,
+     "match": {"terms": ["Alanine aminotransferase increased", "Hepatic failure"], "min_grade": 4,
+               "immune_related": True, "related_to": ["immunotherapy"]}},
+]  # fmt: skip
+CLOCKS = {
+    "id": "expedited", "title": "Expedited reports", "kind": "expedited_report",
+    "illustrative": False, "fatal_or_life_threatening_days": 7, "other_serious_days": 15,
+}  # fmt: skip
+
+
+class Run:
+    """A store, a projector with a monitor, and the derived events they stored."""
+
+    def __init__(self, plan: MonitoringPlan) -> None:
+        self.plan = plan
+        self.store = InMemoryEventStore()
+        self.repository = InMemoryProjectionRepository()
+        self.monitor = Monitor(plan)
+        self.projector = Projector(self.store, self.repository, self.monitor)
+
+    def post(self, events: list[EventBase]) -> list[DerivedEvent]:
+        before = len(self.repository.derived)
+        for event in events:
+            with self.store.write() as session:
+                session.append(event)
+            self.projector.catch_up()
+        return list(self.repository.derived.values())[before:]
+
+    def kinds(self, rule_id: str | None = None) -> list[str]:
+        return [
+            d.kind
+            for d in self.repository.derived.values()
+            if rule_id is None or d.rule_id == rule_id
+        ]
+
+    def status(self, rule_id: str) -> Any:
+        return next(s for s in rule_statuses(self.monitor) if s.rule_id == rule_id)
+
+
+def exposed_trial(patients: int, modality: str = "chemotherapy") -> Trial:
+    trial = Trial()
+    for number in range(1, patients + 1):
+        trial.enrol(f"P{number}")
+        trial.treat(f"P{number}", modality, 1)
+    return trial
+
+
+def test_approached_crossed_and_cleared_by_a_downgrade() -> None:
+    table = bayes_table(10, 0.30, 0.90, (1.0, 1.0))
+    assert [table.at(n) for n in (4, 5)] == [3, 3]  # the numbers this scenario relies on
+    run = Run(plan_with(bayes()))
+    trial = exposed_trial(4)
+    run.post(trial.events)
+    assert run.status("chemo").n == 4 and run.kinds() == []
+    trial.events.clear()
+    first = trial.ae("P1", 5, *NEUTROPENIA, 3, ct="possible")
+    assert run.post(trial.events) == []  # 1 of 4: one more would make 2 < 3
+    trial.events.clear()
+    second = trial.ae("P2", 6, *DIARRHEA, 3, ct="probable")
+    assert [d.kind for d in run.post(trial.events)] == ["boundary.approached"]
+    trial.events.clear()
+    third = trial.ae("P3", 7, *NEUTROPENIA, 4, ct="definite")
+    (crossed,) = run.post(trial.events)
+    assert crossed.kind == "boundary.crossed" and crossed.severity == "critical"
+    assert crossed.details["n"] == 4 and crossed.details["x"] == 3
+    assert crossed.details["boundary"] == 3
+    assert crossed.details["posterior_probability"] == pytest.approx(
+        posterior_above(0.30, 3, 4, (1, 1))
+    )
+    assert sorted(crossed.details["counted_ae_ids"]) == sorted([first, second, third])
+    assert crossed.plan_version == run.plan.version and crossed.rule_id == "chemo"
+    assert "P3" not in crossed.summary  # no patient identifier in what becomes an alert title
+    trial.events.clear()
+    trial.update("P3", 9, third, grade=2)
+    (cleared,) = run.post(trial.events)
+    assert cleared.kind == "boundary.cleared" and cleared.details["status"] == "approached"
+    trial.events.clear()
+    trial.retract("P2", 10, second)
+    assert run.post(trial.events) == []  # approached -> ok is not news
+    assert run.status("chemo").x == 1 and run.status("chemo").status == "ok"
+
+
+def test_a_posterior_exactly_at_the_cutoff_does_not_cross() -> None:
+    # theta 0.5, Beta(1, 1): after 1 of 1, P(p > 0.5) = 0.75 = cutoff (strict: no stop)
+    run = Run(plan_with(bayes(theta=0.5, cutoff=0.75, max_n=3)))
+    trial = exposed_trial(1)
+    trial.ae("P1", 3, *NEUTROPENIA, 3, ct="definite")
+    run.post(trial.events)
+    status = run.status("chemo")
+    assert status.x == 1 and status.posterior_probability == pytest.approx(0.75)
+    assert status.status == "approached"  # a second counted patient (2 of 2) would stop
+    assert "boundary.crossed" not in run.kinds()
+
+
+def test_nothing_stops_before_the_minimum_n() -> None:
+    run = Run(plan_with(bayes(min_n=3)))
+    trial = exposed_trial(2)
+    trial.ae("P1", 3, *NEUTROPENIA, 3, ct="definite")
+    trial.ae("P2", 3, *NEUTROPENIA, 3, ct="definite")
+    run.post(trial.events)
+    assert run.status("chemo").x == 2 and run.status("chemo").boundary is None
+    assert run.kinds() == ["boundary.approached"]  # the third patient, if counted, would stop
+    extra = Trial()
+    extra.enrol("P3")
+    extra.treat("P3", "chemotherapy", 4)
+    assert [d.kind for d in run.post(extra.events)] == ["boundary.crossed"]  # 2 of 3 >= b_3
+    assert bayes_table(10, 0.30, 0.90, (1.0, 1.0), 3).at(3) == 2
+
+
+def test_unrelated_low_grade_and_retracted_aes_are_not_counted() -> None:
+    run = Run(plan_with(bayes()))
+    trial = exposed_trial(3)
+    trial.ae("P1", 3, *NEUTROPENIA, 4, ct="unlikely")  # not related enough
+    trial.ae("P2", 3, *NEUTROPENIA, 2, ct="definite")  # grade too low
+    gone = trial.ae("P3", 3, *NEUTROPENIA, 3, ct="definite")
+    trial.retract("P3", 4, gone)
+    trial.ae("P3", 5, *NEUTROPENIA, 3, rt="definite")  # related to another modality
+    run.post(trial.events)
+    assert run.status("chemo").x == 0
+
+
+def test_an_ae_related_to_two_modalities_counts_for_both_rules() -> None:
+    radio = bayes(
+        "radio",
+        population={"exposed_to": "radiotherapy"},
+        counts={"min_grade": 3, "related_to": ["radiotherapy"]},
+    )
+    run = Run(plan_with(bayes("chemo"), radio))
+    trial = exposed_trial(2)
+    trial.treat("P1", "radiotherapy", 2)
+    trial.ae("P1", 3, *DIARRHEA, 3, rt="possible", ct="probable")
+    run.post(trial.events)
+    assert (run.status("chemo").x, run.status("chemo").n) == (1, 2)
+    assert (run.status("radio").x, run.status("radio").n) == (1, 1)
+
+
+def test_patients_become_evaluable_when_their_window_has_been_followed() -> None:
+    windowed = bayes(population={"exposed_to": "chemotherapy", "window": "chemo_first_4_cycles"})
+    run = Run(plan_with(windowed))
+    trial = exposed_trial(3)  # chemo on day 1: window ends on day 57
+    trial.ae("P1", 10, *NEUTROPENIA, 3, ct="definite")  # had the event: evaluable at once
+    trial.ae("P2", 70, *NEUTROPENIA, 3, ct="definite")  # after the window: not counted
+    run.post(trial.events[:-1])
+    status = run.status("chemo")
+    assert (status.exposed, status.n, status.x) == (3, 1, 1)
+    run.post(trial.events[-1:])  # its recorded_at (day 70) moves the clock past day 57
+    status = run.status("chemo")
+    assert (status.n, status.x) == (3, 1)
+
+
+def test_sentinels_raise_once_per_ae_and_only_when_they_match() -> None:
+    run = Run(plan_with(bayes(), *SENTINELS))
+    trial = exposed_trial(3)
+    trial.treat("P2", "immunotherapy", 2)
+    trial.treat("P3", "immunotherapy", 2)
+    death = trial.ae("P1", 5, *NEUTROPENIA, 5, ct="possible")
+    trial.ae("P2", 6, *NEUTROPENIA, 5, ct="unrelated")  # unrelated death: no sentinel
+    liver = trial.ae("P2", 7, *ALT_INCREASED, 3, it="probable", immune_related=True)
+    trial.ae("P3", 7, *ALT_INCREASED, 4, it="probable", immune_related=False)  # not an irAE
+    run.post(trial.events)
+    raised = [d for d in run.repository.derived.values() if d.kind == "sentinel.raised"]
+    assert [(d.rule_id, d.details["ae_id"]) for d in raised] == [("death", death)]
+    trial.events.clear()
+    trial.update("P2", 9, liver, grade=4)  # upgraded: now it matches
+    trial.update("P2", 10, liver, grade=4)  # the same again: already raised
+    run.post(trial.events)
+    raised = [d for d in run.repository.derived.values() if d.kind == "sentinel.raised"]
+    assert [(d.rule_id, d.details["ae_id"]) for d in raised] == [
+        ("death", death),
+        ("ir-hepatitis", liver),
+    ]
+    assert run.status("death").raised == 1 and run.status("death").status == "crossed"
+
+
+def rild_plan() -> MonitoringPlan:
+    rild = next(r for r in BASE["rules"] if r["id"] == "rild")
+    return plan_with({**rild, "max_n": 10, "looks": None})
+
+
+@pytest.mark.parametrize(
+    ("history", "counted"),
+    [
+        ([("lab", 20, "ALT", 6.0)], True),  # non-classic: ALT > 5 x ULN within 90 d of SBRT
+        ([("lab", -10, "ALT", 6.0)], False),  # before SBRT: not RILD
+        ([("lab", 130, "AST", 7.0)], False),  # after the 90-day window
+        ([("cp", -5, 5), ("cp", 30, 7)], True),  # Child-Pugh rise of 2
+        ([("cp", -5, 5), ("cp", 30, 6)], False),  # a rise of 1
+        ([("ae", 30, ASCITES, 2)], False),  # classic needs ALP > 2 x ULN too
+        ([("ae", 30, ASCITES, 2), ("lab", 31, "ALP", 2.5)], True),
+    ],
+)
+def test_rild_composite_counts_within_three_months_of_sbrt(
+    history: list[tuple[Any, ...]], counted: bool
+) -> None:
+    run = Run(rild_plan())
+    trial = Trial()
+    trial.enrol("P1")
+    sbrt_day = 20  # history days are relative to the (last) SBRT fraction
+    entries = sorted((day + sbrt_day, kind, rest) for kind, day, *rest in history)
+    for day, kind, rest in entries:
+        if day >= sbrt_day and not any(
+            e.event_type == "treatment.administered" for e in trial.events
+        ):
+            trial.treat("P1", "radiotherapy", sbrt_day)
+        _add(trial, kind, day, rest)
+    if not any(e.event_type == "treatment.administered" for e in trial.events):
+        trial.treat("P1", "radiotherapy", sbrt_day)
+    run.post(trial.events)
+    assert run.status("rild").x == (1 if counted else 0)
+
+
+def _add(trial: Trial, kind: str, day: int, rest: list[Any]) -> None:
+    if kind == "lab":
+        trial.lab("P1", day, rest[0], rest[1])
+    elif kind == "cp":
+        trial.child_pugh("P1", day, rest[0])
+    else:
+        term, code = rest[0]
+        trial.ae("P1", day, term, code, rest[1], rt="possible")
+
+
+def serious(trial: Trial, patient: str, day: int, **fields: Any) -> str:
+    return trial.ae(
+        patient, day, *DIARRHEA, 3, ct="possible", seriousness=["hospitalisation"],
+        expectedness="unexpected", **fields,
+    )  # fmt: skip
+
+
+def test_report_clock_due_overdue_and_closed() -> None:
+    run = Run(plan_with(bayes(), CLOCKS))
+    trial = exposed_trial(2)
+    late = serious(trial, "P1", 3)
+    on_time = serious(trial, "P2", 4)
+    trial.ae("P2", 4, *DIARRHEA, 3, ct="possible", seriousness=["hospitalisation"])  # expected
+    run.post(trial.events)
+    dues = [d for d in run.repository.derived.values() if d.kind == "report.due"]
+    assert [d.details["ae_id"] for d in dues] == [late, on_time]
+    assert dues[0].details["due"] == (T0 + timedelta(days=3 + 15)).isoformat()
+    trial.events.clear()
+    trial.submit_report("P2", 10, on_time)
+    trial.enrol("P3", 19)  # any event moves the clock: day 19 is past P1's due (day 18)
+    derived = run.post(trial.events)
+    assert [d.kind for d in derived] == ["report.closed", "report.overdue"]
+    assert derived[0].details["on_time"] is True
+    assert derived[1].details["ae_id"] == late
+    clocks = {c.ae_id: c.state for c in run.status("expedited").clocks}
+    assert clocks == {late: "overdue", on_time: "closed"}
+
+
+def test_a_fatal_turn_shortens_the_clock_to_seven_days() -> None:
+    run = Run(plan_with(bayes(), CLOCKS))
+    trial = exposed_trial(1)
+    ae = serious(trial, "P1", 3)
+    trial.update("P1", 5, ae, seriousness=["hospitalisation", "life_threatening"])
+    run.post(trial.events)
+    dues = [d for d in run.repository.derived.values() if d.kind == "report.due"]
+    assert [d.details["days"] for d in dues] == [15, 7]
+    assert dues[1].details["due"] == (T0 + timedelta(days=5 + 7)).isoformat()
+
+
+def test_replay_and_restart_derive_nothing_new() -> None:
+    plan = plan_with(bayes(), *SENTINELS, CLOCKS)
+    run = Run(plan)
+    trial = exposed_trial(4)
+    aes = [trial.ae(f"P{i}", 5 + i, *NEUTROPENIA, 3, ct="definite") for i in (1, 2, 3)]
+    trial.update("P3", 12, aes[2], grade=2)  # cleared
+    trial.update("P3", 13, aes[2], grade=4)  # crossed again: a second, distinct crossing
+    serious(trial, "P4", 14)
+    trial.ae("P4", 15, *NEUTROPENIA, 5, ct="definite")
+    run.post(trial.events)
+    stored = list(run.repository.derived)
+    kinds = run.kinds("chemo")
+    assert kinds.count("boundary.crossed") == 2 and "boundary.cleared" in kinds
+    # a full replay into the same repository, with a fresh monitor: same ids, nothing added
+    replay(run.store, run.repository, observer=Monitor(plan))
+    assert list(run.repository.derived) == stored
+    # a restart: the monitor is rebuilt from the log and carries on where it was
+    restarted = Projector(run.store, run.repository, Monitor(plan))
+    assert restarted.catch_up() == 0
+    more = Trial()
+    more.update("P3", 20, aes[2], grade=2)
+    more.update("P1", 20, aes[0], grade=2)  # 2 of 4 counted: back under b_4 = 3
+    with run.store.write() as session:
+        for event in more.events:
+            session.append(event)
+    restarted.catch_up()
+    new = list(run.repository.derived)[len(stored) :]
+    assert [run.repository.derived[i].kind for i in new] == ["boundary.cleared"]
+    assert run.repository.derived[new[0]].derived_id not in stored
