@@ -208,3 +208,38 @@ def test_new_event_ids_are_independent_per_request(api: Api) -> None:
     api.post("CN-SH-01", example("patient.enrolled"))
     lab = dict(example("lab.resulted"), event_id=str(uuid.uuid4()))
     assert api.post("CN-SH-01", lab).json()["results"][0]["position"] == 2
+
+
+def test_rules_and_derived_events_follow_the_log(api: Api) -> None:
+    api.post("admin", SAMPLE, "application/x-ndjson")
+    assert api.get("CN-SH-01", "/v1/rules").status_code == 403  # trial-wide: readers only
+    assert api.get("CN-SH-01", "/v1/derived-events").status_code == 403
+    rules = api.get("officer", "/v1/rules").json()
+    assert rules["plan_version"] == api.runtime.plan.version
+    assert {r["rule_id"] for r in rules["rules"]} == {r.id for r in api.runtime.plan.rules}
+    chemo = next(r for r in rules["rules"] if r["rule_id"] == "chemotherapy-related-g3")
+    assert chemo["exposed"] == 4 and chemo["x"] <= chemo["n"] <= 4
+    before = api.get("officer", "/v1/derived-events").json()
+
+    death = {
+        **example("ae.reported"),
+        "event_id": str(uuid.uuid4()),
+        "ctcae_term": "Death NOS",
+        "meddra_code": 10011914,
+        "grade": 5,
+        "seriousness": ["death"],
+        "attribution": {"radiotherapy": "unlikely", "chemotherapy": "possible",
+                        "immunotherapy": "unrelated"},
+    }  # fmt: skip
+    assert api.post("CN-SH-01", death).status_code == 201
+    after = api.get("officer", f"/v1/derived-events?after={before[-1]['number'] if before else 0}")
+    raised = [d["event"] for d in after.json() if d["event"]["kind"] == "sentinel.raised"]
+    assert [(d["rule_id"], d["details"]["ae_id"]) for d in raised] == [
+        ("treatment-related-death", death["event_id"])
+    ]
+    assert death["patient_id"] not in raised[0]["summary"]
+    sentinel = next(
+        r for r in api.get("officer", "/v1/rules").json()["rules"]
+        if r["rule_id"] == "treatment-related-death"
+    )  # fmt: skip
+    assert (sentinel["status"], sentinel["raised"]) == ("crossed", 1)
