@@ -8,7 +8,9 @@ new verdicts, and the boundary at n is looked up in a table computed once: O(1) 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
+from uuid import UUID
 
 from safety_stream.monitoring.boundaries import (
     BoundaryTable,
@@ -16,8 +18,9 @@ from safety_stream.monitoring.boundaries import (
     pocock_table,
     posterior_above,
 )
-from safety_stream.monitoring.matching import NOT_EXPOSED, Verdict
+from safety_stream.monitoring.matching import NOT_EXPOSED, Verdict, ae_matches, counts_by_term
 from safety_stream.plan import BayesianRule, PocockRule
+from safety_stream.projections.state import AeState
 from safety_stream.stats import binomial_pmf
 
 OK, APPROACHED, CROSSED = 0, 1, 2
@@ -37,12 +40,24 @@ def table_for(rule: CountingRule) -> BoundaryTable:
 class CountState:
     rule: CountingRule
     table: BoundaryTable
+    index: int  # position among the plan's counting rules
     verdicts: dict[str, Verdict] = field(default_factory=dict)
+    # per patient, the AEs matching the rule's filter (id -> onset date), updated AE by AE
+    matched: dict[str, dict[UUID, date]] = field(default_factory=dict)
     exposed: int = 0
     n: int = 0
     x: int = 0
     status: int = OK
     transitions: dict[str, int] = field(default_factory=dict)  # kind -> how many emitted
+
+    def rematch(self, ae: AeState) -> None:
+        """Re-decide whether one AE matches the filter, after it was reported or amended."""
+        if not counts_by_term(self.rule.counts):
+            return
+        if ae_matches(ae, self.rule.counts):
+            self.matched.setdefault(ae.patient_id, {})[ae.ae_id] = ae.onset_date
+        else:
+            self.matched.get(ae.patient_id, {}).pop(ae.ae_id, None)
 
     def update(self, patient_id: str, verdict: Verdict) -> None:
         old = self.verdicts.get(patient_id, NOT_EXPOSED)
@@ -70,7 +85,7 @@ class CountState:
         return OK
 
     def counted_evidence(self) -> list[str]:
-        return sorted(item for v in self.verdicts.values() if v.evaluable for item in v.counted)
+        return sorted(str(i) for v in self.verdicts.values() if v.evaluable for i in v.counted)
 
     def evidence(self) -> dict[str, Any]:
         """The numbers behind the rule's state, as a DSMB member would want to check them."""

@@ -8,8 +8,10 @@ Retracted AEs never count; an AE counts at its current grade and attribution.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from uuid import UUID
 
 from safety_stream.events import ATTRIBUTION_RANK, Attribution, Modality
 from safety_stream.plan import (
@@ -43,6 +45,9 @@ class Span:
     def holds_date(self, day: date) -> bool:
         return self.start.date() <= day <= self.end.date()
 
+    def dates(self) -> tuple[date, date]:
+        return self.start.date(), self.end.date()
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -50,7 +55,7 @@ class Verdict:
 
     exposed: bool
     evaluable: bool
-    counted: tuple[str, ...]  # evidence: AE ids and "composite:<name>" entries
+    counted: tuple[UUID | str, ...]  # evidence: AE ids and "composite:<name>" entries
     evaluable_from: datetime | None  # when the whole window will have been followed
 
 
@@ -83,7 +88,8 @@ def ae_matches(ae: AeState, match: EventFilter) -> bool:
         return False
     modalities = ALL_MODALITIES if match.related_to == "any" else match.related_to
     threshold = ATTRIBUTION_RANK[match.min_attribution]
-    return any(ATTRIBUTION_RANK[Attribution(ae.attribution[m])] >= threshold for m in modalities)
+    # StrEnum members hash and compare as their values: the rank table takes the stored strings
+    return any(ATTRIBUTION_RANK[ae.attribution[m]] >= threshold for m in modalities)  # type: ignore[index]
 
 
 def _condition_holds(
@@ -133,7 +139,8 @@ def composite_holds(
 def exposed(patient: PatientState, population: Population) -> bool:
     if population.exposed_to == "any":
         return bool(patient.exposure)
-    return population.exposed_to.value in patient.exposure
+    # a StrEnum member is its own value as a dict key (and cheaper than .value)
+    return population.exposed_to in patient.exposure
 
 
 def judge_patient(
@@ -141,26 +148,30 @@ def judge_patient(
     population: Population,
     counts: EventFilter,
     patient: PatientState,
-    aes: list[AeState],
+    matched: Mapping[UUID, date],
+    aes: Callable[[], list[AeState]],
     clock: datetime,
 ) -> Verdict:
-    """Exposure, evaluability and counted evidence of one patient for a counting rule."""
+    """Exposure, evaluability and counted evidence of one patient for a counting rule.
+
+    ``matched`` are the patient's AEs that match the rule's filter (id -> onset), kept up to
+    date by the caller AE by AE; ``aes`` gives all the patient's AEs, for composites only.
+    """
     if not exposed(patient, population):
         return NOT_EXPOSED
     span = None
     if population.window is not None:
         span = window_span(patient, plan.windows[population.window])
-    evidence: list[str] = []
-    by_term = not counts.composites or counts.terms or counts.socs
-    if by_term:
-        evidence += sorted(
-            str(ae.ae_id)
-            for ae in aes
-            if ae_matches(ae, counts) and (span is None or span.holds_date(ae.onset_date))
-        )
-    for name in counts.composites:
-        if composite_holds(plan.composites[name], plan, patient, aes):
-            evidence.append(f"composite:{name}")
+    if span is None:
+        evidence: list[UUID | str] = list(matched)
+    else:
+        first, last = span.dates()
+        evidence = [ae_id for ae_id, onset in matched.items() if first <= onset <= last]
+    if counts.composites:
+        every_ae = aes()
+        for name in counts.composites:
+            if composite_holds(plan.composites[name], plan, patient, every_ae):
+                evidence.append(f"composite:{name}")
     if population.window is None:
         return Verdict(True, True, tuple(evidence), None)
     followed = span is not None and span.end <= clock
@@ -170,6 +181,11 @@ def judge_patient(
         tuple(evidence),
         span.end if span is not None else None,
     )
+
+
+def counts_by_term(counts: EventFilter) -> bool:
+    """Whether a rule counts AEs by their own fields (not only composites)."""
+    return not counts.composites or bool(counts.terms or counts.socs)
 
 
 def expedited_due(
@@ -182,7 +198,7 @@ def expedited_due(
     if ae.status == "retracted" or not ae.seriousness or ae.expectedness != "unexpected":
         return None
     threshold = ATTRIBUTION_RANK[min_attribution]
-    if not any(ATTRIBUTION_RANK[Attribution(a)] >= threshold for a in ae.attribution.values()):
+    if not any(ATTRIBUTION_RANK[a] >= threshold for a in ae.attribution.values()):  # type: ignore[index]
         return None
     severe = "death" in ae.seriousness or "life_threatening" in ae.seriousness
     return severe, fatal_days if severe else other_days

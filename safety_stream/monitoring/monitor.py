@@ -18,7 +18,10 @@ from uuid import UUID
 from safety_stream.events import (
     AE_AMENDMENTS,
     AdverseEventReported,
+    ChildPughAssessed,
     EventBase,
+    LabResulted,
+    TreatmentAdministered,
     decode_json,
 )
 from safety_stream.monitoring.counting import (
@@ -38,10 +41,15 @@ from safety_stream.plan import (
     PocockRule,
     SentinelRule,
 )
-from safety_stream.projections.state import AeState, TrialState, apply
+from safety_stream.projections.state import AeState, PatientState, TrialState, apply
 from safety_stream.store.base import EventStore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Which events can change a patient's verdict: exposure and AEs for every counting rule, labs
+# and Child-Pugh scores only for rules that count composites; enrolment and status changes for
+# none (a patient counts from their first exposure).
+RELEVANT_TO_ALL = frozenset({TreatmentAdministered, AdverseEventReported, *AE_AMENDMENTS})
+RELEVANT_TO_COMPOSITES = frozenset({LabResulted, ChildPughAssessed})
 JUST_AFTER = timedelta(microseconds=1)  # a report is overdue once the clock is past its due time
 
 
@@ -62,10 +70,12 @@ class Monitor:
         self.version = plan.version
         self.clock = EPOCH
         self.counting = [
-            CountState(rule, table_for(rule))
-            for rule in plan.rules
-            if isinstance(rule, BayesianRule | PocockRule)
+            CountState(rule, table_for(rule), index)
+            for index, rule in enumerate(
+                r for r in plan.rules if isinstance(r, BayesianRule | PocockRule)
+            )
         ]
+        self._composite_rules = [c for c in self.counting if c.rule.counts.composites]
         self.sentinels = [r for r in plan.rules if isinstance(r, SentinelRule)]
         self.raised: dict[str, list[str]] = {r.id: [] for r in self.sentinels}
         self.reporting = next((r for r in plan.rules if isinstance(r, ExpeditedReportRule)), None)
@@ -73,6 +83,7 @@ class Monitor:
         self._patient_aes: dict[str, list[UUID]] = {}
         self._timers: list[tuple[datetime, int, str, Any]] = []
         self._sequence = 0
+        self._pending: set[tuple[datetime, str, Any]] = set()
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -86,13 +97,20 @@ class Monitor:
         kind = type(event)
         if kind is AdverseEventReported:
             self._patient_aes.setdefault(event.patient_id, []).append(event.event_id)
-        self._judge(state, event.patient_id, position, out)
+        ae = None
         if kind is AdverseEventReported or kind in AE_AMENDMENTS:
             ae_id = event.event_id if kind is AdverseEventReported else event.ae_id  # type: ignore[attr-defined]
             ae = state.aes.get(ae_id)
             if ae is not None:
-                self._sentinels(ae, position, out)
-                self._report_clock(ae, moment, position, out)
+                for counter in self.counting:
+                    counter.rematch(ae)
+        if kind in RELEVANT_TO_ALL:
+            self._judge(state, event.patient_id, position, out, self.counting)
+        elif kind in RELEVANT_TO_COMPOSITES:
+            self._judge(state, event.patient_id, position, out, self._composite_rules)
+        if ae is not None:
+            self._sentinels(ae, position, out)
+            self._report_clock(ae, moment, position, out)
         return out
 
     def rebuild(self, store: EventStore, upto: int) -> None:
@@ -108,42 +126,59 @@ class Monitor:
         return [state.aes[i] for i in self._patient_aes.get(patient_id, ()) if i in state.aes]
 
     def _judge(
-        self, state: TrialState, patient_id: str, position: int, out: list[DerivedEvent]
+        self,
+        state: TrialState,
+        patient_id: str,
+        position: int,
+        out: list[DerivedEvent],
+        counters: list[CountState],
     ) -> None:
         patient = state.patients.get(patient_id)
-        if patient is None or not self.counting:
+        if patient is None or not counters:
             return
-        aes = self._patient_ae_states(state, patient_id)
-        for index, counter in enumerate(self.counting):
-            rule = counter.rule
-            verdict = judge_patient(
-                self.plan, rule.population, rule.counts, patient, aes, self.clock
-            )
-            counter.update(patient_id, verdict)
-            if verdict.exposed and not verdict.evaluable and verdict.evaluable_from is not None:
-                self._schedule(verdict.evaluable_from, "evaluable", (index, patient_id))
-            self._transition(counter, position, out)
+        for counter in counters:
+            self._rejudge(state, counter, patient, position, out)
+
+    def _rejudge(
+        self,
+        state: TrialState,
+        counter: CountState,
+        patient: PatientState,
+        position: int,
+        out: list[DerivedEvent],
+    ) -> None:
+        rule, patient_id = counter.rule, patient.patient_id
+        verdict = judge_patient(
+            self.plan,
+            rule.population,
+            rule.counts,
+            patient,
+            counter.matched.get(patient_id, {}),
+            lambda: self._patient_ae_states(state, patient_id),
+            self.clock,
+        )
+        counter.update(patient_id, verdict)
+        if verdict.exposed and not verdict.evaluable and verdict.evaluable_from is not None:
+            self._schedule(verdict.evaluable_from, "evaluable", (counter.index, patient_id))
+        self._transition(counter, position, out)
 
     def _schedule(self, when: datetime, what: str, key: Any) -> None:
+        if (when, what, key) in self._pending:  # the same patient, judged again: one timer
+            return
+        self._pending.add((when, what, key))
         self._sequence += 1
         heapq.heappush(self._timers, (when, self._sequence, what, key))
 
     def _fire_timers(self, state: TrialState, position: int, out: list[DerivedEvent]) -> None:
         while self._timers and self._timers[0][0] <= self.clock:
             when, _, what, key = heapq.heappop(self._timers)
+            self._pending.discard((when, what, key))
             if what == "evaluable":
                 index, patient_id = key
                 patient = state.patients.get(patient_id)
                 if patient is None:
                     continue
-                counter = self.counting[index]
-                rule = counter.rule
-                aes = self._patient_ae_states(state, patient_id)
-                verdict = judge_patient(
-                    self.plan, rule.population, rule.counts, patient, aes, self.clock
-                )
-                counter.update(patient_id, verdict)
-                self._transition(counter, position, out)
+                self._rejudge(state, self.counting[index], patient, position, out)
             elif what == "overdue":
                 clock = self.clocks.get(key)
                 # a clock shortened or closed since this timer was set ignores it
