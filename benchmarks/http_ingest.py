@@ -39,7 +39,9 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_server(db: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(
+    db: str, workdir: Path, plan: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
     executable = str(Path(sys.executable).with_name("safety-stream"))
     token = subprocess.run(
         [executable, "readers", "add", "bench", "--role", "admin", "--db", db],
@@ -47,8 +49,9 @@ def start_server(db: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str, 
     ).stdout.splitlines()[-1]  # fmt: skip
     port = free_port()
     log = (workdir / "server.log").open("wb")
+    command = [executable, "serve", "--db", db, "--port", str(port)]
     server = subprocess.Popen(
-        [executable, "serve", "--db", db, "--port", str(port)], stdout=log, stderr=log
+        command + (["--plan", str(plan)] if plan else []), stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
