@@ -3,7 +3,9 @@ sentinels, report clocks, and that replay and restart derive nothing new."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import yaml
 from conftest import REPO
 from trial_builder import ALT_INCREASED, ASCITES, DIARRHEA, NEUTROPENIA, T0, Trial
 
+from safety_stream.cli import main
 from safety_stream.events import EventBase
 from safety_stream.monitoring.boundaries import bayes_table, posterior_above
 from safety_stream.monitoring.derived import DerivedEvent
@@ -20,6 +23,7 @@ from safety_stream.plan import MonitoringPlan, parse_plan
 from safety_stream.projections.projector import Projector, replay
 from safety_stream.projections.repositories import InMemoryProjectionRepository
 from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.sql import SqlEventStore
 
 BASE = yaml.safe_load((REPO / "deploy" / "plans" / "sparkle-l.yaml").read_text())
 
@@ -332,3 +336,35 @@ def test_replay_and_restart_derive_nothing_new() -> None:
     new = list(run.repository.derived)[len(stored) :]
     assert [run.repository.derived[i].kind for i in new] == ["boundary.cleared"]
     assert run.repository.derived[new[0]].derived_id not in stored
+
+
+def test_whatif_lists_when_each_plan_would_have_alerted(
+    sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = SqlEventStore.open(sqlite_url)
+    trial = exposed_trial(4)
+    trial.ae("P1", 5, *NEUTROPENIA, 3, ct="possible")
+    trial.ae("P2", 6, *NEUTROPENIA, 3, ct="possible")
+    with store.write() as session:
+        for event in trial.events:
+            session.append(event)
+    store.close()
+    stricter = dict(BASE)
+    stricter["rules"] = [
+        bayes("chemotherapy-related-g3", theta=0.10, cutoff=0.80, max_n=40)
+        if rule["id"] == "chemotherapy-related-g3"
+        else rule
+        for rule in BASE["rules"]
+    ]
+    new_plan = tmp_path / "stricter.yaml"
+    new_plan.write_text(yaml.safe_dump(stricter))
+    assert main(["whatif", "--plan", str(new_plan), "--db", sqlite_url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    chemo = report["rules"]["chemotherapy-related-g3"]
+    assert chemo["current"] == []  # Pocock at p0 0.40: 2 of 4 is no signal
+    # Beta(1, 1), theta 0.10: 1 of 4 gives P(p > 0.1) = P(Bin(5, 0.1) <= 1) = 0.919 > 0.80
+    assert [a["kind"] for a in chemo["new"]] == ["boundary.crossed"]
+    assert (chemo["new"][0]["details"]["x"], chemo["new"][0]["details"]["n"]) == (1, 4)
+    assert main(["whatif", "--plan", str(new_plan), "--db", sqlite_url]) == 0
+    text = capsys.readouterr().out
+    assert "chemotherapy-related-g3:" in text and "current  never" in text
