@@ -126,6 +126,21 @@ class BayesianRule(_Rule):
     min_n: int = Field(default=1, ge=1)
     max_n: int = Field(gt=0)
 
+    @model_validator(mode="after")
+    def _prior_alone_does_not_stop(self) -> Self:
+        from safety_stream.monitoring.boundaries import posterior_above
+
+        if self.min_n > self.max_n:
+            raise ValueError(f"min_n ({self.min_n}) is above max_n ({self.max_n})")
+        alone = posterior_above(self.theta, 0, self.min_n, self.prior)
+        if alone > self.cutoff:
+            raise ValueError(
+                f"with no counted patient among {self.min_n}, P(p > {self.theta}) is already "
+                f"{alone:.3f} > cutoff {self.cutoff}: the prior alone would stop the trial "
+                "(use a less pessimistic prior, a higher cutoff or a larger min_n)"
+            )
+        return self
+
 
 class PocockRule(_Rule):
     """Pocock-type boundary of Ivanova, Qaqish & Schell (2005), Biometrics 61:540-545."""

@@ -351,7 +351,7 @@ def test_whatif_lists_when_each_plan_would_have_alerted(
     store.close()
     stricter = dict(BASE)
     stricter["rules"] = [
-        bayes("chemotherapy-related-g3", theta=0.10, cutoff=0.80, max_n=40)
+        bayes("chemotherapy-related-g3", theta=0.15, cutoff=0.80, max_n=40)
         if rule["id"] == "chemotherapy-related-g3"
         else rule
         for rule in BASE["rules"]
@@ -362,7 +362,7 @@ def test_whatif_lists_when_each_plan_would_have_alerted(
     report = json.loads(capsys.readouterr().out)
     chemo = report["rules"]["chemotherapy-related-g3"]
     assert chemo["current"] == []  # Pocock at p0 0.40: 2 of 4 is no signal
-    # Beta(1, 1), theta 0.10: 1 of 4 gives P(p > 0.1) = P(Bin(5, 0.1) <= 1) = 0.919 > 0.80
+    # Beta(1, 1), theta 0.15: 1 of 4 gives P(p > 0.15) = P(Bin(5, 0.15) <= 1) = 0.835 > 0.80
     assert [a["kind"] for a in chemo["new"]] == ["boundary.crossed"]
     assert (chemo["new"][0]["details"]["x"], chemo["new"][0]["details"]["n"]) == (1, 4)
     assert main(["whatif", "--plan", str(new_plan), "--db", sqlite_url]) == 0

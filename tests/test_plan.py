@@ -100,3 +100,14 @@ def test_plan_check_fails_on_a_bad_plan(tmp_path: Path, capsys: pytest.CaptureFi
     bad.write_text(plan_text(plan_format=2))
     assert main(["plan", "check", str(bad)]) == 1
     assert "plan_format: Input should be 1" in capsys.readouterr().err
+
+
+def test_a_bayesian_prior_that_alone_would_stop_is_refused() -> None:
+    document = yaml.safe_load(PLAN.read_text())
+    rule = document["rules"][1]
+    rule.update(prior=[1, 1], theta=0.10, cutoff=0.80, min_n=1)  # P(p > 0.1 | 0 of 1) = 0.81
+    (problem,) = problems_of(yaml.safe_dump(document))
+    assert problem.startswith("rules.1.bayesian: with no counted patient among 1, P(p > 0.1)")
+    assert "0.810 > cutoff 0.8" in problem
+    rule["min_n"] = 2  # P(p > 0.1 | 0 of 2) = 0.729: fine
+    assert parse_plan(yaml.safe_dump(document)).rules[1].id == "radiotherapy-related-g3"
