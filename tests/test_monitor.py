@@ -368,3 +368,17 @@ def test_whatif_lists_when_each_plan_would_have_alerted(
     assert main(["whatif", "--plan", str(new_plan), "--db", sqlite_url]) == 0
     text = capsys.readouterr().out
     assert "chemotherapy-related-g3:" in text and "current  never" in text
+
+
+def test_a_late_report_whose_clock_has_already_run_out_is_overdue_at_once() -> None:
+    run = Run(plan_with(bayes(), CLOCKS))
+    trial = exposed_trial(2)
+    trial.enrol("P3", 20)  # the log has reached day 20
+    late = serious(trial, "P2", 1)  # aware on day 1, due day 16, posted after day 20
+    run.post(trial.events)
+    clocks = [
+        (d.kind, d.details["ae_id"])
+        for d in run.repository.derived.values()
+        if d.rule_id == "expedited"
+    ]
+    assert clocks == [("report.due", late), ("report.overdue", late)]

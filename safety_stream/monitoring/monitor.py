@@ -111,6 +111,8 @@ class Monitor:
         if ae is not None:
             self._sentinels(ae, position, out)
             self._report_clock(ae, moment, position, out)
+        # again at the end: a late report can open a clock whose due time the log has passed
+        self._fire_timers(state, position, out)
         return out
 
     def rebuild(self, store: EventStore, upto: int) -> None:
