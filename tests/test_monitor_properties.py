@@ -99,7 +99,7 @@ def final_status(events: list[EventBase]) -> list[tuple[Any, ...]]:
     ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories, st.lists(st.integers(0, 10), max_size=200))
 def test_the_order_of_independent_patients_does_not_change_the_outcome(
     history: list[list[tuple[Any, ...]]], order: list[int]
