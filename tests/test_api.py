@@ -243,3 +243,10 @@ def test_rules_and_derived_events_follow_the_log(api: Api) -> None:
         if r["rule_id"] == "treatment-related-death"
     )  # fmt: skip
     assert (sentinel["status"], sentinel["raised"]) == ("crossed", 1)
+
+
+def test_derived_event_queries_reject_out_of_range_input_with_422(api: Api) -> None:
+    # found by Schemathesis: a cursor beyond 64 bits used to overflow the driver (500)
+    assert api.get("officer", "/v1/derived-events?after=99999999999999999999").status_code == 422
+    assert api.get("officer", "/v1/derived-events?rule_id=%00").status_code == 422
+    assert api.get("officer", "/v1/derived-events?after=9223372036854775807").json() == []

@@ -55,8 +55,12 @@ def add_monitoring_routes(app: FastAPI, runtime: Runtime) -> None:
     @app.get("/v1/derived-events", response_model=list[DerivedOut], responses=READERS_ONLY)
     def derived_events(
         caller: Caller,
-        rule_id: str | None = None,
-        after: Annotated[int, Query(ge=0, description="only those stored after this number")] = 0,
+        rule_id: Annotated[
+            str | None, Query(max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+        ] = None,
+        after: Annotated[
+            int, Query(ge=0, le=2**63 - 1, description="only those stored after this number")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[DerivedOut]:
         """What the monitor concluded, in the order stored (boundaries, sentinels, clocks)."""
