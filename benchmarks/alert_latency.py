@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 import uuid
@@ -22,7 +21,7 @@ from typing import Any
 
 import httpx
 import yaml
-from http_ingest import quantile, start_server
+from http_ingest import print_latencies, start_server
 
 from safety_stream.runtime import default_plan
 
@@ -97,15 +96,8 @@ def main() -> None:
                     latency.append(time.perf_counter() - sent)
                     retraction = event("ae.retracted", ae_id=ae["event_id"], reason="benchmark")
                     assert http.post("/v1/events", content=json.dumps(retraction)).is_success
-            base50 = statistics.median(baseline)
             print(f"{args.probes} crossings, each from a single POST")
-            for name, values in (
-                ("GET /healthz (baseline)", baseline),
-                ("POST -> crossed", latency),
-            ):
-                p50, p99 = statistics.median(values), quantile(values, 0.99)
-                print(f"{name:<26} p50 {p50 * 1000:7.2f} ms  p99 {p99 * 1000:7.2f} ms"
-                      f"  p50 ratio {p50 / base50:.1f}")  # fmt: skip
+            print_latencies(baseline, ("POST -> crossed", latency))
         finally:
             server.terminate()
             server.wait(30)

@@ -39,6 +39,15 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def print_latencies(baseline: list[float], measured: tuple[str, list[float]]) -> None:
+    """p50 / p99 of the baseline round trips and of the measured ones, and the p50 ratio."""
+    base50 = statistics.median(baseline)
+    for name, values in (("GET /healthz (baseline)", baseline), measured):
+        p50, p99 = statistics.median(values), quantile(values, 0.99)
+        print(f"{name:<28} p50 {p50 * 1000:7.2f} ms  p99 {p99 * 1000:7.2f} ms"
+              f"  p50 ratio {p50 / base50:.1f}")  # fmt: skip
+
+
 def start_server(
     db: str, workdir: Path, plan: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -106,12 +115,7 @@ def main() -> None:
                     while str(report["event_id"]) not in http.get(history).text:
                         pass  # the API projects before it acknowledges: this never loops
                     latency.append(time.perf_counter() - sent)
-            base50 = statistics.median(baseline)
-            rows = (("GET /healthz (baseline)", baseline), ("POST -> projected", latency))
-            for name, values in rows:
-                p50, p99 = statistics.median(values), quantile(values, 0.99)
-                print(f"{name:<28} p50 {p50 * 1000:7.2f} ms  p99 {p99 * 1000:7.2f} ms"
-                      f"  p50 ratio {p50 / base50:.1f}")  # fmt: skip
+            print_latencies(baseline, ("POST -> projected", latency))
         finally:
             server.terminate()
             server.wait(30)

@@ -53,12 +53,14 @@ def load_plan_or_default(path: Path | None) -> MonitoringPlan:
     return load_plan(path) if path is not None else default_plan()
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    """SQL store (SQLite or PostgreSQL) with its projection, credentials and metrics."""
-    store = SqlEventStore.open(settings.db)
+def _assemble(
+    settings: Settings,
+    store: EventStore,
+    repository: SqlProjectionRepository | InMemoryProjectionRepository,
+    credentials: Credentials,
+) -> Runtime:
     plan = load_plan_or_default(settings.plan)
     monitor = Monitor(plan)
-    repository = SqlProjectionRepository(store.engine)
     projector = Projector(store, repository, monitor)
     projector.catch_up()  # whatever was committed before a crash or restart
     registry = CollectorRegistry()
@@ -66,7 +68,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         store=store,
         projector=projector,
-        credentials=SqlCredentials(store.engine),
+        credentials=credentials,
         plan=plan,
         ctcae=ctcae_dictionary(),
         registry=registry,
@@ -76,23 +78,18 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
+def build_runtime(settings: Settings) -> Runtime:
+    """SQL store (SQLite or PostgreSQL) with its projection, credentials and metrics."""
+    store = SqlEventStore.open(settings.db)
+    repository = SqlProjectionRepository(store.engine)
+    return _assemble(settings, store, repository, SqlCredentials(store.engine))
+
+
 def build_memory_runtime(settings: Settings | None = None) -> Runtime:
     """Everything in memory (unit tests)."""
-    store = InMemoryEventStore()
-    registry = CollectorRegistry()
-    settings = settings or Settings()
-    plan = load_plan_or_default(settings.plan)
-    monitor = Monitor(plan)
-    repository = InMemoryProjectionRepository()
-    return Runtime(
-        settings=settings,
-        store=store,
-        projector=Projector(store, repository, monitor),
-        credentials=InMemoryCredentials(),
-        plan=plan,
-        ctcae=ctcae_dictionary(),
-        registry=registry,
-        metrics=IngestMetrics(registry),
-        monitor=monitor,
-        derived=repository,
+    return _assemble(
+        settings or Settings(),
+        InMemoryEventStore(),
+        InMemoryProjectionRepository(),
+        InMemoryCredentials(),
     )

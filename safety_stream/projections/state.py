@@ -54,10 +54,8 @@ class PatientState:
     status: PatientStatus = "on_study"
     status_at: datetime | None = None
     exposure: dict[str, Exposure] = field(default_factory=dict)
-    child_pugh_baseline: int | None = None
-    child_pugh_latest: int | None = None
-    lab_peaks: dict[str, float] = field(default_factory=dict)  # test -> max value / ULN
-    # (test, value / ULN, when) and (score, when), for composites that look inside a window
+    # (test, value / ULN, when) and (Child-Pugh score, when; the first is the baseline), for
+    # composite events that look inside a window
     lab_history: list[tuple[str, float, datetime]] = field(default_factory=list)
     child_pugh_history: list[tuple[int, datetime]] = field(default_factory=list)
 
@@ -167,15 +165,11 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
         patient.status_at = _utc(event.occurred_at)
     elif kind is ChildPughAssessed:
         score = event.score  # type: ignore[attr-defined]
-        if patient.child_pugh_baseline is None:
-            patient.child_pugh_baseline = score
-        patient.child_pugh_latest = score
         patient.child_pugh_history.append((score, _utc(event.occurred_at)))
     elif kind is LabResulted:
         lab: LabResulted = event  # type: ignore[assignment]
         if lab.uln:
             ratio = lab.value / lab.uln
-            patient.lab_peaks[lab.test.value] = max(ratio, patient.lab_peaks.get(lab.test.value, 0))
             patient.lab_history.append((lab.test.value, ratio, _utc(lab.occurred_at)))
     return patient.patient_id, None
 
