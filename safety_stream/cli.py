@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help=f"listen address (default {Settings().host})")
     serve.add_argument("--port", type=int, help=f"listen port (default {Settings().port})")
     serve.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
+    serve.add_argument("--alerts", type=Path, help="alert routing YAML (default: an NDJSON file)")
 
     sites = commands.add_parser("sites", help="site credentials")
     sites_add = sites.add_subparsers(dest="sites_command", required=True).add_parser(
@@ -81,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--current", type=Path, help="the plan in force (default: SPARKLE-L)")
     whatif.add_argument("--json", action="store_true")
     _db(whatif)
+    alerts = commands.add_parser("alerts", help="alerts and their delivery state")
+    _db(alerts)
+    alerts.add_argument("--unacknowledged", action="store_true", help="only those not yet seen")
+    alerts.add_argument("--json", action="store_true")
+    alert_commands = alerts.add_subparsers(dest="alerts_command")
+    ack = alert_commands.add_parser("ack", help="acknowledge an alert (stops its escalation)")
+    ack.add_argument("alert_id", metavar="ALERT_ID")
+    ack.add_argument("--by", required=True, help="who acknowledges (recorded)")
+    ack.add_argument("--note")
+    _db(ack)
     return parser
 
 
@@ -95,7 +106,7 @@ def _db(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         key: value
-        for key in ("db", "host", "port", "plan")
+        for key in ("db", "host", "port", "plan", "alerts")
         if (value := getattr(args, key, None)) is not None
     }
     return Settings(**overrides)
@@ -137,6 +148,12 @@ def _store_commands(args: argparse.Namespace) -> int:
         from safety_stream.commands import post
 
         return post.run(args.url, args.token, args.file, args.batch_size)
+    if args.command == "alerts":
+        from safety_stream.commands import alerts
+
+        if args.alerts_command == "ack":
+            return alerts.acknowledge(settings.db, args.alert_id, args.by, args.note)
+        return alerts.list_alerts(settings.db, args.unacknowledged, args.json)
     from safety_stream.commands import store
 
     if args.command == "verify":

@@ -7,13 +7,19 @@ from importlib import resources
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import StaticPool
 
+from safety_stream.alerts.config import AlertConfig, default_config, load_alert_config
+from safety_stream.alerts.dispatcher import Dispatcher
+from safety_stream.alerts.outbox import Outbox
 from safety_stream.auth import Credentials, InMemoryCredentials, SqlCredentials
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
-from safety_stream.metrics import IngestMetrics
+from safety_stream.metrics import PipelineMetrics
+from safety_stream.metrics_state import SafetyStateCollector
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan, load_plan, parse_plan
-from safety_stream.projections.projector import Projector
+from safety_stream.projections.projector import Changes, Projector
 from safety_stream.projections.repositories import (
     DerivedSource,
     InMemoryProjectionRepository,
@@ -23,6 +29,12 @@ from safety_stream.settings import Settings
 from safety_stream.store.base import EventStore
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.sql import SqlEventStore
+from safety_stream.store.tables import (
+    AlertDeliveryRow,
+    AlertLogRow,
+    AlertRow,
+    ProjectionPositionRow,
+)
 
 
 def default_plan() -> MonitoringPlan:
@@ -40,11 +52,14 @@ class Runtime:
     plan: MonitoringPlan
     ctcae: CtcaeDictionary
     registry: CollectorRegistry
-    metrics: IngestMetrics
+    metrics: PipelineMetrics
     monitor: Monitor
     derived: DerivedSource
+    outbox: Outbox
+    dispatcher: Dispatcher
 
     def close(self) -> None:
+        self.dispatcher.stop()
         if isinstance(self.store, SqlEventStore):
             self.store.close()
 
@@ -53,17 +68,34 @@ def load_plan_or_default(path: Path | None) -> MonitoringPlan:
     return load_plan(path) if path is not None else default_plan()
 
 
+def load_alerts_or_default(path: Path | None) -> AlertConfig:
+    return load_alert_config(path) if path is not None else default_config()
+
+
 def _assemble(
     settings: Settings,
     store: EventStore,
     repository: SqlProjectionRepository | InMemoryProjectionRepository,
     credentials: Credentials,
+    outbox_engine: Engine,
 ) -> Runtime:
     plan = load_plan_or_default(settings.plan)
     monitor = Monitor(plan)
     projector = Projector(store, repository, monitor)
-    projector.catch_up()  # whatever was committed before a crash or restart
     registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    outbox = Outbox(outbox_engine, load_alerts_or_default(settings.alerts))
+    dispatcher = Dispatcher(outbox, repository, plan.trial.id, on_outcome=metrics.delivery)
+
+    def committed(changes: Changes) -> None:
+        for derived in changes.derived:
+            metrics.derived.labels(kind=derived.kind).inc()
+        if changes.derived:
+            dispatcher.wake()
+
+    projector.listeners.append(committed)
+    projector.catch_up()  # whatever was committed before a crash or restart
+    registry.register(SafetyStateCollector(projector, monitor, plan, store.head, outbox.counts))
     return Runtime(
         settings=settings,
         store=store,
@@ -72,9 +104,11 @@ def _assemble(
         plan=plan,
         ctcae=ctcae_dictionary(),
         registry=registry,
-        metrics=IngestMetrics(registry),
+        metrics=metrics,
         monitor=monitor,
         derived=repository,
+        outbox=outbox,
+        dispatcher=dispatcher,
     )
 
 
@@ -82,7 +116,7 @@ def build_runtime(settings: Settings) -> Runtime:
     """SQL store (SQLite or PostgreSQL) with its projection, credentials and metrics."""
     store = SqlEventStore.open(settings.db)
     repository = SqlProjectionRepository(store.engine)
-    return _assemble(settings, store, repository, SqlCredentials(store.engine))
+    return _assemble(settings, store, repository, SqlCredentials(store.engine), store.engine)
 
 
 def build_memory_runtime(settings: Settings | None = None) -> Runtime:
@@ -92,4 +126,17 @@ def build_memory_runtime(settings: Settings | None = None) -> Runtime:
         InMemoryEventStore(),
         InMemoryProjectionRepository(),
         InMemoryCredentials(),
+        memory_outbox_engine(),
     )
+
+
+def memory_outbox_engine() -> Engine:
+    """A private in-memory SQLite database holding only the alert outbox (memory runtime)."""
+    engine = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    rows = (AlertRow, AlertDeliveryRow, AlertLogRow, ProjectionPositionRow)
+    AlertRow.metadata.create_all(
+        engine, tables=[AlertRow.metadata.tables[r.__tablename__] for r in rows]
+    )
+    return engine

@@ -19,4 +19,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     plan: Path | None = Field(default=None, description="Monitoring plan (default: SPARKLE-L)")
+    alerts: Path | None = Field(
+        default=None,
+        description="Alert routing file (YAML); default: every alert to an NDJSON file here",
+    )
     max_body_bytes: int = Field(default=16 << 20, gt=0, description="Largest accepted POST")

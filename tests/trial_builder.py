@@ -101,3 +101,18 @@ ASCITES = ("Ascites", 10003445)
 DEATH_NOS = ("Death NOS", 10011914)
 HEPATIC_FAILURE = ("Hepatic failure", 10019663)
 ALT_INCREASED = ("Alanine aminotransferase increased", 10001551)
+
+
+def crossing_trial(patients: int = 5, site: str = "S1", prefix: str = "P") -> Trial:
+    """Under the SPARKLE-L plan: each patient has a chemotherapy-related grade 3 neutropenia.
+
+    Four patients cross the chemotherapy rule (4 of 4) and approach the overall one; the fifth
+    crosses the overall rule too (5 of 5).
+    """
+    trial = Trial()
+    for i in range(1, patients + 1):
+        patient = f"{prefix}{i}"
+        trial.enrol(patient, 0, site)
+        trial.treat(patient, "chemotherapy", 1, site)
+        trial.ae(patient, 3 + i, *NEUTROPENIA, 3, ct="possible", site=site)
+    return trial

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from safety_stream import __version__
+from safety_stream.api.alerts import add_alert_routes
 from safety_stream.api.monitoring import add_monitoring_routes
 from safety_stream.api.schemas import (
     AeOut,
@@ -155,9 +156,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         started = time.perf_counter()
         report = await run_in_threadpool(_ingest, runtime, bytes(body), input_format, caller)
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
-        for outcome in report.outcomes:
-            runtime.metrics.count(outcome.status, outcome.event_type)
+        runtime.metrics.count_report(report)
         await run_in_threadpool(runtime.projector.follow, report.appended)
+        runtime.metrics.ingest_to_projection_seconds.observe(time.perf_counter() - started)
         return JSONResponse(IngestResponse.of(report).model_dump(mode="json"), _status(report))
 
     @app.get("/v1/toxicity", response_model=ToxicityResponse, responses=ERRORS)
@@ -260,6 +261,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         ]
 
     add_monitoring_routes(app, runtime)
+    add_alert_routes(app, runtime)
 
     @app.get("/healthz", response_model=HealthResponse)
     def health() -> HealthResponse:

@@ -32,7 +32,7 @@ class DerivedOut(BaseModel):
     event: DerivedEvent
 
 
-def _reader(caller: Principal) -> None:
+def reader_only(caller: Principal) -> None:
     if caller.role == "site":
         raise HTTPException(403, "sites see only their own data, not trial-wide rules")
 
@@ -42,7 +42,7 @@ def add_monitoring_routes(app: FastAPI, runtime: Runtime) -> None:
     @app.get("/v1/rules", response_model=RulesResponse, responses=READERS_ONLY)
     def rules(caller: Caller) -> RulesResponse:
         """Every rule of the plan: counted patients, the boundary at n, state, report clocks."""
-        _reader(caller)
+        reader_only(caller)
         with runtime.projector.lock:
             runtime.projector.catch_up()
             return RulesResponse(
@@ -64,6 +64,6 @@ def add_monitoring_routes(app: FastAPI, runtime: Runtime) -> None:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[DerivedOut]:
         """What the monitor concluded, in the order stored (boundaries, sentinels, clocks)."""
-        _reader(caller)
+        reader_only(caller)
         found = runtime.derived.derived_events(rule_id, after)[:limit]
         return [DerivedOut(number=d.number, event=d.event) for d in found]

@@ -23,6 +23,7 @@ def run(settings: Settings) -> int:
         runtime.plan.trial.id,
         runtime.plan.version,
     )
+    runtime.dispatcher.start()
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
     finally:

@@ -110,6 +110,7 @@ class Projector:
         if observer is not None:
             observer.rebuild(store, self.state.position)
         self._frozen_at = -FREEZE_EVERY
+        self.listeners: list[Callable[[Changes], None]] = []  # told after each commit
         self._settle()
 
     def _settle(self) -> None:
@@ -124,6 +125,8 @@ class Projector:
 
     def _save(self, changes: Changes) -> None:
         self._repository.save(self.state, changes.patients, changes.aes, changes.derived)
+        for listener in self.listeners:
+            listener(changes)
 
     def catch_up(self, batch: int = 10_000) -> int:
         """Apply everything committed since the last run; returns how many events."""

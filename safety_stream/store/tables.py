@@ -183,6 +183,59 @@ class DerivedEventRow(Base):
     doc: Mapped[str] = mapped_column(Text)  # the derived event as JSON
 
 
+class AlertDeliveryRow(Base):
+    """The outbox: one row per (alert, channel, reason) to deliver, retried until delivered.
+
+    Rows are planned from ``derived_events`` (which commit with the projection that derived
+    them); the planner's cursor commits in the same transaction as the rows it planned.
+    """
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("derived_id", "channel", "reason"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    derived_id: Mapped[uuid.UUID] = mapped_column(Uuid())
+    channel: Mapped[str] = mapped_column(String(128))  # "<group>/<channel name>"
+    channel_type: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(16))  # "alert" or "escalation"
+    state: Mapped[str] = mapped_column(String(16))  # "pending" or "delivered"
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AlertRow(Base):
+    """One alert: a derived event that recipients are told about, with when it was raised."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    derived_id: Mapped[uuid.UUID] = mapped_column(Uuid(), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime())  # wall clock, when planned
+    doc: Mapped[str] = mapped_column(Text)  # the derived event as JSON
+
+
+class AlertLogRow(Base):
+    """What people and the dispatcher did with an alert (acknowledged, escalated): append-only."""
+
+    __tablename__ = "alert_log"
+    __table_args__ = (Index(None, "derived_id"),)
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    derived_id: Mapped[uuid.UUID] = mapped_column(Uuid())
+    action: Mapped[str] = mapped_column(String(16))  # "acknowledged" or "escalated"
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 def row_values(row: Any) -> dict[str, Any]:
     """Column values of an ORM-mapped row class instance (for bulk inserts)."""
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}

@@ -1,0 +1,1 @@
+"""DSMB alerts: routing, rendering, the transactional outbox and the delivery channels."""

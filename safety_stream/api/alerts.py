@@ -1,0 +1,84 @@
+"""Alert endpoints: the alerts with their delivery state, and acknowledging one (readers)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Body, FastAPI, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from safety_stream.alerts.dispatcher import utc_now
+from safety_stream.alerts.outbox import AlertView, UnknownAlert
+from safety_stream.api.monitoring import READERS_ONLY, reader_only
+from safety_stream.api.security import Caller
+from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.runtime import Runtime
+
+
+class DeliveryOut(BaseModel):
+    channel: str
+    reason: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+class AlertOut(BaseModel):
+    number: int
+    alert: DerivedEvent
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    escalated_at: datetime | None
+    deliveries: list[DeliveryOut]
+
+    @classmethod
+    def of(cls, view: AlertView) -> AlertOut:
+        return cls(
+            number=view.number,
+            alert=view.alert,
+            raised_at=view.raised_at,
+            acknowledged_at=view.acknowledged_at,
+            acknowledged_by=view.acknowledged_by,
+            escalated_at=view.escalated_at,
+            deliveries=[DeliveryOut(**vars(d)) for d in view.deliveries],
+        )
+
+
+class Acknowledgement(BaseModel):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def add_alert_routes(app: FastAPI, runtime: Runtime) -> None:
+    @app.get("/v1/alerts", response_model=list[AlertOut], responses=READERS_ONLY)
+    def alerts(
+        caller: Caller,
+        unacknowledged: bool = False,
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[AlertOut]:
+        """Alerts in the order raised, with each channel's delivery state."""
+        reader_only(caller)
+        views = runtime.outbox.alerts(unacknowledged=unacknowledged, after=after, limit=limit)
+        return [AlertOut.of(v) for v in views]
+
+    @app.post(
+        "/v1/alerts/{alert_id}/acknowledge",
+        response_model=AlertOut,
+        responses={**READERS_ONLY, 404: {"description": "no such alert"}},
+    )
+    def acknowledge(
+        alert_id: uuid.UUID, caller: Caller, body: Annotated[Acknowledgement | None, Body()] = None
+    ) -> AlertOut:
+        """Record that a person has seen the alert (stops its escalation); the first one stands."""
+        reader_only(caller)
+        note = body.note if body else None
+        try:
+            view = runtime.outbox.acknowledge(alert_id, caller.name, note, utc_now())
+        except UnknownAlert:
+            raise HTTPException(404, f"no alert {alert_id}") from None
+        return AlertOut.of(view)
