@@ -17,7 +17,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from safety_stream.ctcae import CtcaeDictionary
-from safety_stream.events import EventBase
+from safety_stream.events import EVENT_TYPES, EventBase
 from safety_stream.store.base import EventStore
 from safety_stream.validation.problems import Problem
 from safety_stream.validation.records import InputFormat, RawRecord
@@ -102,6 +102,16 @@ def _status(problems: list[Problem]) -> Status:
     return "rejected"
 
 
+_CLAIMED_TYPE = re.compile(rb'"event_type"\s*:\s*"([a-z_.]{1,64})"')
+
+
+def claimed_type(raw: bytes) -> str | None:
+    """The event type an invalid record claims to be, if it names a known one (for metrics)."""
+    found = _CLAIMED_TYPE.search(raw, 0, 4096)
+    name = found.group(1).decode() if found else None
+    return name if name in EVENT_TYPES else None
+
+
 def ingest(
     store: EventStore,
     records: Iterable[RawRecord],
@@ -139,6 +149,7 @@ def ingest(
                     Outcome(
                         result.location,
                         _status(result.problems),
+                        event_type=event.event_type if event else claimed_type(result.raw),
                         problems=result.problems,
                     )
                 )

@@ -306,39 +306,22 @@ def alert_states(url: str) -> dict[tuple[str, str, str], dict[str, Any]]:
 def test_crossed_inhibits_approached_of_the_same_rule_only(
     hooks: WebhookReceiver, alertmanager: RunningServer
 ) -> None:
-    safety = {"category": "safety", "source": "safety-stream"}
-    crossed: list[dict[str, str]] = [
-        {"alertname": "SafetyRuleCrossed", "severity": "critical", "rule": "r1", "modality": "any"},
-        {"alertname": "SafetyBoundaryCrossed", "severity": "critical", "rule": "r3", "trial": "T1"},
+    def safety_alert(alertname: str, severity: str, rule: str, **scope: str) -> dict[str, str]:
+        labels = {"alertname": alertname, "severity": severity, "category": "safety"}
+        return {**labels, "rule": rule, "source": "safety-stream", **scope}
+
+    crossed = [
+        safety_alert("SafetyRuleCrossed", "critical", "r1", modality="any"),
+        safety_alert("SafetyBoundaryCrossed", "critical", "r3", trial="T1"),
     ]
-    approached: list[dict[str, str]] = [
-        {
-            "alertname": "SafetyRuleApproached",
-            "severity": "warning",
-            "rule": "r1",
-            "modality": "any",
-        },
-        {
-            "alertname": "SafetyRuleApproached",
-            "severity": "warning",
-            "rule": "r2",
-            "modality": "any",
-        },
-        {
-            "alertname": "SafetyBoundaryApproached",
-            "severity": "warning",
-            "rule": "r3",
-            "trial": "T1",
-        },
-        {
-            "alertname": "SafetyBoundaryApproached",
-            "severity": "warning",
-            "rule": "r3",
-            "trial": "T2",
-        },
+    approached = [
+        safety_alert("SafetyRuleApproached", "warning", "r1", modality="any"),  # inhibited
+        safety_alert("SafetyRuleApproached", "warning", "r2", modality="any"),
+        safety_alert("SafetyBoundaryApproached", "warning", "r3", trial="T1"),  # inhibited
+        safety_alert("SafetyBoundaryApproached", "warning", "r3", trial="T2"),
     ]
     # the crossings first, and delivered, so the inhibitor knows them before the approaches
-    post_alerts(alertmanager.url, *({**safety, **labels} for labels in crossed))
+    post_alerts(alertmanager.url, *crossed)
     wait_for(
         lambda: (
             notified(hooks, "dsmb", "SafetyRuleCrossed", "r1")
@@ -347,7 +330,7 @@ def test_crossed_inhibits_approached_of_the_same_rule_only(
         timeout=30,
         what="the crossings at the dsmb webhook",
     )
-    post_alerts(alertmanager.url, *({**safety, **labels} for labels in approached))
+    post_alerts(alertmanager.url, *approached)
 
     def settled() -> dict[tuple[str, str, str], dict[str, Any]]:
         states = alert_states(alertmanager.url)
@@ -365,8 +348,8 @@ def test_crossed_inhibits_approached_of_the_same_rule_only(
         approaches = [
             alert
             for request in hooks.received
-            if request.path == "/safety-officer" and isinstance(request.body, dict)
-            for alert in request.body["alerts"]
+            if request.path == "/safety-officer"
+            for alert in request_alerts(request)
             if alert["labels"]["alertname"] in ("SafetyRuleApproached", "SafetyBoundaryApproached")
         ]
         keys = {(a["labels"]["rule"], a["labels"].get("trial", "")) for a in approaches}
