@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,13 +24,11 @@ from pathlib import Path
 import httpx
 
 from safety_stream.client import SiteClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from serve_process import start_safety_stream
+
 from safety_stream.synthetic import make_events
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -49,29 +46,10 @@ def print_latencies(baseline: list[float], measured: tuple[str, list[float]]) ->
 
 
 def start_server(
-    db: str, workdir: Path, plan: Path | None = None
+    db: str, workdir: Path, plan: Path | None = None, alerts: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str, str]:
-    executable = str(Path(sys.executable).with_name("safety-stream"))
-    token = subprocess.run(
-        [executable, "readers", "add", "bench", "--role", "admin", "--db", db],
-        check=True, capture_output=True, text=True,
-    ).stdout.splitlines()[-1]  # fmt: skip
-    port = free_port()
-    log = (workdir / "server.log").open("wb")
-    command = [executable, "serve", "--db", db, "--port", str(port)]
-    server = subprocess.Popen(
-        command + (["--plan", str(plan)] if plan else []), stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return server, url, token
-        except httpx.TransportError:
-            time.sleep(0.05)
-    server.kill()
-    raise SystemExit(f"server did not start; see {workdir / 'server.log'}")
+    server = start_safety_stream(db, workdir, plan, alerts)
+    return server.process, server.url, server.token
 
 
 def probe_report(template: dict[str, object]) -> dict[str, object]:
