@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from safety_stream import __version__
-from safety_stream.commands import boundaries
+from safety_stream.commands import boundaries, grafana
 from safety_stream.settings import Settings
 
 
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _db(replay)
     replay.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
     boundaries.add_parser(commands)
+    grafana.add_parser(commands)
     whatif = commands.add_parser(
         "whatif", help="replay the log under another plan: when would alerts have fired?"
     )
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return plan.run(args.plan_file)
     if args.command == "boundaries":
         return boundaries.run(args)
+    if args.command == "grafana":
+        return grafana.run(args)
     return _store_commands(args)
 
 

@@ -49,7 +49,7 @@ def smtp_server(
 
 def messages(spool: Path) -> list[EmailMessage]:
     return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         for path in sorted(spool.glob("*.eml"))
     ]
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from realservers import WebhookReceiver
+from sqlalchemy import delete
 from trial_builder import crossing_trial
 
 from safety_stream.alerts.channels import SIGNATURE_HEADER, Delivery, DeliveryError, sign
@@ -25,6 +26,7 @@ from safety_stream.projections.projector import replay
 from safety_stream.projections.repositories import SqlProjectionRepository
 from safety_stream.runtime import Runtime, build_runtime
 from safety_stream.settings import Settings
+from safety_stream.store.sql import SqlEventStore
 from safety_stream.store.tables import ProjectionPositionRow
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -126,6 +128,7 @@ def test_alerts_are_routed_by_severity_and_delivered_once(runtime: Runtime) -> N
     assert sent(d, "chair/pager") == ["boundary.crossed"] * 2
     assert d.run_once().delivered == 0  # nothing is sent twice
     # Rebuilding the projection by replay re-derives the same events: no new alert.
+    assert isinstance(runtime.store, SqlEventStore)
     replay(
         runtime.store, SqlProjectionRepository(runtime.store.engine), None, Monitor(runtime.plan)
     )
@@ -179,9 +182,10 @@ def test_planning_again_from_the_start_plans_nothing_twice(runtime: Runtime) -> 
     post(runtime, crossing_trial(5).events)
     clock = Clock()
     assert runtime.outbox.plan(runtime.derived, clock.now) == 4
+    assert isinstance(runtime.store, SqlEventStore)
     with runtime.store.engine.begin() as connection:  # as if the cursor had never moved
         connection.execute(
-            ProjectionPositionRow.__table__.delete().where(ProjectionPositionRow.name == CURSOR)
+            delete(ProjectionPositionRow).where(ProjectionPositionRow.name == CURSOR)
         )
     assert runtime.outbox.plan(runtime.derived, clock.now) == 4  # seen again ...
     views = runtime.outbox.alerts()

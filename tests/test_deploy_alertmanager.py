@@ -211,9 +211,13 @@ EXPOSITION = """\
 safety_stream_rule_state{rule="overall-related-g3",modality="any",kind="bayesian"} 2
 safety_stream_rule_state{rule="chemotherapy-related-g3",modality="chemotherapy",kind="pocock"} 1
 safety_stream_rule_state{rule="rild",modality="radiotherapy",kind="pocock"} 0
-# HELP safety_stream_sentinel_raised AEs that raised each sentinel rule.
+safety_stream_rule_state{rule="treatment-related-death",modality="any",kind="sentinel"} 0
+# HELP safety_stream_sentinel_raised AEs that raised each sentinel rule
 # TYPE safety_stream_sentinel_raised gauge
-safety_stream_sentinel_raised{rule="treatment-related-death",modality="any"} 0
+safety_stream_sentinel_raised{rule="treatment-related-death"} 0
+# HELP safety_stream_projection_lag_events Events committed to the log but not yet projected
+# TYPE safety_stream_projection_lag_events gauge
+safety_stream_projection_lag_events 0
 """
 
 

@@ -89,7 +89,7 @@ def test_every_alert_has_its_severity_category_and_annotations() -> None:
 def test_templates_use_only_aggregate_labels() -> None:
     # no metric carries a patient, AE or site identifier; templates must not reach for one
     # either, nor run their own queries
-    allowed = {"rule", "modality", "kind", "instance", "job", "state"}
+    allowed = {"rule", "modality", "kind", "channel", "instance", "job"}
     for rule in alerting_rules():
         for text in rule["annotations"].values():
             used = set(re.findall(r"\$labels\.(\w+)", text))
@@ -115,14 +115,20 @@ def test_unit_tests_cover_every_alert_firing_and_not_firing() -> None:
     assert quiet == set(EXPECTED_ALERTS), "alerts without a non-firing case"
 
 
-def test_rule_alerts_keep_the_rule_and_modality_of_their_series() -> None:
+def test_rule_alerts_keep_the_labels_of_their_series() -> None:
+    # as safety_stream.metrics_state labels them: stopping rules by rule, modality and kind;
+    # sentinels by rule
+    kept = {
+        "SafetyRuleCrossed": {"rule", "modality", "kind"},
+        "SafetyRuleApproached": {"rule", "modality", "kind"},
+        "SafetySentinelRaised": {"rule"},
+    }
     document = yaml.safe_load(RULE_TESTS.read_text(encoding="utf-8"))
-    rule_alerts = {"SafetyRuleCrossed", "SafetyRuleApproached", "SafetySentinelRaised"}
     seen = set()
     for case in document["tests"]:
         for check in case.get("alert_rule_test", []):
-            if check["alertname"] in rule_alerts:
-                for alert in check.get("exp_alerts") or []:
-                    assert {"rule", "modality"} <= set(alert["exp_labels"]), check
+            for alert in check.get("exp_alerts") or []:
+                if check["alertname"] in kept:
+                    assert kept[check["alertname"]] <= set(alert["exp_labels"]), check
                     seen.add(check["alertname"])
-    assert seen == rule_alerts
+    assert seen == set(kept)

@@ -17,6 +17,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Protocol
@@ -32,7 +33,7 @@ from safety_stream.alerts.config import (
     SmtpSettings,
     WebhookChannel,
 )
-from safety_stream.alerts.render import alertmanager_alert, render, webhook_payload
+from safety_stream.alerts.render import alertmanager_alerts, render, webhook_payload
 from safety_stream.monitoring.derived import DerivedEvent
 
 SIGNATURE_HEADER = "X-Safety-Stream-Signature"
@@ -92,11 +93,12 @@ class AlertmanagerSender:
         self.channel = channel
 
     def send(self, delivery: Delivery) -> None:
-        alert = alertmanager_alert(
-            delivery.alert, delivery.trial_id, delivery.board_url, delivery.escalation
-        )
+        alerts = alertmanager_alerts(
+            delivery.alert, delivery.trial_id, delivery.board_url, delivery.escalation,
+            datetime.now(UTC),
+        )  # fmt: skip
         url = self.channel.url.rstrip("/") + "/api/v2/alerts"
-        _post(url, json.dumps([alert]).encode(), {"Content-Type": "application/json"})
+        _post(url, json.dumps(alerts).encode(), {"Content-Type": "application/json"})
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> None:

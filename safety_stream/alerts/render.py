@@ -10,9 +10,10 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.monitoring.derived import SEVERITY, DerivedEvent, DerivedKind
 
 ALERTNAMES = {
     "boundary.approached": "SafetyBoundaryApproached",
@@ -136,17 +137,32 @@ def webhook_payload(
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-def alertmanager_alert(
-    alert: DerivedEvent, trial_id: str, board_url: str, escalation: bool = False
+def alertmanager_alerts(
+    alert: DerivedEvent, trial_id: str, board_url: str, escalation: bool, now: datetime
+) -> list[dict[str, Any]]:
+    """Alerts for Alertmanager's API v2: closed-set labels, details in annotations.
+
+    A rule back under its boundary also resolves its crossing (same labels, ``endsAt`` now),
+    so Alertmanager shows the crossing as resolved and notifies a later crossing afresh.
+    """
+    alerts = [_alertmanager_alert(alert, alert.kind, trial_id, board_url, escalation)]
+    if alert.kind == "boundary.cleared":
+        resolved = _alertmanager_alert(alert, "boundary.crossed", trial_id, board_url, False)
+        resolved["endsAt"] = now.isoformat()
+        alerts.append(resolved)
+    return alerts
+
+
+def _alertmanager_alert(
+    alert: DerivedEvent, kind: DerivedKind, trial_id: str, board_url: str, escalation: bool
 ) -> dict[str, Any]:
-    """One alert for Alertmanager's API v2: closed-set labels, details in annotations."""
     rendered = render(alert, trial_id, board_url, escalation)
     return {
         "labels": {
-            "alertname": ALERTNAMES[alert.kind],
-            "severity": alert.severity,
+            "alertname": ALERTNAMES[kind],
+            "severity": SEVERITY[kind],
             "category": "safety",
-            "kind": alert.kind,
+            "kind": kind,
             "rule": alert.rule_id,
             "trial": trial_id,
             "source": "safety-stream",
