@@ -183,7 +183,8 @@ def test_as_of_must_be_a_zoned_iso_time(api: Api, as_of: str) -> None:
 
 def test_health_and_metrics(api: Api) -> None:
     api.post("admin", SAMPLE, "application/x-ndjson")
-    api.post("CN-SH-01", {"event_type": "ae.reported"})
+    api.post("CN-SH-01", {"event_type": "ae.reported"})  # invalid, but says what it claims to be
+    api.post("CN-SH-01", b"{not json", "application/x-ndjson")
     assert api.client.get("/healthz").json() == {
         "status": "ok",
         "position": 50,
@@ -193,7 +194,9 @@ def test_health_and_metrics(api: Api) -> None:
     assert (
         'safety_stream_ingest_records_total{event_type="ae.reported",outcome="stored"} 5.0' in text
     )
-    assert 'safety_stream_ingest_records_total{event_type="unknown",outcome="rejected"} 1.0' in text
+    for event_type in ("ae.reported", "unknown"):
+        sample = f'safety_stream_ingest_records_total{{event_type="{event_type}",outcome="rejected"}}'
+        assert f"{sample} 1.0" in text
 
 
 def test_openapi_documents_the_api(api: Api) -> None:
