@@ -283,3 +283,25 @@ def test_the_webhook_is_signed_so_the_receiver_can_verify_it(
     assert request.body["alert"]["details"]["x"] == 4
     assert request.body["link"].startswith("https://board.example/board/alerts/")
     assert "P1" not in request.body["title"]
+
+
+def test_the_deploy_alert_routing_loads_with_its_secrets_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conftest import REPO
+
+    from safety_stream.alerts.config import load_alert_config
+
+    path = REPO / "deploy" / "alerts" / "sparkle-l-alerts.yaml"
+    with pytest.raises(ValueError, match="SAFETY_STREAM_SMTP_PASSWORD is not set"):
+        load_alert_config(path)
+    monkeypatch.setenv("SAFETY_STREAM_SMTP_PASSWORD", "pw")
+    monkeypatch.setenv("SAFETY_STREAM_DSMB_WEBHOOK_SECRET", "hook")
+    config = load_alert_config(path)
+    assert set(config.channels()) == {
+        "dsmb/email", "dsmb/webhook", "safety-officers/email", "safety-officers/alertmanager",
+        "dsmb-chair/pager",
+    }  # fmt: skip
+    assert config.smtp is not None and config.smtp.password is not None
+    assert config.smtp.password.get_secret_value() == "pw"
+    assert "pw" not in repr(config)  # secrets never printed

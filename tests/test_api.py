@@ -195,7 +195,9 @@ def test_health_and_metrics(api: Api) -> None:
         'safety_stream_ingest_records_total{event_type="ae.reported",outcome="stored"} 5.0' in text
     )
     for event_type in ("ae.reported", "unknown"):
-        sample = f'safety_stream_ingest_records_total{{event_type="{event_type}",outcome="rejected"}}'
+        sample = (
+            f'safety_stream_ingest_records_total{{event_type="{event_type}",outcome="rejected"}}'
+        )
         assert f"{sample} 1.0" in text
 
 

@@ -13,7 +13,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -167,6 +167,17 @@ def _expand(text: str, source: str) -> str:
     return _ENV.sub(value, text)
 
 
+def _expand_values(data: Any, source: str) -> Any:
+    """``${VAR}`` in string values (not in comments or keys) from the environment."""
+    if isinstance(data, str):
+        return _expand(data, source)
+    if isinstance(data, list):
+        return [_expand_values(item, source) for item in data]
+    if isinstance(data, dict):
+        return {key: _expand_values(value, source) for key, value in data.items()}
+    return data
+
+
 def load_alert_config(path: Path) -> AlertConfig:
-    data = yaml.safe_load(_expand(path.read_text(encoding="utf-8"), str(path)))
-    return AlertConfig.model_validate(data)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return AlertConfig.model_validate(_expand_values(data, str(path)))
