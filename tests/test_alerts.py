@@ -305,3 +305,16 @@ def test_the_deploy_alert_routing_loads_with_its_secrets_from_the_environment(
     assert config.smtp is not None and config.smtp.password is not None
     assert config.smtp.password.get_secret_value() == "pw"
     assert "pw" not in repr(config)  # secrets never printed
+
+
+def test_acknowledging_with_a_body_that_is_not_json_is_a_documented_400(runtime: Runtime) -> None:
+    client = TestClient(create_app(runtime))
+    officer = runtime.credentials.add("officer", "safety_officer", None)
+    answer = client.post(
+        "/v1/alerts/03c602f1-41e3-26a8-a8cd-1f4cdebcce9e/acknowledge",
+        content=b"\xff>z",
+        headers={"Authorization": f"Bearer {officer}", "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    documented = client.get("/openapi.json").json()["paths"]
+    assert "400" in documented["/v1/alerts/{alert_id}/acknowledge"]["post"]["responses"]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from safety_stream.alerts.dispatcher import utc_now
 from safety_stream.alerts.outbox import AlertView, UnknownAlert
 from safety_stream.api.monitoring import READERS_ONLY, reader_only
+from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.monitoring.derived import DerivedEvent
 from safety_stream.runtime import Runtime
@@ -69,7 +70,11 @@ def add_alert_routes(app: FastAPI, runtime: Runtime) -> None:
     @app.post(
         "/v1/alerts/{alert_id}/acknowledge",
         response_model=AlertOut,
-        responses={**READERS_ONLY, 404: {"description": "no such alert"}},
+        responses={
+            **READERS_ONLY,
+            400: {"model": ErrorBody, "description": "the body is not JSON"},
+            404: {"model": ErrorBody, "description": "no such alert"},
+        },
     )
     def acknowledge(
         alert_id: uuid.UUID, caller: Caller, body: Annotated[Acknowledgement | None, Body()] = None
