@@ -14,6 +14,7 @@ from conftest import REPO
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from safety_stream.grafana import dashboards as code
+from safety_stream.grafana import panels
 from safety_stream.grafana.dashboards import all_dashboards, iter_panels, panel_queries
 from safety_stream.grafana.push import expected_files, export_dashboards, render
 
@@ -112,7 +113,7 @@ def test_three_dashboards_with_stable_uids_tags_refresh_and_datasource_variable(
         datasource = variables["datasource"]
         assert datasource["type"] == "datasource"
         assert datasource["query"] == "prometheus"
-        assert datasource["current"]["value"] == code.DEFAULT_DATASOURCE_UID
+        assert datasource["current"]["value"] == panels.DEFAULT_DATASOURCE_UID
 
 
 def test_json_round_trip_is_the_sdk_encoding(dashboards: list[dict[str, Any]]) -> None:
@@ -162,10 +163,10 @@ def test_panel_ids_unique_and_grid_without_overlap(
 
 
 def test_the_layout_helper_refuses_an_overflowing_line() -> None:
-    board = code._Board(code._dashboard("x-test", "x", "x", "x"))
-    board.add(code._stat("a", "a", 16))
+    board = panels.Board(panels.new_dashboard("x-test", "x", "x", "x"))
+    board.add(panels.stat_panel("a", "a", 16))
     with pytest.raises(ValueError, match="does not fit"):
-        board.add(code._stat("b", "b", 12))
+        board.add(panels.stat_panel("b", "b", 12))
     with pytest.raises(ValueError, match="not full"):
         board.row("next")
 
@@ -313,7 +314,7 @@ def test_pipeline_shows_p50_and_p99_of_both_histograms(dashboards: list[dict[str
 def test_provisioning_files_match_the_dashboards() -> None:
     datasources = yaml.safe_load((DEPLOY / "provisioning/datasources/prometheus.yml").read_text())
     (prometheus,) = datasources["datasources"]
-    assert prometheus["uid"] == code.DEFAULT_DATASOURCE_UID
+    assert prometheus["uid"] == panels.DEFAULT_DATASOURCE_UID
     assert prometheus["type"] == "prometheus"
     assert prometheus["url"] == "http://prometheus:9090"
     providers = yaml.safe_load((DEPLOY / "provisioning/dashboards/safety-stream.yml").read_text())

@@ -4,13 +4,10 @@
 writes them as JSON files for file provisioning (``deploy/grafana/dashboards``).
 """
 
-from safety_stream.grafana.dashboards import (
-    all_dashboards,
-    overview_dashboard,
-    panel_queries,
-    pipeline_dashboard,
-    sites_dashboard,
-)
+from safety_stream.grafana.dashboards import all_dashboards, panel_queries
+from safety_stream.grafana.overview import overview_dashboard
+from safety_stream.grafana.pipeline import pipeline_dashboard
+from safety_stream.grafana.sites import sites_dashboard
 
 __all__ = [
     "all_dashboards",
