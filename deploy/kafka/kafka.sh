@@ -24,8 +24,8 @@ fetch() {
     touch "$libs/.complete"
 }
 
-java_cmd() {
-    java "-Xmx$heap" "-Xms$heap" -cp "$libs/*" "-Dlog4j.configuration=file:$here/log4j.properties" "$@"
+java_cmd() {  # call in a subshell or in the background: it becomes the java process
+    exec java "-Xmx$heap" "-Xms$heap" -cp "$libs/*" "-Dlog4j.configuration=file:$here/log4j.properties" "$@"
 }
 
 start() {
@@ -49,9 +49,9 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 PROPERTIES
     if [ ! -f "$data/logs/meta.properties" ]; then
-        java_cmd kafka.tools.StorageTool format --ignore-formatted \
+        (java_cmd kafka.tools.StorageTool format --ignore-formatted \
             -t "$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
-            -c "$data/server.properties" >"$data/format.log" 2>&1
+            -c "$data/server.properties" >"$data/format.log" 2>&1)
     fi
     java_cmd kafka.Kafka "$data/server.properties" >"$data/broker.log" 2>&1 </dev/null &
     echo $! >"$data/broker.pid"
