@@ -26,7 +26,7 @@ import httpx
 import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from alert_latency import event, plan_file
+from alert_latency import event, plan_file, setup
 from http_ingest import print_latencies, start_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -130,13 +130,7 @@ def run(
     url: str, headers: dict[str, str], receiver: WebhookReceiver, inbox: Inbox, probes: int
 ) -> None:
     with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
-        setup = [
-            event("patient.enrolled", consent_date="2026-01-05",
-                  planned_modalities=["chemotherapy"]),
-            event("treatment.administered",
-                  treatment={"modality": "chemotherapy", "regimen": "FOLFOX", "cycle": 1}),
-        ]  # fmt: skip
-        assert http.post("/v1/events", content=json.dumps(setup)).status_code == 201
+        assert http.post("/v1/events", content=json.dumps(setup())).status_code == 201
         baseline: list[float] = []
         for _ in range(probes):
             sent = time.perf_counter()

@@ -36,6 +36,15 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def setup() -> list[dict[str, Any]]:
+    """Patient P1 enrolled and given one chemotherapy cycle: the rule's one evaluable patient."""
+    return [
+        event("patient.enrolled", consent_date="2026-01-05", planned_modalities=["chemotherapy"]),
+        event("treatment.administered",
+              treatment={"modality": "chemotherapy", "regimen": "FOLFOX", "cycle": 1}),
+    ]  # fmt: skip
+
+
 def plan_file(directory: Path) -> Path:
     document = default_plan().model_dump(mode="json")
     document["rules"] = [
@@ -63,13 +72,7 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         try:
             with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
-                setup = [
-                    event("patient.enrolled", consent_date="2026-01-05",
-                          planned_modalities=["chemotherapy"]),
-                    event("treatment.administered",
-                          treatment={"modality": "chemotherapy", "regimen": "FOLFOX", "cycle": 1}),
-                ]  # fmt: skip
-                assert http.post("/v1/events", content=json.dumps(setup)).status_code == 201
+                assert http.post("/v1/events", content=json.dumps(setup())).status_code == 201
                 seen = 0
                 baseline, latency = [], []
                 for _ in range(args.probes):

@@ -191,8 +191,7 @@ def test_smtp_server_killed_during_delivery_gets_the_alert_once_it_is_back(
     assert attempts == [3, 3]
 
 
-@pytest.mark.parametrize("missing", ["smtp"])
-def test_an_email_channel_without_smtp_settings_is_refused(missing: str, tmp_path: Path) -> None:
+def test_an_email_channel_without_smtp_settings_is_refused() -> None:
     from pydantic import ValidationError
 
     from safety_stream.alerts.config import AlertConfig

@@ -56,6 +56,12 @@ class Delivery:
     def escalation(self) -> bool:
         return self.reason == "escalation"
 
+    def json_body(self) -> bytes:
+        """The JSON document of the webhook and the file channel."""
+        return webhook_payload(
+            self.alert, self.trial_id, self.board_url, self.reason, self.delivery_id
+        )
+
 
 class Sender(Protocol):
     def send(self, delivery: Delivery) -> None: ...
@@ -72,10 +78,7 @@ class WebhookSender:
         self.channel = channel
 
     def send(self, delivery: Delivery) -> None:
-        body = webhook_payload(
-            delivery.alert, delivery.trial_id, delivery.board_url, delivery.reason,
-            delivery.delivery_id,
-        )  # fmt: skip
+        body = delivery.json_body()
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
@@ -166,10 +169,7 @@ class FileSender:
         self.channel = channel
 
     def send(self, delivery: Delivery) -> None:
-        body = webhook_payload(
-            delivery.alert, delivery.trial_id, delivery.board_url, delivery.reason,
-            delivery.delivery_id,
-        )  # fmt: skip
+        body = delivery.json_body()
         try:
             with open(self.channel.path, "ab") as handle:
                 handle.write(body + b"\n")

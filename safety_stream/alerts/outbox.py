@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, Select, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from safety_stream.alerts.config import ALERT_KINDS, AlertConfig
 from safety_stream.monitoring.derived import DERIVED_JSON, DerivedEvent
 from safety_stream.projections.repositories import DerivedSource
+from safety_stream.store.engine import write_transaction
 from safety_stream.store.tables import (
     AlertDeliveryRow,
     AlertLogRow,
@@ -124,11 +125,11 @@ class Outbox:
 
     def plan(self, source: DerivedSource, now: datetime) -> int:
         """Plan alerts and deliveries for the derived events after the cursor; returns how many."""
-        with self.engine.begin() as connection:
-            cursor = self.cursor(connection)
-            stored = source.derived_events(after=cursor)
-            if not stored:
-                return 0
+        with self.engine.connect() as connection:  # idle passes take no write lock
+            stored = source.derived_events(after=self.cursor(connection))
+        if not stored:
+            return 0
+        with write_transaction(self.engine) as connection:
             alerts = [s.event for s in stored if s.event.kind in ALERT_KINDS]
             if alerts:
                 connection.execute(
@@ -166,14 +167,15 @@ class Outbox:
         handled = select(AlertLogRow.derived_id).where(
             AlertLogRow.action.in_(("acknowledged", "escalated"))
         )
-        with self.engine.begin() as connection:
-            due = connection.execute(
-                select(AlertRow.doc).where(
-                    AlertRow.severity == "critical",
-                    AlertRow.raised_at <= now - escalation.after,
-                    AlertRow.derived_id.not_in(handled),
-                )
-            ).scalars()
+        query = select(AlertRow.doc).where(
+            AlertRow.severity == "critical",
+            AlertRow.raised_at <= now - escalation.after,
+            AlertRow.derived_id.not_in(handled),
+        )
+        if not _any(self.engine, query):  # idle passes take no write lock
+            return 0
+        with write_transaction(self.engine) as connection:
+            due = connection.execute(query).scalars()
             alerts = [DERIVED_JSON.validate_json(doc) for doc in due]
             for alert in alerts:
                 self._add_deliveries(connection, self._routes(alert, "escalation"), now)
@@ -202,7 +204,10 @@ class Outbox:
         """Take the deliveries that are due; each is leased to this caller for a while."""
         lease = now + timedelta(seconds=self.config.retry.lease_seconds)
         claimed: list[Claimed] = []
-        with self.engine.begin() as connection:
+        due = AlertDeliveryRow.state == "pending", AlertDeliveryRow.next_attempt_at <= now
+        if not _any(self.engine, select(AlertDeliveryRow.id).where(*due)):
+            return claimed  # idle passes take no write lock
+        with write_transaction(self.engine) as connection:
             rows = connection.execute(
                 select(
                     AlertDeliveryRow.id,
@@ -215,7 +220,7 @@ class Outbox:
                     AlertRow.doc,
                 )
                 .join(AlertRow, AlertRow.derived_id == AlertDeliveryRow.derived_id)
-                .where(AlertDeliveryRow.state == "pending", AlertDeliveryRow.next_attempt_at <= now)
+                .where(*due)
                 .order_by(AlertDeliveryRow.id)
                 .limit(limit)
             ).all()
@@ -246,7 +251,7 @@ class Outbox:
         return claimed
 
     def delivered(self, claimed: Claimed, now: datetime) -> None:
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 update(AlertDeliveryRow)
                 .where(AlertDeliveryRow.id == claimed.id)
@@ -257,7 +262,7 @@ class Outbox:
         retry = self.config.retry
         wait = min(retry.first_seconds * 2 ** (claimed.attempts - 1), retry.max_seconds)
         again = now + timedelta(seconds=wait)
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 update(AlertDeliveryRow)
                 .where(AlertDeliveryRow.id == claimed.id, AlertDeliveryRow.state == "pending")
@@ -271,7 +276,7 @@ class Outbox:
         self, derived_id: uuid.UUID, actor: str, note: str | None, now: datetime
     ) -> AlertView:
         """Record an acknowledgement (idempotent: the first one stands)."""
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             known = connection.execute(
                 select(AlertRow.id).where(AlertRow.derived_id == derived_id)
             ).scalar()
@@ -364,6 +369,11 @@ class Outbox:
             ):
                 out[(severity, "acknowledged" if is_acked else "unacknowledged")] = count
         return out
+
+
+def _any(engine: Engine, query: Select[Any]) -> bool:
+    with engine.connect() as connection:
+        return connection.execute(query.limit(1)).first() is not None
 
 
 def _by_alert(rows: Iterable[Any]) -> dict[uuid.UUID, list[Any]]:

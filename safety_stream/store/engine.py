@@ -9,12 +9,23 @@ batches many events per commit, which keeps FULL affordable.) Write transactions
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 
 WRITE_OPTION = "safety_stream_write"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock at BEGIN (IMMEDIATE),
+    so reading first and writing after can never fail to upgrade while another thread writes."""
+    options = {WRITE_OPTION: True}
+    with engine.connect().execution_options(**options) as connection, connection.begin():
+        yield connection
 
 
 def default_url(path: str = "safety-stream.db") -> str:

@@ -29,7 +29,7 @@ from safety_stream.store.base import (
     StoreError,
     VerifyResult,
 )
-from safety_stream.store.engine import WRITE_OPTION, make_engine
+from safety_stream.store.engine import make_engine, write_transaction
 from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash
 from safety_stream.store.memory import Clock, utc_now
 from safety_stream.store.tables import (
@@ -333,8 +333,7 @@ class SqlEventStore:
 
     @contextmanager
     def write(self) -> Iterator[_SqlSession]:
-        options = {WRITE_OPTION: True}
-        with self.engine.connect().execution_options(**options) as connection, connection.begin():
+        with write_transaction(self.engine) as connection:
             if self._postgres:
                 connection.execute(LOCK_APPENDS, {"key": APPEND_LOCK_KEY})
             session = _SqlSession(connection, self._clock)
