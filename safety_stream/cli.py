@@ -6,9 +6,11 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from safety_stream import __version__
 from safety_stream.commands import boundaries, grafana
+from safety_stream.kafka.config import KafkaSettings
 from safety_stream.settings import Settings
 
 
@@ -43,6 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help=f"listen port (default {Settings().port})")
     serve.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
     serve.add_argument("--alerts", type=Path, help="alert routing YAML (default: an NDJSON file)")
+    _kafka(serve, "distributed mode: produce POSTs to this Kafka; workers process them")
+
+    worker = commands.add_parser("worker", help="run a Faust worker of the distributed runtime")
+    _db(worker)
+    _kafka(worker, "the Kafka brokers (host:port[,host:port])")
+    worker.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
+    worker.add_argument("--alerts", type=Path, help="alert routing YAML")
+    worker.add_argument("--web-host", default="127.0.0.1", help="address of /metrics, /healthz")
+    worker.add_argument("--web-port", type=int, default=6066, help="port of /metrics, /healthz")
+    worker.add_argument(
+        "--data-dir", type=Path, default=Path("safety-stream-worker"), help="Faust's local data"
+    )
+    topics = commands.add_parser("topics", help="Kafka topics of the distributed runtime")
+    topics_create = topics.add_subparsers(dest="topics_command", required=True).add_parser(
+        "create", help="create the missing topics (idempotent) and list them"
+    )
+    _kafka(topics_create, "the Kafka brokers")
 
     sites = commands.add_parser("sites", help="site credentials")
     sites_add = sites.add_subparsers(dest="sites_command", required=True).add_parser(
@@ -61,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     post = commands.add_parser("post", help="post events to the ingest API as a site")
     post.add_argument("file", metavar="FILE|-")
     post.add_argument("--url", default="http://127.0.0.1:8080")
-    post.add_argument("--token", required=True, help="the site's bearer token")
+    post.add_argument("--token", help="the site's bearer token (HTTP)")
     post.add_argument("--batch-size", type=int, default=500)
+    _kafka(post, "produce straight to Kafka instead of the API (needs broker credentials)")
 
     verify = commands.add_parser("verify", help="walk the hash chain of the log")
     _db(verify)
@@ -104,12 +124,25 @@ def _db(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _kafka(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--kafka",
+        metavar="HOST:PORT",
+        help=f"{help_text}; TLS/SASL from SAFETY_STREAM_KAFKA__* (see deploy/kafka/README.md)",
+    )
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
+    overrides: dict[str, Any] = {
         key: value
         for key in ("db", "host", "port", "plan", "alerts")
         if (value := getattr(args, key, None)) is not None
     }
+    bootstrap = getattr(args, "kafka", None)
+    if bootstrap is not None:
+        configured = Settings(**overrides).kafka
+        base = configured.model_dump() if configured is not None else {}
+        overrides["kafka"] = KafkaSettings(**(base | {"bootstrap": bootstrap}))
     return Settings(**overrides)
 
 
@@ -147,9 +180,23 @@ def _store_commands(args: argparse.Namespace) -> int:
         if args.command == "sites":
             return credentials.add(settings.db, args.site, "site", args.site)
         return credentials.add(settings.db, args.name, args.role, None)
+    if args.command == "worker":
+        from safety_stream.commands import worker
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        return worker.run(settings, args.web_host, args.web_port, args.data_dir)
+    if args.command == "topics":
+        from safety_stream.commands import post
+
+        return post.create_topics(settings.kafka)
     if args.command == "post":
         from safety_stream.commands import post
 
+        if settings.kafka is not None:
+            return post.run_kafka(settings.kafka, args.file, args.batch_size)
+        if args.token is None:
+            print("post: give --token (the site's bearer token), or --kafka", file=sys.stderr)
+            return 2
         return post.run(args.url, args.token, args.file, args.batch_size)
     if args.command == "alerts":
         from safety_stream.commands import alerts

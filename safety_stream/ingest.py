@@ -10,7 +10,7 @@ then finds nothing or everything.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,7 +18,7 @@ from uuid import UUID
 
 from safety_stream.ctcae import CtcaeDictionary
 from safety_stream.events import EVENT_TYPES, EventBase
-from safety_stream.store.base import EventStore
+from safety_stream.store.base import EventStore, WriteSession
 from safety_stream.validation.problems import Problem
 from safety_stream.validation.records import InputFormat, RawRecord
 from safety_stream.validation.validator import Validator
@@ -41,6 +41,7 @@ class Outcome:
 class IngestReport:
     outcomes: list[Outcome]
     appended: list[tuple[int, EventBase]] = field(default_factory=list)  # newly stored, in order
+    redelivered: int = 0  # records of an ordered source taken before (see ``Offset``)
 
     def count(self, status: Status) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -53,6 +54,19 @@ def _site_problem(allowed_site: str) -> Problem:
         code="auth.site_mismatch",
         allowed=allowed_site,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Offset:
+    """Where a record came from in an ordered source, e.g. ("kafka:topic/0", 41).
+
+    The last offset per source is stored in the transaction that stores the records, so a
+    record delivered again (a consumer restarted before committing) is recognised and
+    skipped: its events are not appended twice and its rejection is not kept twice.
+    """
+
+    source: str
+    offset: int
 
 
 _EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9A-Fa-f-]{32,36})"')
@@ -119,9 +133,14 @@ def ingest(
     ctcae: CtcaeDictionary,
     source: str,
     site_id: str | None,
+    offsets: Sequence[Offset] | None = None,
 ) -> IngestReport:
-    """Validate and store ``records``; ``site_id`` restricts writes to one site (None: any)."""
+    """Validate and store ``records``; ``site_id`` restricts writes to one site (None: any).
+
+    ``offsets`` (one per record, ascending per source) makes the call idempotent per record.
+    """
     records = list(records)
+    redelivered = 0
     outcomes: list[Outcome] = []
     appended: list[tuple[int, EventBase]] = []
     positions: dict[str, int] = {}
@@ -132,6 +151,8 @@ def ingest(
         return []
 
     with store.write() as session:
+        if offsets is not None:
+            records, redelivered = _new_records(session, records, offsets)
         session.prefetch(*lookup_keys(records))
         validator = Validator(ctcae, outside=session, stored=session, gate=gate)
         results = validator.validate(records, csv_paths=input_format is InputFormat.CSV)
@@ -171,4 +192,23 @@ def ingest(
             outcomes.append(
                 Outcome(result.location, stored.status, event_id, event.event_type, stored.position)
             )
-    return IngestReport(outcomes, appended)
+    return IngestReport(outcomes, appended, redelivered)
+
+
+def _new_records(
+    session: WriteSession, records: list[RawRecord], offsets: Sequence[Offset]
+) -> tuple[list[RawRecord], int]:
+    """The records not taken before; records the new offsets in the session."""
+    if len(offsets) != len(records):
+        raise ValueError("one offset per record is needed")
+    done: dict[str, int] = {}
+    fresh = []
+    for record, where in zip(records, offsets, strict=True):
+        if where.source not in done:
+            previous = session.source_offset(where.source)
+            done[where.source] = -1 if previous is None else previous
+        if where.offset > done[where.source]:
+            fresh.append(record)
+            done[where.source] = where.offset
+            session.set_source_offset(where.source, where.offset)
+    return fresh, len(records) - len(fresh)

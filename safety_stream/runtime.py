@@ -15,6 +15,7 @@ from safety_stream.alerts.dispatcher import Dispatcher
 from safety_stream.alerts.outbox import Outbox
 from safety_stream.auth import Credentials, InMemoryCredentials, SqlCredentials
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
+from safety_stream.kafka.producer import SubmissionProducer
 from safety_stream.metrics import PipelineMetrics
 from safety_stream.metrics_state import SafetyStateCollector
 from safety_stream.monitoring.monitor import Monitor
@@ -57,9 +58,12 @@ class Runtime:
     derived: DerivedSource
     outbox: Outbox
     dispatcher: Dispatcher
+    producer: SubmissionProducer | None = None  # distributed mode: POSTs go to Kafka
 
     def close(self) -> None:
         self.dispatcher.stop()
+        if self.producer is not None:
+            self.producer.close()
         if isinstance(self.store, SqlEventStore):
             self.store.close()
 
@@ -78,10 +82,11 @@ def _assemble(
     repository: SqlProjectionRepository | InMemoryProjectionRepository,
     credentials: Credentials,
     outbox_engine: Engine,
+    follower: bool = False,
 ) -> Runtime:
     plan = load_plan_or_default(settings.plan)
     monitor = Monitor(plan)
-    projector = Projector(store, repository, monitor)
+    projector = Projector(store, repository, monitor, persist=not follower)
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry)
     outbox = Outbox(outbox_engine, load_alerts_or_default(settings.alerts))
@@ -117,6 +122,19 @@ def build_runtime(settings: Settings) -> Runtime:
     store = SqlEventStore.open(settings.db)
     repository = SqlProjectionRepository(store.engine)
     return _assemble(settings, store, repository, SqlCredentials(store.engine), store.engine)
+
+
+def build_distributed_api(settings: Settings) -> Runtime:
+    """The API of the distributed runtime: POSTs go to Kafka; reads follow the audit store
+    that the workers write (its projection is kept in memory, never saved from here)."""
+    assert settings.kafka is not None
+    store = SqlEventStore.open(settings.db)
+    repository = SqlProjectionRepository(store.engine)
+    runtime = _assemble(
+        settings, store, repository, SqlCredentials(store.engine), store.engine, follower=True
+    )
+    runtime.producer = SubmissionProducer(settings.kafka, client_id="safety-stream-api")
+    return runtime
 
 
 def build_memory_runtime(settings: Settings | None = None) -> Runtime:

@@ -7,13 +7,17 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from safety_stream.kafka.config import KafkaSettings
+
 DEFAULT_DB = "sqlite:///safety-stream.db"
 
 
 class Settings(BaseSettings):
     """Everything the embedded runtime needs; nothing is read at import time."""
 
-    model_config = SettingsConfigDict(env_prefix="SAFETY_STREAM_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="SAFETY_STREAM_", env_nested_delimiter="__", extra="forbid"
+    )
 
     db: str = Field(default=DEFAULT_DB, description="SQLAlchemy URL of the event store")
     host: str = "127.0.0.1"
@@ -24,3 +28,8 @@ class Settings(BaseSettings):
         description="Alert routing file (YAML); default: every alert to an NDJSON file here",
     )
     max_body_bytes: int = Field(default=16 << 20, gt=0, description="Largest accepted POST")
+    kafka: KafkaSettings | None = Field(
+        default=None,
+        description="Distributed mode: the API produces to Kafka and workers process "
+        "(SAFETY_STREAM_KAFKA__BOOTSTRAP=host:port, __SECURITY_PROTOCOL, __SASL_...)",
+    )

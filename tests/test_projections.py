@@ -217,3 +217,33 @@ def test_following_ingested_events_equals_a_replay_even_with_an_interleaved_writ
     assert Projector(store, live_repository).state == projector.state
     assert all(p.enrolled_at is None or p.enrolled_at.utcoffset() == timedelta(0)
                for p in projector.state.patients.values())  # fmt: skip
+
+
+def test_a_projector_that_fell_behind_another_is_fenced_off_and_reloads(
+    backend: tuple[EventStore, ProjectionRepository, ProjectionRepository],
+) -> None:
+    """Two projectors of one store (a worker that lost its partition and the one that took
+    over): the one behind never writes its older state over the newer one; it reloads."""
+    store, repository, replay_repository = backend
+    events = [
+        decode_json(line)
+        for line in (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
+    ]
+    first, second = events[:20], events[20:]
+    with store.write() as session:
+        for event in first:
+            session.append(event)
+    ahead = Projector(store, repository)
+    behind = Projector(store, repository)
+    assert ahead.catch_up() == 20
+    assert behind.catch_up() == 0  # refused: the same position is already saved
+    assert behind.state == ahead.state
+    with store.write() as session:
+        for event in second:
+            session.append(event)
+    assert ahead.catch_up() == len(second)
+    saved = repository.load()
+    assert behind.catch_up() == 0  # its save was refused; it reloaded the newer state
+    assert behind.state == ahead.state == saved
+    rebuilt, _, _ = replay(store, replay_repository)
+    assert repository.load() == rebuilt

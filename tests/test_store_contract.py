@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from conftest import EXAMPLES, example
 
+from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import EventBase, decode_json, decode_object
+from safety_stream.ingest import IngestReport, Offset, ingest
 from safety_stream.store.base import (
     ConcurrencyError,
     EventIdConflictError,
@@ -18,6 +20,7 @@ from safety_stream.store.base import (
 )
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.sql import SqlEventStore
+from safety_stream.validation.records import InputFormat, RawRecord
 
 SAMPLE_LINES = (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
 SAMPLE: list[EventBase] = [decode_json(line) for line in SAMPLE_LINES]
@@ -156,3 +159,36 @@ def test_verify_passes_on_an_intact_log_and_names_the_first_broken_link(
     assert result.broken_at == 7
     assert result.checked == 6
     assert "does not match its stored hash" in (result.reason or "")
+
+
+def test_records_of_an_ordered_source_are_taken_once(store: EventStore) -> None:
+    """A redelivered record (same source and offset) stores nothing and keeps no second
+    dead letter, even when the first delivery's batch also held it; new offsets go on."""
+    lines = [*SAMPLE_LINES[:4], b'{"event_type": "ae.reported"}']
+
+    def deliver(first: int, last: int) -> IngestReport:
+        records = [RawRecord(f"p0@{i}", lines[i]) for i in range(first, last + 1)]
+        offsets = [Offset("kafka:submissions/0", i) for i in range(first, last + 1)]
+        return ingest(store, records, InputFormat.NDJSON, ctcae_dictionary(), "k", None, offsets)
+
+    first = deliver(0, 2)
+    assert [o.status for o in first.outcomes] == ["stored"] * 3
+    again = deliver(0, 4)  # the consumer restarted before committing offsets 0-2
+    assert again.redelivered == 3
+    assert [o.status for o in again.outcomes] == ["stored", "rejected"]
+    assert deliver(3, 4).redelivered == 2
+    assert store.head() == 4
+    assert len(store.rejections()) == 1
+    with store.write() as session:
+        assert session.source_offset("kafka:submissions/0") == 4
+        assert session.source_offset("kafka:submissions/1") is None
+
+
+def test_rejections_after_an_id_come_oldest_first(store: EventStore) -> None:
+    with store.write() as session:
+        for n in range(5):
+            session.reject("src", "S1", f"line {n}", b"{}", [{"path": "", "message": "x"}])
+    newest = store.rejections(limit=2)
+    assert [r.location for r in newest] == ["line 4", "line 3"]
+    after = store.rejections(after=newest[-1].id - 2, limit=10)
+    assert [r.location for r in after] == ["line 2", "line 3", "line 4"]

@@ -32,6 +32,8 @@ from safety_stream.api.schemas import (
     HealthResponse,
     IngestResponse,
     PatientHistoryResponse,
+    QueuedItem,
+    QueuedResponse,
     RejectionOut,
     ToxicityResponse,
 )
@@ -119,6 +121,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         response_model=IngestResponse,
         responses={
             200: {"model": IngestResponse, "description": "every record was a duplicate"},
+            202: {
+                "model": QueuedResponse,
+                "description": "distributed mode: on the submissions topic, to be processed",
+            },
             409: {"model": IngestResponse, "description": "an event id was reused"},
             413: {"model": ErrorBody, "description": "body larger than the limit"},
             415: {"model": ErrorBody, "description": "unsupported content type"},
@@ -153,6 +159,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             body.extend(chunk)
             if len(body) > limit:
                 raise HTTPException(413, f"body larger than {limit} bytes")
+        if runtime.producer is not None:
+            return await _produce(runtime, bytes(body), input_format, caller)
         started = time.perf_counter()
         report = await run_in_threadpool(_ingest, runtime, bytes(body), input_format, caller)
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
@@ -276,6 +284,38 @@ def create_app(runtime: Runtime) -> FastAPI:
         return PlainTextResponse(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _produce(
+    runtime: Runtime, body: bytes, input_format: InputFormat, caller: Principal
+) -> JSONResponse:
+    """Distributed mode: put each record on the submissions topic; answer once the broker
+    has acknowledged all of them (503 if it could not: nothing is acknowledged, resend)."""
+    producer = runtime.producer
+    assert producer is not None
+    if input_format is InputFormat.CSV:
+        raise HTTPException(
+            415, "in distributed mode send JSON or NDJSON; CSV exports go to the embedded runtime"
+        )
+    stream = io.BytesIO(body)
+    reader = read_ndjson if input_format is InputFormat.NDJSON else read_json_document
+    records = list(reader(stream))
+    try:
+        receipts = await run_in_threadpool(
+            producer.send,
+            records,
+            f"http:{caller.name}",
+            caller.site_id if caller.role == "site" else None,
+        )
+    except Exception as error:  # the broker did not acknowledge: the site must resend
+        raise HTTPException(503, f"the event log is unavailable, resend: {error}") from error
+    response = QueuedResponse(
+        queued=len(receipts),
+        topic=producer.topic,
+        results=[QueuedItem(location=r.location, partition=r.partition, offset=r.offset)
+                 for r in receipts],
+    )  # fmt: skip
+    return JSONResponse(response.model_dump(mode="json"), 202)
 
 
 def _ingest(

@@ -32,6 +32,21 @@ class ItemResult(_Body):
     problems: list[ProblemOut]
 
 
+class QueuedItem(_Body):
+    location: str
+    partition: int
+    offset: int
+
+
+class QueuedResponse(_Body):
+    """Distributed mode: the records are on the submissions topic (every in-sync replica has
+    them); workers validate and store them, and keep the invalid ones as dead letters."""
+
+    queued: int
+    topic: str
+    results: list[QueuedItem]
+
+
 class IngestResponse(_Body):
     stored: int
     duplicates: int

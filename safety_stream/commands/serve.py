@@ -7,14 +7,19 @@ import logging
 import uvicorn
 
 from safety_stream.api.app import create_app
-from safety_stream.runtime import build_runtime
+from safety_stream.kafka.topics import ensure_topics
+from safety_stream.runtime import build_distributed_api, build_runtime
 from safety_stream.settings import Settings
 
 log = logging.getLogger("safety_stream.serve")
 
 
 def run(settings: Settings) -> int:
-    runtime = build_runtime(settings)
+    if settings.kafka is not None:  # distributed: workers store, monitor and alert
+        ensure_topics(settings.kafka)
+        runtime = build_distributed_api(settings)
+    else:
+        runtime = build_runtime(settings)
     app = create_app(runtime)
     log.info(
         "serving on http://%s:%s (plan %s v%s)",
@@ -23,7 +28,8 @@ def run(settings: Settings) -> int:
         runtime.plan.trial.id,
         runtime.plan.version,
     )
-    runtime.dispatcher.start()
+    if runtime.producer is None:
+        runtime.dispatcher.start()
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
     finally:

@@ -66,6 +66,9 @@ class ReportClock:
 
 class Monitor:
     def __init__(self, plan: MonitoringPlan) -> None:
+        self._start(plan)
+
+    def _start(self, plan: MonitoringPlan) -> None:
         self.plan = plan
         self.version = plan.version
         self.clock = EPOCH
@@ -118,6 +121,7 @@ class Monitor:
     def rebuild(self, store: EventStore, upto: int) -> None:
         """Fold the log up to ``upto`` on a scratch state, discarding what it derives (those
         derived events were stored with the projection the first time)."""
+        self._start(self.plan)
         scratch = TrialState()
         for position, payload in store.payloads(0, upto):
             event = decode_json(payload)

@@ -31,6 +31,14 @@ PROJECTION = "trial_state"
 FREEZE_EVERY = 20_000
 
 
+class StaleProjectionError(Exception):
+    """Another projector already saved this projection at or past this position."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        super().__init__(f"the stored projection is already at or past position {position}")
+
+
 class Observer(Protocol):
     """Sees each event after it is applied (the monitor); returns what it derives."""
 
@@ -100,18 +108,29 @@ class Projector:
     """The live projection of one store: catch up after appends, read under a lock."""
 
     def __init__(
-        self, store: EventStore, repository: ProjectionRepository, observer: Observer | None = None
+        self,
+        store: EventStore,
+        repository: ProjectionRepository,
+        observer: Observer | None = None,
+        persist: bool = True,
     ) -> None:
+        """``persist=False``: a follower that keeps up in memory and never saves (the API of
+        the distributed runtime reads what the workers project)."""
         self._store = store
+        self._persist = persist
         self._repository = repository
         self._observer = observer
         self._lock = threading.RLock()
-        self.state = repository.load()
-        if observer is not None:
-            observer.rebuild(store, self.state.position)
+        self.state = self._load()
         self._frozen_at = -FREEZE_EVERY
         self.listeners: list[Callable[[Changes], None]] = []  # told after each commit
         self._settle()
+
+    def _load(self) -> TrialState:
+        state = self._repository.load()
+        if self._observer is not None:
+            self._observer.rebuild(self._store, state.position)
+        return state
 
     def _settle(self) -> None:
         if self.state.position - self._frozen_at >= FREEZE_EVERY:
@@ -123,10 +142,17 @@ class Projector:
         """Hold it while reading ``state`` from another thread."""
         return self._lock
 
-    def _save(self, changes: Changes) -> None:
-        self._repository.save(self.state, changes.patients, changes.aes, changes.derived)
+    def _save(self, changes: Changes) -> bool:
+        """Persist; False when another projector got further first (then reloaded from it)."""
+        try:
+            if self._persist:
+                self._repository.save(self.state, changes.patients, changes.aes, changes.derived)
+        except StaleProjectionError:
+            self.state = self._load()
+            return False
         for listener in self.listeners:
             listener(changes)
+        return True
 
     def catch_up(self, batch: int = 10_000) -> int:
         """Apply everything committed since the last run; returns how many events."""
@@ -137,8 +163,8 @@ class Projector:
                 if changes.count == 0:
                     self._settle()
                     return total
-                self._save(changes)
-                total += changes.count
+                if self._save(changes):
+                    total += changes.count
 
     def follow(self, appended: Sequence[tuple[int, EventBase]]) -> int:
         """Apply events just committed by this process, without reading them back.
@@ -158,7 +184,8 @@ class Projector:
             changes = Changes()
             for position, event in appended:
                 changes.fold(self.state, event, position, self._observer)
-            self._save(changes)
+            if not self._save(changes):
+                return self.catch_up()
             self._settle()
             return changes.count
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from safety_stream.monitoring.derived import DERIVED_JSON, DerivedEvent
-from safety_stream.projections.projector import PROJECTION
+from safety_stream.projections.projector import PROJECTION, StaleProjectionError
 from safety_stream.projections.state import AE_JSON, PATIENT_JSON, TrialState
 from safety_stream.store.tables import DerivedEventRow, ProjectionDocRow, ProjectionPositionRow
 
@@ -88,6 +88,13 @@ class InMemoryProjectionRepository:
         aes: set[UUID],
         derived: Sequence[DerivedEvent] = (),
     ) -> None:
+        if state.position <= self.position:
+            raise StaleProjectionError(state.position)
+        self._put(state, patients, aes, derived)
+
+    def _put(
+        self, state: TrialState, patients: set[str], aes: set[UUID], derived: Sequence[DerivedEvent]
+    ) -> None:
         for doc in _documents(state, patients, aes):
             self.documents[(doc["projection"], doc["key"])] = doc["doc"]
         for item in derived:
@@ -96,7 +103,7 @@ class InMemoryProjectionRepository:
 
     def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
         self.documents.clear()
-        self.save(state, set(state.patients), set(state.aes), derived)
+        self._put(state, set(state.patients), set(state.aes), derived)
 
     def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
         return [
@@ -128,8 +135,21 @@ class SqlProjectionRepository:
         docs: list[dict[str, Any]],
         position: int,
         derived: Sequence[DerivedEvent] = (),
+        forward_only: bool = False,
     ) -> None:
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        # the position first: a projector that fell behind another one saving the same
+        # projection (a worker that lost its partition) stops before writing anything
+        statement = dialect.insert(ProjectionPositionRow).values(name=PROJECTION, position=position)
+        moved = connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"position": statement.excluded.position},
+                where=None if not forward_only else ProjectionPositionRow.position < position,
+            )
+        )
+        if forward_only and moved.rowcount == 0:
+            raise StaleProjectionError(position)
         if derived:
             connection.execute(
                 dialect.insert(DerivedEventRow).on_conflict_do_nothing(
@@ -145,12 +165,6 @@ class SqlProjectionRepository:
                 ),
                 docs,
             )
-        statement = dialect.insert(ProjectionPositionRow).values(name=PROJECTION, position=position)
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["name"], set_={"position": statement.excluded.position}
-            )
-        )
 
     def save(
         self,
@@ -160,7 +174,13 @@ class SqlProjectionRepository:
         derived: Sequence[DerivedEvent] = (),
     ) -> None:
         with self._engine.begin() as connection:
-            self._upsert(connection, _documents(state, patients, aes), state.position, derived)
+            self._upsert(
+                connection,
+                _documents(state, patients, aes),
+                state.position,
+                derived,
+                forward_only=True,
+            )
 
     def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
         with self._engine.begin() as connection:

@@ -112,6 +112,14 @@ class WriteSession(ReferenceSource, Protocol):
         """(position, payload hash) of an already stored event id."""
         ...
 
+    def source_offset(self, source: str) -> int | None:
+        """The last offset of ``source`` whose records were committed (None: none yet)."""
+        ...
+
+    def set_source_offset(self, source: str, offset: int) -> None:
+        """Record, in this transaction, that ``source`` has been taken up to ``offset``."""
+        ...
+
     def prefetch(
         self, event_ids: Iterable[UUID], ae_ids: Iterable[UUID], patient_ids: Iterable[str]
     ) -> None:
@@ -143,7 +151,11 @@ class EventStore(Protocol):
 
     def stream(self, trial_id: str, patient_id: str) -> list[StoredEvent]: ...
 
-    def rejections(self, site_id: str | None = None, limit: int = 100) -> list[Rejection]: ...
+    def rejections(
+        self, site_id: str | None = None, limit: int = 100, after: int | None = None
+    ) -> list[Rejection]:
+        """The newest first; with ``after``: those kept after that id, oldest first."""
+        ...
 
     def verify(self) -> VerifyResult:
         """Walk the hash chain from the first event; name the first broken link."""

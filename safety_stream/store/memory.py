@@ -42,6 +42,7 @@ class _State:
     patients: dict[str, str] = field(default_factory=dict)
     aes: dict[UUID, AeFacts] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
+    offsets: dict[str, int] = field(default_factory=dict)
     undo: list[Callable[[], None]] = field(default_factory=list)
 
     def set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -79,6 +80,12 @@ class _MemorySession:
     def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
         stored = self._state.by_id.get(event_id)
         return None if stored is None else (stored.position, stored.payload_hash)
+
+    def source_offset(self, source: str) -> int | None:
+        return self._state.offsets.get(source)
+
+    def set_source_offset(self, source: str, offset: int) -> None:
+        self._state.set(self._state.offsets, source, offset)
 
     def append(self, event: EventBase, expected_version: int | None = None) -> AppendResult:
         state = self._state
@@ -189,8 +196,12 @@ class InMemoryEventStore:
             e for e in self._state.events if (e.trial_id, e.patient_id) == (trial_id, patient_id)
         ]
 
-    def rejections(self, site_id: str | None = None, limit: int = 100) -> list[Rejection]:
+    def rejections(
+        self, site_id: str | None = None, limit: int = 100, after: int | None = None
+    ) -> list[Rejection]:
         selected = [r for r in self._state.rejections if site_id is None or r.site_id == site_id]
+        if after is not None:
+            return [r for r in selected if r.id > after][:limit]
         return list(reversed(selected))[:limit]
 
     def verify(self) -> VerifyResult:

@@ -37,6 +37,7 @@ from safety_stream.store.tables import (
     EventRow,
     PatientIndexRow,
     RejectionRow,
+    SourceOffsetRow,
     StreamRow,
 )
 from safety_stream.store.verify import verify_chain
@@ -137,6 +138,7 @@ class _SqlSession:
         self._aes_changed: set[UUID] = set()
         self._rejections: list[dict[str, Any]] = []
         self._streamless: set[str] = set()  # patients known to have no stream yet
+        self._offsets: dict[str, tuple[int, bool]] = {}  # source -> (offset, row exists)
 
     def prefetch(
         self, event_ids: Iterable[UUID], ae_ids: Iterable[UUID], patient_ids: Iterable[str]
@@ -195,6 +197,22 @@ class _SqlSession:
         found = None if row is None else (row[0], row[1])
         self._by_id[event_id] = found
         return found
+
+    def source_offset(self, source: str) -> int | None:
+        if source not in self._offsets:
+            found = self._db.execute(
+                select(SourceOffsetRow.offset).where(SourceOffsetRow.source == source)
+            ).scalar()
+            if found is None:
+                return None
+            self._offsets[source] = (found, True)
+        return self._offsets[source][0]
+
+    def set_source_offset(self, source: str, offset: int) -> None:
+        if self.source_offset(source) is None:
+            self._offsets[source] = (offset, False)
+        else:
+            self._offsets[source] = (offset, self._offsets[source][1])
 
     def _version(self, stream: tuple[str, str]) -> tuple[int, bool]:
         known = self._versions.get(stream)
@@ -310,6 +328,15 @@ class _SqlSession:
             db.execute(insert(AeIndexRow), inserted)
         if self._rejections:
             db.execute(insert(RejectionRow), self._rejections)
+        for source, (offset, exists) in self._offsets.items():
+            if exists:
+                db.execute(
+                    update(SourceOffsetRow)
+                    .where(SourceOffsetRow.source == source)
+                    .values(offset=offset)
+                )
+            else:
+                db.execute(insert(SourceOffsetRow).values(source=source, offset=offset))
 
 
 class SqlEventStore:
@@ -397,8 +424,14 @@ class SqlEventStore:
         with self.engine.connect() as connection:
             return [_stored(r) for r in connection.execute(query)]
 
-    def rejections(self, site_id: str | None = None, limit: int = 100) -> list[Rejection]:
-        query = select(RejectionRow).order_by(RejectionRow.id.desc()).limit(limit)
+    def rejections(
+        self, site_id: str | None = None, limit: int = 100, after: int | None = None
+    ) -> list[Rejection]:
+        if after is None:  # the newest first
+            query = select(RejectionRow).order_by(RejectionRow.id.desc()).limit(limit)
+        else:  # in the order kept, after id ``after``
+            query = select(RejectionRow).where(RejectionRow.id > after).order_by(RejectionRow.id)
+            query = query.limit(limit)
         if site_id is not None:
             query = query.where(RejectionRow.site_id == site_id)
         with self.engine.connect() as connection:

@@ -153,6 +153,16 @@ class ProjectionPositionRow(Base):
     position: Mapped[int] = mapped_column(Position)
 
 
+class SourceOffsetRow(Base):
+    """The last record taken from each ordered source (a Kafka topic partition), written in
+    the transaction that stored what the record held: a redelivered record is recognised."""
+
+    __tablename__ = "source_offsets"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    offset: Mapped[int] = mapped_column(Position)
+
+
 class ProjectionDocRow(Base):
     """Projection state: one JSON document per key (a patient, an AE)."""
 

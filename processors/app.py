@@ -1,0 +1,169 @@
+"""The Faust app: topics, agents and the worker's /metrics page.
+
+Three agents, each at concurrency 1 (faust's concurrency > 1 can commit past an unfinished
+message, faust #606; its exactly_once mode duplicates on rebalance, #323/#517, so the app runs
+at_least_once and every sink is idempotent, see ``processors.pipeline``):
+
+- ``ingest``  submissions -> validate + append to the audit store (dead letters kept) -> a
+  wake-up on ``appended``;
+- ``monitor`` appended -> project + monitor from the audit log (derived events commit with
+  the projection) -> publish new events, dead letters and derived events;
+- ``notify``  derived -> plan alerts in the outbox (the dispatcher thread delivers them) ->
+  publish them on ``alerts``.
+
+The ``published`` table (changelogged to Kafka) holds how far each output topic has been
+published; a worker that takes over resumes from it and republishes at most what was in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from processors import pipeline
+from safety_stream.kafka.config import KafkaSettings
+from safety_stream.kafka.topics import Topics
+from safety_stream.runtime import Runtime
+
+log = logging.getLogger("processors")
+T = TypeVar("T")
+BATCH = 500  # records per ingest transaction at most
+WITHIN = 0.01  # seconds to wait for a batch to fill
+HEARTBEAT = 2.0  # seconds between wake-ups of the monitor when nothing arrives
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+
+
+def _headers(message: Any) -> dict[str, bytes]:
+    headers = message.headers or {}
+    items = headers.items() if isinstance(headers, dict) else headers
+    return {str(k): bytes(v) for k, v in items if v is not None}
+
+
+async def _retrying(what: str, function: Callable[..., T], *args: Any) -> T:
+    """Run a blocking step in a thread until it succeeds: a batch is never skipped (its
+    offsets are only committed after this returns), a failing database is waited out."""
+    delay = 0.5
+    while True:
+        try:
+            return await asyncio.to_thread(function, *args)
+        except Exception:
+            log.exception("%s failed; retrying in %.1f s", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def create_app(
+    runtime: Runtime,
+    kafka: KafkaSettings,
+    web_host: str = "127.0.0.1",
+    web_port: int = 6066,
+    data_dir: Path = Path("safety-stream-worker"),
+) -> faust.App:
+    topics = Topics.of(kafka)
+    broker, credentials = kafka.faust_broker()
+    app = faust.App(
+        f"{kafka.topic_prefix}-workers",
+        broker=broker,
+        broker_credentials=credentials,
+        store="memory://",
+        datadir=str(data_dir),
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        topic_replication_factor=kafka.replication,
+        topic_partitions=1,
+        producer_acks=-1,
+        web_enabled=True,
+        web_host=web_host,
+        web_port=web_port,
+        web_bind=web_host,
+    )
+    submissions = _raw_topic(app, topics.submissions)
+    appended = _raw_topic(app, topics.appended)
+    outputs = {
+        "events": _raw_topic(app, topics.events),
+        "rejected": _raw_topic(app, topics.rejected),
+        "derived": _raw_topic(app, topics.derived),
+        "alerts": _raw_topic(app, topics.alerts),
+    }
+    published = app.Table("published", default=int, partitions=1, use_partitioner=True)
+
+    async def publish(role: str, read: Callable[[Runtime, int], list[pipeline.Published]]) -> int:
+        """Send what the store holds after the role's cursor; the cursor moves only after
+        the broker acknowledged every message."""
+        sent = 0
+        while True:
+            items = await _retrying(f"reading {role}", read, runtime, published[role])
+            if not items:
+                return sent
+            acks = [
+                await outputs[role].send(key=item.key.encode(), value=item.value) for item in items
+            ]
+            await asyncio.gather(*acks)
+            published[role] = items[-1].cursor
+            sent += len(items)
+
+    @app.agent(submissions, concurrency=1)
+    async def ingest(stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=WITHIN):
+            batch = [
+                pipeline.Submission(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.value if isinstance(e.value, bytes) else bytes(e.value or b""),
+                    _headers(e.message),
+                )
+                for e in events
+            ]
+            await _retrying("ingest", pipeline.ingest_batch, runtime, batch)
+            head = await _retrying("reading the log head", runtime.store.head)
+            await appended.send(key=b"log", value=json.dumps({"head": head}).encode())
+
+    @app.agent(appended, concurrency=1)
+    async def monitor(stream: Any) -> None:
+        async for _wakes in stream.take(BATCH, within=WITHIN):
+            await _retrying("projection", pipeline.project, runtime)
+            await publish("events", pipeline.events_after)
+            await publish("rejected", pipeline.rejections_after)
+            await publish("derived", pipeline.derived_after)
+
+    @app.agent(outputs["derived"], concurrency=1)
+    async def notify(stream: Any) -> None:
+        async for _derived in stream.take(BATCH, within=WITHIN):
+            await publish("alerts", pipeline.alerts_after)
+
+    @app.timer(interval=HEARTBEAT)
+    async def heartbeat() -> None:
+        """Wake the monitor now and then, so that a log written by a worker that crashed
+        before its wake-up (or before publishing) is projected and published anyway."""
+        await appended.send(key=b"log", value=b'{"head":null}')
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        body = await asyncio.to_thread(generate_latest, runtime.registry)
+        return web.bytes(body, content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/healthz")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "log_position": runtime.projector.state.position})
+
+    app.safety_stream_agents = {"ingest": ingest, "monitor": monitor, "notify": notify}  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,159 @@
+"""What a worker does with each batch, as plain (blocking) functions over the runtime.
+
+The Faust agents in ``processors.app`` only move records between topics and these functions;
+the functions call the same ingest, projector, monitor and outbox as the embedded runtime.
+
+Guarantees (at-least-once delivery from Kafka, effectively-once effects):
+- ``ingest_batch`` stores each submission record's offset in the transaction that stores
+  its events and dead letters, so a redelivered record changes nothing;
+- the projection and its derived events commit together with their position (and a
+  projector that fell behind another is fenced off and reloads);
+- what is published downstream (events, rejections, derived events, alerts) is read back from
+  the audit store after a cursor, so a crash between commit and publish loses nothing;
+  consumers deduplicate by the ids each message carries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from safety_stream.alerts.dispatcher import utc_now
+from safety_stream.ingest import IngestReport, Offset, ingest
+from safety_stream.kafka.producer import SITE_HEADER, SOURCE_HEADER
+from safety_stream.runtime import Runtime
+from safety_stream.validation.records import InputFormat, RawRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One message of the submissions topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def site_id(self) -> str | None:
+        site = self.headers.get(SITE_HEADER)
+        return site.decode("utf-8", "replace") if site else None
+
+    @property
+    def source(self) -> str:
+        source = self.headers.get(SOURCE_HEADER)
+        return source.decode("utf-8", "replace")[:200] if source else f"kafka:{self.topic}"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A message to send: topic role (see ``Topics``), key, JSON value, and its cursor."""
+
+    role: str
+    key: str
+    value: bytes
+    cursor: int
+
+
+def ingest_batch(runtime: Runtime, batch: Sequence[Submission]) -> list[IngestReport]:
+    """Validate and store a batch in order: one transaction per run of records that share a
+    site credential (the records of one message never split across transactions)."""
+    reports = []
+    start = 0
+    while start < len(batch):
+        end = start + 1
+        key = (batch[start].site_id, batch[start].source)
+        while end < len(batch) and (batch[end].site_id, batch[end].source) == key:
+            end += 1
+        run = batch[start:end]
+        started = time.perf_counter()
+        report = ingest(
+            runtime.store,
+            [RawRecord(f"{m.topic}/{m.partition}@{m.offset}", m.value) for m in run],
+            InputFormat.NDJSON,
+            runtime.ctcae,
+            source=key[1],
+            site_id=key[0],
+            offsets=[Offset(f"kafka:{m.topic}/{m.partition}", m.offset) for m in run],
+        )
+        runtime.metrics.append_seconds.observe(time.perf_counter() - started)
+        runtime.metrics.count_report(report)
+        reports.append(report)
+        start = end
+    return reports
+
+
+def project(runtime: Runtime) -> int:
+    """Bring the projection and monitor up to the audit log's head; returns events applied."""
+    return runtime.projector.catch_up()
+
+
+def events_after(runtime: Runtime, cursor: int, limit: int = 2000) -> list[Published]:
+    """Stored events after log position ``cursor``, keyed by patient."""
+    return [
+        Published(
+            "events",
+            stored.patient_id,
+            json.dumps(
+                {"position": stored.position, "event": json.loads(stored.payload)},
+                separators=(",", ":"),
+            ).encode(),
+            stored.position,
+        )
+        for stored in runtime.store.read(after=cursor, limit=limit)
+    ]
+
+
+def rejections_after(runtime: Runtime, cursor: int, limit: int = 2000) -> list[Published]:
+    """Dead letters kept after id ``cursor``: the raw record, where from, every problem."""
+    out = []
+    for rejection in runtime.store.rejections(limit=limit, after=cursor):
+        document: dict[str, Any] = {
+            "id": rejection.id,
+            "received_at": rejection.received_at.isoformat(),
+            "source": rejection.source,
+            "site_id": rejection.site_id,
+            "location": rejection.location,
+            "raw": rejection.raw.decode("utf-8", "replace"),
+            "problems": rejection.problems,
+        }
+        out.append(
+            Published(
+                "rejected",
+                rejection.site_id or "",
+                json.dumps(document, separators=(",", ":")).encode(),
+                rejection.id,
+            )
+        )
+    return out
+
+
+def derived_after(runtime: Runtime, cursor: int) -> list[Published]:
+    """Derived events stored after number ``cursor`` (boundaries, sentinels, clocks)."""
+    return [
+        Published("derived", item.event.rule_id, item.event.model_dump_json().encode(), item.number)
+        for item in runtime.derived.derived_events(after=cursor)
+    ]
+
+
+def alerts_after(runtime: Runtime, cursor: int) -> list[Published]:
+    """Alerts planned after number ``cursor``, with the channels they are routed to."""
+    runtime.outbox.plan(runtime.derived, utc_now())  # the dispatcher thread delivers them
+    runtime.dispatcher.wake()
+    out = []
+    for view in runtime.outbox.alerts(after=cursor):
+        document = json.loads(view.alert.model_dump_json())
+        document["channels"] = sorted({d.channel for d in view.deliveries})
+        out.append(
+            Published(
+                "alerts",
+                view.alert.rule_id,
+                json.dumps(document, separators=(",", ":")).encode(),
+                view.number,
+            )
+        )
+    return out
