@@ -157,7 +157,7 @@ class _Trial:
         ]
         term = self.ctcae.lookup(rng.choice(terms))
         assert term is not None
-        grade = (
+        grade: int = (
             (4 if rng.random() < 0.2 and 4 in term.grades else 3)
             if severe
             else rng.choice([g for g in (1, 2) if g in term.grades])
