@@ -159,7 +159,7 @@ def create_app(
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         body = await asyncio.to_thread(generate_latest, runtime.registry)
-        return web.bytes(body, content_type=CONTENT_TYPE_LATEST)
+        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz")
     async def health(web: Any, request: Any) -> Any:

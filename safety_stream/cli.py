@@ -41,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the embedded runtime (API, store, projections)")
     _db(serve)
-    serve.add_argument("--host", help=f"listen address (default {Settings().host})")
-    serve.add_argument("--port", type=int, help=f"listen port (default {Settings().port})")
+    serve.add_argument(
+        "--host", help=f"listen address (default {Settings.model_fields['host'].default})"
+    )
+    serve.add_argument(
+        "--port", type=int, help=f"listen port (default {Settings.model_fields['port'].default})"
+    )
     serve.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
     serve.add_argument("--alerts", type=Path, help="alert routing YAML (default: an NDJSON file)")
     _kafka(serve, "distributed mode: produce POSTs to this Kafka; workers process them")

@@ -6,6 +6,7 @@
 #   deploy/kafka/kafka.sh start     format storage, start, wait until it answers; prints the
 #                                   bootstrap address (127.0.0.1:$KAFKA_PORT)
 #   deploy/kafka/kafka.sh stop      stop it and delete its data
+#   deploy/kafka/kafka.sh restart   stop it and start it again on the same data
 #
 # KAFKA_PORT (default 19092), KAFKA_CONTROLLER_PORT (19093), KAFKA_DATA (a directory under
 # /tmp), KAFKA_HEAP (512m). Plaintext on loopback only: production settings are in README.md.
@@ -80,13 +81,17 @@ PY
     exit 1
 }
 
-stop() {
+halt() {  # stop the broker process (SIGTERM: a clean shutdown), keep its data
     if [ -f "$data/broker.pid" ]; then
         pid="$(cat "$data/broker.pid")"
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         kill -9 "$pid" 2>/dev/null || true
     fi
+}
+
+stop() {
+    halt
     rm -rf "$data"
 }
 
@@ -94,5 +99,6 @@ case "${1:-}" in
     fetch) fetch ;;
     start) start ;;
     stop) stop ;;
-    *) echo "usage: $0 fetch|start|stop" >&2; exit 2 ;;
+    restart) halt; start ;;
+    *) echo "usage: $0 fetch|start|stop|restart" >&2; exit 2 ;;
 esac

@@ -1,0 +1,144 @@
+"""Kafka + Faust workers against the real broker (.ci/run starts it): the same simulated
+multicentre trial gives exactly the embedded runtime's events, projections, derived events,
+alerts and dead letters, also when a worker is killed, when one of two workers stops, and
+when the broker restarts mid-stream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import require_server
+from distributed import (
+    Outcome,
+    kafka_settings,
+    outcome,
+    produce,
+    run_embedded,
+    start_worker,
+    wait_until_done,
+    wait_until_taken,
+)
+from kafka import KafkaConsumer
+
+from safety_stream.kafka.topics import Topics
+from safety_stream.simulate import SimulatedRecord
+from safety_stream.simulate.rates import scenario
+
+KAFKA_SCRIPT = Path(__file__).parents[1] / "deploy" / "kafka" / "kafka.sh"
+
+
+@pytest.fixture(scope="module")
+def records() -> list[SimulatedRecord]:
+    return simulate_trial()
+
+
+def simulate_trial() -> list[SimulatedRecord]:
+    from safety_stream.simulate import simulate
+
+    return simulate(scenario("chemotherapy-toxicity", patients=70, seed=11))
+
+
+@pytest.fixture(scope="module")
+def embedded(records: list[SimulatedRecord], tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    result = run_embedded(records, f"sqlite:///{tmp_path_factory.mktemp('embedded') / 'e.db'}")
+    kinds = {d["kind"] for d in result.derived}
+    assert {"boundary.crossed", "report.due"} <= kinds  # the stream exercises the alert path
+    assert result.rejections and len(result.events) > 1500
+    return result
+
+
+@pytest.fixture
+def bootstrap() -> str:
+    return require_server("Kafka", "SAFETY_STREAM_TEST_KAFKA")
+
+
+def assert_same(distributed: Outcome, embedded: Outcome) -> None:
+    assert distributed.events == embedded.events  # same ids at the same positions: none lost
+    assert distributed.state == embedded.state  # or twice
+    assert distributed.derived == embedded.derived
+    assert distributed.alerts == embedded.alerts
+    assert distributed.rejections == embedded.rejections
+
+
+def test_kafka_and_faust_give_the_embedded_result(
+    records: list[SimulatedRecord], embedded: Outcome, bootstrap: str, postgres_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = kafka_settings(bootstrap)
+    produce(settings, records)
+    worker = start_worker(settings, postgres_url, tmp_path)
+    try:
+        wait_until_done(postgres_url, settings, len(records))
+        metrics = worker.metrics()
+    finally:
+        worker.stop()
+    assert_same(outcome(postgres_url), embedded)
+    assert 'safety_stream_ingest_records_total{event_type="ae.reported",outcome="stored"}' in metrics
+    # downstream topics: every accepted event once, keyed by patient, in log order
+    topics = Topics.of(settings)
+    consumer = KafkaConsumer(
+        topics.events, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )  # fmt: skip
+    published = [(m.key.decode(), json.loads(m.value)) for m in consumer]
+    consumer.close()
+    positions = sorted(doc["position"] for _, doc in published)
+    assert positions == [position for position, _ in embedded.events]
+    assert all(key == doc["event"]["patient_id"] for key, doc in published)
+
+
+def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(
+    records: list[SimulatedRecord], embedded: Outcome, bootstrap: str, postgres_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = kafka_settings(bootstrap)
+    produce(settings, records)
+    worker = start_worker(settings, postgres_url, tmp_path, "first")
+    wait_until_taken(postgres_url, settings, len(records) // 3)
+    worker.kill()  # no offset commit, no changelog flush, maybe mid-transaction
+    again = start_worker(settings, postgres_url, tmp_path, "second")
+    try:
+        wait_until_done(postgres_url, settings, len(records))
+    finally:
+        again.stop()
+    assert_same(outcome(postgres_url), embedded)
+
+
+def test_two_workers_share_the_work_and_one_stopping_loses_nothing(
+    records: list[SimulatedRecord], embedded: Outcome, bootstrap: str, postgres_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = kafka_settings(bootstrap)
+    workers = [start_worker(settings, postgres_url, tmp_path, f"w{n}") for n in (1, 2)]
+    try:
+        produce(settings, records)
+        wait_until_taken(postgres_url, settings, len(records) // 3)
+        busy = [w for w in workers if 'outcome="stored"} ' in w.metrics().replace("0.0\n", "")]
+        stopping = busy[0] if busy else workers[0]
+        stopping.stop()  # leaves the group: the other takes its partitions over (rebalance)
+        survivor = workers[1] if stopping is workers[0] else workers[0]
+        wait_until_done(postgres_url, settings, len(records))
+        assert survivor.process.poll() is None
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert_same(outcome(postgres_url), embedded)
+
+
+def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(
+    records: list[SimulatedRecord], embedded: Outcome, bootstrap: str, postgres_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = kafka_settings(bootstrap)
+    produce(settings, records)
+    worker = start_worker(settings, postgres_url, tmp_path)
+    try:
+        wait_until_taken(postgres_url, settings, len(records) // 3)
+        subprocess.run(["bash", str(KAFKA_SCRIPT), "restart"], check=True, capture_output=True)
+        wait_until_done(postgres_url, settings, len(records), timeout=300)
+    finally:
+        worker.stop()
+    assert_same(outcome(postgres_url), embedded)

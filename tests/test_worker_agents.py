@@ -1,0 +1,148 @@
+"""The Faust agents' wiring, driven through ``agent.test_context()`` (no broker): what each
+agent stores, skips, keeps and publishes. The real broker is in test_distributed.py."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import patch
+
+import faust.tables
+import faust.topics
+import pytest
+from conftest import EXAMPLES
+from trial_builder import crossing_trial
+
+from processors.app import create_app
+from safety_stream.events import encode_json
+from safety_stream.kafka.config import KafkaSettings
+from safety_stream.kafka.producer import SITE_HEADER
+from safety_stream.runtime import Runtime, build_memory_runtime
+
+LINES = (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
+Sent = list[tuple[str, bytes, bytes]]
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    runtime = build_memory_runtime()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def sent() -> Iterator[Sent]:
+    """Every message the agents send, instead of a producer: (topic, key, value)."""
+    messages: Sent = []
+
+    async def send(self: Any, *args: Any, key: Any = None, value: Any = None, **_: Any) -> Any:
+        messages.append((self.get_topic_name(), key, value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def changelog(*args: Any, **kwargs: Any) -> Any:  # the table's changelog write
+        return SimpleNamespace(message=SimpleNamespace(partition=0))
+
+    with (
+        patch.object(faust.topics.Topic, "send", send),
+        patch.object(faust.tables.Table, "send_changelog", changelog),
+    ):
+        yield messages
+
+
+def agents(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
+    app = create_app(runtime, KafkaSettings(bootstrap="127.0.0.1:9"), data_dir=tmp_path)
+    return app.safety_stream_agents  # type: ignore[attr-defined, no-any-return]
+
+
+def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+async def settle() -> None:
+    await asyncio.sleep(0.1)  # past the take() window: the batch is processed
+
+
+def topic(sent: Sent, suffix: str) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for name, k, v in sent if name == f"safety-stream.{suffix}"]
+
+
+@run_async
+async def test_ingest_stores_keeps_dead_letters_and_skips_a_redelivered_record(
+    runtime: Runtime, sent: Sent, tmp_path: Path
+) -> None:
+    async with agents(runtime, tmp_path)["ingest"].test_context() as agent:
+        for line in LINES[:10]:
+            await agent.put(line, key=b"SPARKLE-L", partition=0)
+        await agent.put(b'{"event_type": "ae.reported", "grade": 9}', partition=0)
+        await settle()
+        agent.sent_offset = 3  # the consumer restarted before its offsets were committed
+        for line in LINES[3:10]:
+            await agent.put(line, key=b"SPARKLE-L", partition=0)
+        await settle()
+    assert runtime.store.head() == 10
+    [rejection] = runtime.store.rejections()
+    assert rejection.location == "safety-stream.submissions/0@10"  # topic/partition@offset
+    assert any("grade" in p["path"] for p in rejection.problems)
+    wakes = [json.loads(v) for _, v in topic(sent, "appended")]
+    assert wakes and wakes[-1] == {"head": 10}
+
+
+@run_async
+async def test_ingest_holds_a_site_to_its_own_events(
+    runtime: Runtime, sent: Sent, tmp_path: Path
+) -> None:
+    """The API puts the authenticated site in a header; a record of another site is refused."""
+    enrolment = json.loads(LINES[0])
+    async with agents(runtime, tmp_path)["ingest"].test_context() as agent:
+        other = "SITE-99" if enrolment["site_id"] != "SITE-99" else "SITE-98"
+        await agent.put(LINES[0], partition=0, headers={SITE_HEADER: other.encode()})
+        await settle()
+    assert runtime.store.head() == 0
+    [rejection] = runtime.store.rejections()
+    assert rejection.site_id == other
+    assert rejection.problems[0]["code"] == "auth.site_mismatch"
+
+
+@run_async
+async def test_monitor_and_notify_publish_what_the_store_holds_once(
+    runtime: Runtime, sent: Sent, tmp_path: Path
+) -> None:
+    trial = crossing_trial(5)
+    with runtime.store.write() as session:
+        for event in trial.events:
+            session.append(event)
+    found = agents(runtime, tmp_path)
+    async with found["monitor"].test_context() as monitor:
+        await monitor.put(b'{"head": 15}', partition=0)
+        await settle()
+        await monitor.put(b'{"head": null}', partition=0)  # a heartbeat: nothing new
+        await settle()
+    assert runtime.projector.state.position == 15
+    events = topic(sent, "events")
+    assert [json.loads(v)["position"] for _, v in events] == list(range(1, 16))
+    assert [k for k, _ in events] == [e.patient_id.encode() for e in trial.events]
+    assert json.loads(events[0][1])["event"] == json.loads(encode_json(trial.events[0]))
+    derived = [json.loads(v) for _, v in topic(sent, "derived")]
+    assert {(d["kind"], d["rule_id"]) for d in derived} >= {
+        ("boundary.crossed", "chemotherapy-related-g3"),
+        ("boundary.crossed", "overall-related-g3"),
+    }
+    async with found["notify"].test_context() as notify:
+        await notify.put(b"{}", partition=0)
+        await settle()
+        await notify.put(b"{}", partition=0)
+        await settle()
+    alerts = [json.loads(v) for _, v in topic(sent, "alerts")]
+    assert sorted(a["derived_id"] for a in alerts) == sorted(d["derived_id"] for d in derived)
+    assert all(a["channels"] for a in alerts)  # routed (default: the NDJSON file channel)
