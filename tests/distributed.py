@@ -119,6 +119,14 @@ class WorkerProcess:
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
 
+    def records_taken(self) -> float:
+        """Records this worker's ingest agent has processed (from its /metrics)."""
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in self.metrics().splitlines()
+            if line.startswith("safety_stream_ingest_records_total{")
+        )
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no offset commit, no flush."""
         self.process.send_signal(signal.SIGKILL)
@@ -212,10 +220,11 @@ def wait_until_done(db: str, settings: KafkaSettings, count: int, timeout: float
     raise AssertionError(f"after {timeout} s: {progress(db, settings)}, {count} records sent")
 
 
-def wait_until_taken(db: str, settings: KafkaSettings, count: int, timeout: float = 120) -> None:
+def wait_until_taken(db: str, settings: KafkaSettings, count: int, timeout: float = 120) -> int:
     """Until at least ``count`` records are taken (to interrupt a worker mid-stream)."""
     deadline = time.monotonic() + timeout
-    while progress(db, settings)["taken"] < count:
+    while (taken := progress(db, settings)["taken"]) < count:
         if time.monotonic() > deadline:
             raise AssertionError(f"after {timeout} s: {progress(db, settings)}")
-        time.sleep(0.1)
+        time.sleep(0.05)
+    return taken
