@@ -150,7 +150,7 @@ def create_app(
         async for _derived in stream.take(BATCH, within=WITHIN):
             await publish("alerts", pipeline.alerts_after)
 
-    @app.timer(interval=HEARTBEAT)
+    @app.timer(interval=HEARTBEAT)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:
         """Wake the monitor now and then, so that a log written by a worker that crashed
         before its wake-up (or before publishing) is projected and published anyway."""

@@ -33,6 +33,7 @@ class PostSummary:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    queued: int = 0  # distributed mode: on the event log, validated and stored by workers
     attempts: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
 
@@ -114,6 +115,7 @@ class SiteClient:
         summary.stored += document.get("stored", 0)
         summary.duplicates += document.get("duplicates", 0)
         summary.rejected += document.get("rejected", 0)
+        summary.queued += document.get("queued", 0)
         for result in document.get("results", []):
             for problem in result.get("problems", []):
                 summary.problems.append({"location": result["location"], **problem})

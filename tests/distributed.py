@@ -143,6 +143,14 @@ class WorkerProcess:
                 self.process.wait()
 
 
+def kafka_environment(settings: KafkaSettings) -> dict[str, str]:
+    """This process's environment plus the Kafka settings, for a child process."""
+    return os.environ | {
+        "SAFETY_STREAM_KAFKA__BOOTSTRAP": settings.bootstrap,
+        "SAFETY_STREAM_KAFKA__TOPIC_PREFIX": settings.topic_prefix,
+    }
+
+
 def start_worker(
     settings: KafkaSettings, db: str, workdir: Path, name: str = "worker"
 ) -> WorkerProcess:
@@ -154,10 +162,7 @@ def start_worker(
         "--db", db, "--web-port", str(port),
         "--data-dir", str(directory / "data"),
     ]  # fmt: skip
-    env = os.environ | {
-        "SAFETY_STREAM_KAFKA__BOOTSTRAP": settings.bootstrap,
-        "SAFETY_STREAM_KAFKA__TOPIC_PREFIX": settings.topic_prefix,
-    }
+    env = kafka_environment(settings)
     log = (directory / "worker.log").open("ab")
     process = subprocess.Popen(command, stdout=log, stderr=log, cwd=directory, env=env)
     worker = WorkerProcess(process, port)

@@ -39,7 +39,11 @@ class ServeProcess:
 
 
 def start_safety_stream(
-    db: str, workdir: Path, plan: Path | None = None, alerts: Path | None = None
+    db: str,
+    workdir: Path,
+    plan: Path | None = None,
+    alerts: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> ServeProcess:
     """Create an admin token, start the server and wait for /healthz (log: workdir/server.log)."""
     executable = str(Path(sys.executable).with_name("safety-stream"))
@@ -53,7 +57,7 @@ def start_safety_stream(
     command += ["--alerts", str(alerts)] if alerts else []
     log = (workdir / "server.log").open("ab")
     server = ServeProcess(
-        subprocess.Popen(command, stdout=log, stderr=log, cwd=workdir),
+        subprocess.Popen(command, stdout=log, stderr=log, cwd=workdir, env=env),
         f"http://127.0.0.1:{port}", token, port,
     )  # fmt: skip
     deadline = time.monotonic() + 60

@@ -33,6 +33,8 @@ def run(url: str, token: str, path: str, batch_size: int) -> int:
         allowed = f" (allowed: {problem['allowed']})" if problem.get("allowed") else ""
         where = problem.get("path") or "(record)"
         print(f"{problem['location']}: {where}: {problem['message']}{allowed}")
+    if summary.queued:
+        print(f"queued {summary.queued} on the event log (workers validate and store them)")
     print(
         f"stored {summary.stored}, duplicates {summary.duplicates}, rejected {summary.rejected} "
         f"({summary.attempts} request(s))"
