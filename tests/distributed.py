@@ -152,7 +152,7 @@ def kafka_environment(settings: KafkaSettings) -> dict[str, str]:
 
 
 def start_worker(
-    settings: KafkaSettings, db: str, workdir: Path, name: str = "worker"
+    settings: KafkaSettings, db: str, workdir: Path, name: str = "worker", plan: Path | None = None
 ) -> WorkerProcess:
     port = _free_port()
     directory = workdir / name
@@ -161,7 +161,7 @@ def start_worker(
         str(Path(sys.executable).with_name("safety-stream")), "worker",
         "--db", db, "--web-port", str(port),
         "--data-dir", str(directory / "data"),
-    ]  # fmt: skip
+    ] + (["--plan", str(plan)] if plan else [])  # fmt: skip
     env = kafka_environment(settings)
     log = (directory / "worker.log").open("ab")
     process = subprocess.Popen(command, stdout=log, stderr=log, cwd=directory, env=env)
