@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -57,16 +58,37 @@ def _headers(message: Any) -> dict[str, bytes]:
 
 
 async def _retrying(what: str, function: Callable[..., T], *args: Any) -> T:
-    """Run a blocking step in a thread until it succeeds: a batch is never skipped (its
-    offsets are only committed after this returns), a failing database is waited out."""
+    """Run a blocking step in a thread until it succeeds: a batch is never skipped, and a
+    failing database is waited out.
+
+    Faust acknowledges a ``take()`` batch when the agent leaves it, even when it leaves by
+    cancellation (shutdown, rebalance). So a running step is finished before the cancellation
+    goes on, and if the step has not succeeded the process exits at once, leaving the offsets
+    uncommitted: the records come again after the restart (and are skipped if stored).
+    """
     delay = 0.5
     while True:
+        step = asyncio.ensure_future(asyncio.to_thread(function, *args))
         try:
-            return await asyncio.to_thread(function, *args)
+            return await asyncio.shield(step)
+        except asyncio.CancelledError:
+            await asyncio.wait([step])
+            if step.exception() is None:
+                raise
+            _exit_unacknowledged(what)
         except Exception:
             log.exception("%s failed; retrying in %.1f s", what, delay)
+        try:
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+        except asyncio.CancelledError:
+            _exit_unacknowledged(what)
+        delay = min(delay * 2, 30.0)
+
+
+def _exit_unacknowledged(what: str) -> NoReturn:
+    log.critical("stopped while %s had not succeeded: exiting without committing offsets", what)
+    logging.shutdown()
+    os._exit(75)
 
 
 def create_app(

@@ -18,7 +18,9 @@ import pytest
 from conftest import EXAMPLES
 from trial_builder import crossing_trial
 
+from processors import pipeline
 from processors.app import create_app
+from processors.pipeline import ingest_batch
 from safety_stream.events import encode_json
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.producer import SITE_HEADER
@@ -146,3 +148,25 @@ async def test_monitor_and_notify_publish_what_the_store_holds_once(
     alerts = [json.loads(v) for _, v in topic(sent, "alerts")]
     assert sorted(a["derived_id"] for a in alerts) == sorted(d["derived_id"] for d in derived)
     assert all(a["channels"] for a in alerts)  # routed (default: the NDJSON file channel)
+
+
+@run_async
+async def test_a_failing_store_is_retried_until_the_batch_is_stored(
+    runtime: Runtime, sent: Sent, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+
+    def flaky(runtime: Runtime, batch: list[pipeline.Submission]) -> Any:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise ConnectionError("the database went away")
+        return ingest_batch(runtime, batch)
+
+    with patch.object(pipeline, "ingest_batch", flaky):
+        async with agents(runtime, tmp_path)["ingest"].test_context() as agent:
+            for line in LINES[:5]:
+                await agent.put(line, key=b"SPARKLE-L", partition=0)
+            await asyncio.sleep(1.0)  # past the first retry (0.5 s)
+    assert calls == [5, 5]
+    assert runtime.store.head() == 5
+    assert topic(sent, "appended")  # the monitor was woken once it succeeded
