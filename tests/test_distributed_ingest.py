@@ -20,6 +20,7 @@ from trial_builder import crossing_trial
 from safety_stream.client import SiteClient
 from safety_stream.events import encode_json
 from safety_stream.kafka.topics import Topics
+from safety_stream.store.sql import SqlEventStore
 
 
 def site_token(db: str, site: str) -> str:
@@ -92,3 +93,32 @@ def test_a_site_with_only_kcat_can_post(postgres_url: str, tmp_path: Path) -> No
         'safety_stream_ingest_records_total{event_type="ae.reported",outcome="rejected"} 1.0'
         in metrics
     )
+
+
+def test_topics_create_is_idempotent_and_post_kafka_queues_a_file(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    settings = kafka_settings(require_server("Kafka", "SAFETY_STREAM_TEST_KAFKA"))
+    executable = str(Path(sys.executable).with_name("safety-stream"))
+    env = kafka_environment(settings)
+    listed = subprocess.run(
+        [executable, "topics", "create", "--kafka", settings.bootstrap],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert listed.count("\texists") == len(listed.splitlines()) == 6  # made by kafka_settings
+    events = crossing_trial(4, site="S3").events
+    path = tmp_path / "events.ndjson"
+    path.write_text("".join(encode_json(e) + "\n" for e in events))
+    posted = subprocess.run(
+        [executable, "post", str(path), "--kafka", settings.bootstrap],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert f"queued {len(events)} record(s) on {Topics.of(settings).submissions}" in posted
+    worker = start_worker(settings, postgres_url, tmp_path)
+    try:
+        wait_until_done(postgres_url, settings, len(events))
+    finally:
+        worker.stop()
+    store = SqlEventStore.open(postgres_url)
+    assert [str(e.event_id) for e in store.read()] == [str(e.event_id) for e in events]
+    store.close()

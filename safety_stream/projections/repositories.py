@@ -146,9 +146,9 @@ class SqlProjectionRepository:
                 index_elements=["name"],
                 set_={"position": statement.excluded.position},
                 where=None if not forward_only else ProjectionPositionRow.position < position,
-            )
-        )
-        if forward_only and moved.rowcount == 0:
+            ).returning(ProjectionPositionRow.position)  # (psycopg reports no rowcount here)
+        ).first()
+        if forward_only and moved is None:
             raise StaleProjectionError(position)
         if derived:
             connection.execute(
