@@ -79,6 +79,15 @@ def throughput(bootstrap: str, db: str, patients: int, workdir: Path) -> None:
     print(f"{'one worker, every stage':<36} {rate:>9,.0f} records/s  ratio {rate / base:.3f}")
 
 
+def await_alert(alerts: KafkaConsumer, kind: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for batch in alerts.poll(timeout_ms=50).values():
+            if any(json.loads(m.value)["kind"] == kind for m in batch):
+                return
+    raise SystemExit(f"no {kind} alert within {timeout} s: see the worker's log")
+
+
 def latency(bootstrap: str, probes: int, workdir: Path) -> None:
     settings = kafka_settings(bootstrap)
     db = f"sqlite:///{workdir / 'latency.db'}"
@@ -101,17 +110,10 @@ def latency(bootstrap: str, probes: int, workdir: Path) -> None:
             started = time.perf_counter()
             send(report)
             baseline.append(time.perf_counter() - started)
-            crossing = None
-            while crossing is None:
-                for batch in alerts.poll(timeout_ms=100).values():
-                    kinds = [json.loads(m.value)["kind"] for m in batch]
-                    crossing = "boundary.crossed" if "boundary.crossed" in kinds else None
+            await_alert(alerts, "boundary.crossed")
             measured.append(time.perf_counter() - started)
             send(event("ae.retracted", ae_id=report["event_id"], reason="benchmark"))
-            cleared = False
-            while not cleared:
-                for batch in alerts.poll(timeout_ms=100).values():
-                    cleared = any(json.loads(m.value)["kind"] == "boundary.cleared" for m in batch)
+            await_alert(alerts, "boundary.cleared")
     finally:
         alerts.close()
         producer.close()
@@ -126,7 +128,7 @@ def latency(bootstrap: str, probes: int, workdir: Path) -> None:
 
 AE = {
     "ctcae_version": "5.0", "ctcae_term": "Neutrophil count decreased", "meddra_code": 10029366,
-    "grade": 3, "onset_date": "2026-01-06", "seriousness": [], "expectedness": "expected",
+    "grade": 3, "onset_date": "2026-01-05", "seriousness": [], "expectedness": "expected",
     "immune_related": False, "action_taken": "dose_not_changed",
     "attribution": {"radiotherapy": "unrelated", "chemotherapy": "probable",
                     "immunotherapy": "unrelated"},
