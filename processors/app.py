@@ -76,8 +76,10 @@ async def _retrying(what: str, function: Callable[..., T], *args: Any) -> T:
             if step.exception() is None:
                 raise
             _exit_unacknowledged(what)
-        except Exception:
-            log.exception("%s failed; retrying in %.1f s", what, delay)
+        except Exception as error:
+            # the error's text may quote SQL parameters (patient ids): details at debug only
+            log.error("%s failed (%s); retrying in %.1f s", what, type(error).__name__, delay)
+            log.debug("%s failure", what, exc_info=True)
         try:
             await asyncio.sleep(delay)
         except asyncio.CancelledError:

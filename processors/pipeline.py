@@ -60,8 +60,8 @@ class Published:
 
 
 def ingest_batch(runtime: Runtime, batch: Sequence[Submission]) -> list[IngestReport]:
-    """Validate and store a batch in order: one transaction per run of records that share a
-    site credential (the records of one message never split across transactions)."""
+    """Validate and store a batch in order: one transaction per run of consecutive records
+    that share a site credential and source."""
     reports = []
     start = 0
     while start < len(batch):
