@@ -22,6 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -93,13 +94,19 @@ def _exit_unacknowledged(what: str) -> NoReturn:
     os._exit(75)
 
 
+@dataclass(frozen=True)
+class WorkerApp:
+    app: faust.App
+    agents: dict[str, Any]  # ingest, monitor, notify (tests drive them with test_context())
+
+
 def create_app(
     runtime: Runtime,
     kafka: KafkaSettings,
     web_host: str = "127.0.0.1",
     web_port: int = 6066,
     data_dir: Path = Path("safety-stream-worker"),
-) -> faust.App:
+) -> WorkerApp:
     topics = Topics.of(kafka)
     broker, credentials = kafka.faust_broker()
     app = faust.App(
@@ -189,5 +196,4 @@ def create_app(
     async def health(web: Any, request: Any) -> Any:
         return web.json({"status": "ok", "log_position": runtime.projector.state.position})
 
-    app.safety_stream_agents = {"ingest": ingest, "monitor": monitor, "notify": notify}  # type: ignore[attr-defined]
-    return app
+    return WorkerApp(app, {"ingest": ingest, "monitor": monitor, "notify": notify})

@@ -51,9 +51,8 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """A message to send: topic role (see ``Topics``), key, JSON value, and its cursor."""
+    """A message to send: key, JSON value, and the cursor it moves its topic's publishing to."""
 
-    role: str
     key: str
     value: bytes
     cursor: int
@@ -96,12 +95,9 @@ def events_after(runtime: Runtime, cursor: int, limit: int = 2000) -> list[Publi
     """Stored events after log position ``cursor``, keyed by patient."""
     return [
         Published(
-            "events",
             stored.patient_id,
-            json.dumps(
-                {"position": stored.position, "event": json.loads(stored.payload)},
-                separators=(",", ":"),
-            ).encode(),
+            # the stored canonical JSON as it is, not decoded and encoded again
+            f'{{"position":{stored.position},"event":{stored.payload}}}'.encode(),
             stored.position,
         )
         for stored in runtime.store.read(after=cursor, limit=limit)
@@ -123,7 +119,6 @@ def rejections_after(runtime: Runtime, cursor: int, limit: int = 2000) -> list[P
         }
         out.append(
             Published(
-                "rejected",
                 rejection.site_id or "",
                 json.dumps(document, separators=(",", ":")).encode(),
                 rejection.id,
@@ -135,7 +130,7 @@ def rejections_after(runtime: Runtime, cursor: int, limit: int = 2000) -> list[P
 def derived_after(runtime: Runtime, cursor: int) -> list[Published]:
     """Derived events stored after number ``cursor`` (boundaries, sentinels, clocks)."""
     return [
-        Published("derived", item.event.rule_id, item.event.model_dump_json().encode(), item.number)
+        Published(item.event.rule_id, item.event.model_dump_json().encode(), item.number)
         for item in runtime.derived.derived_events(after=cursor)
     ]
 
@@ -150,7 +145,6 @@ def alerts_after(runtime: Runtime, cursor: int) -> list[Published]:
         document["channels"] = sorted({d.channel for d in view.deliveries})
         out.append(
             Published(
-                "alerts",
                 view.alert.rule_id,
                 json.dumps(document, separators=(",", ":")).encode(),
                 view.number,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serve_process import _free_port
+from realservers import free_port, stop_process
 from sqlalchemy import func, select
 
 from safety_stream.alerts.config import default_config
@@ -134,13 +134,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         """SIGTERM: a clean shutdown (leaves the group, commits offsets)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=60)
 
 
 def kafka_environment(settings: KafkaSettings) -> dict[str, str]:
@@ -154,7 +148,7 @@ def kafka_environment(settings: KafkaSettings) -> dict[str, str]:
 def start_worker(
     settings: KafkaSettings, db: str, workdir: Path, name: str = "worker", plan: Path | None = None
 ) -> WorkerProcess:
-    port = _free_port()
+    port = free_port()
     directory = workdir / name
     directory.mkdir(parents=True, exist_ok=True)
     command = [
@@ -225,11 +219,10 @@ def wait_until_done(db: str, settings: KafkaSettings, count: int, timeout: float
     raise AssertionError(f"after {timeout} s: {progress(db, settings)}, {count} records sent")
 
 
-def wait_until_taken(db: str, settings: KafkaSettings, count: int, timeout: float = 120) -> int:
+def wait_until_taken(db: str, settings: KafkaSettings, count: int, timeout: float = 120) -> None:
     """Until at least ``count`` records are taken (to interrupt a worker mid-stream)."""
     deadline = time.monotonic() + timeout
-    while (taken := progress(db, settings)["taken"]) < count:
+    while progress(db, settings)["taken"] < count:
         if time.monotonic() > deadline:
             raise AssertionError(f"after {timeout} s: {progress(db, settings)}")
         time.sleep(0.05)
-    return taken

@@ -61,6 +61,17 @@ def require_binary(name: str) -> str:
     pytest.skip(f"{name} not available: apt-get install {package}")
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL if it lingers past ``timeout``; safe to call twice."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -114,13 +125,7 @@ class RunningServer:
 
     def stop(self) -> None:
         """Terminate the process (kill it if it lingers); safe to call twice."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if not self._log.closed:
             self._log.close()
 

@@ -5,7 +5,6 @@ The benchmarks import this module too (they add ``tests/`` to ``sys.path``).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,12 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from realservers import free_port, stop_process
 
 
 @dataclass
@@ -29,13 +23,7 @@ class ServeProcess:
     port: int
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=20)
 
 
 def start_safety_stream(
@@ -51,7 +39,7 @@ def start_safety_stream(
         [executable, "readers", "add", "admin", "--role", "admin", "--db", db],
         check=True, capture_output=True, text=True,
     ).stdout.splitlines()[-1]  # fmt: skip
-    port = _free_port()
+    port = free_port()
     command = [executable, "serve", "--db", db, "--port", str(port)]
     command += ["--plan", str(plan)] if plan else []
     command += ["--alerts", str(alerts)] if alerts else []

@@ -26,7 +26,7 @@ from distributed import (
 from kafka import KafkaConsumer
 
 from safety_stream.kafka.topics import Topics
-from safety_stream.simulate import SimulatedRecord
+from safety_stream.simulate import SimulatedRecord, simulate
 from safety_stream.simulate.rates import scenario
 
 KAFKA_SCRIPT = Path(__file__).parents[1] / "deploy" / "kafka" / "kafka.sh"
@@ -34,12 +34,6 @@ KAFKA_SCRIPT = Path(__file__).parents[1] / "deploy" / "kafka" / "kafka.sh"
 
 @pytest.fixture(scope="module")
 def records() -> list[SimulatedRecord]:
-    return simulate_trial()
-
-
-def simulate_trial() -> list[SimulatedRecord]:
-    from safety_stream.simulate import simulate
-
     return simulate(scenario("chemotherapy-toxicity", patients=70, seed=11))
 
 

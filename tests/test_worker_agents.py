@@ -59,8 +59,7 @@ def sent() -> Iterator[Sent]:
 
 
 def agents(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
-    app = create_app(runtime, KafkaSettings(bootstrap="127.0.0.1:9"), data_dir=tmp_path)
-    return app.safety_stream_agents  # type: ignore[attr-defined, no-any-return]
+    return create_app(runtime, KafkaSettings(bootstrap="127.0.0.1:9"), data_dir=tmp_path).agents
 
 
 def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:

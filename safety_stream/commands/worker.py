@@ -29,7 +29,7 @@ def run(settings: Settings, web_host: str, web_port: int, data_dir: Path) -> int
     if created:
         log.info("created topics %s", ", ".join(created))
     runtime = build_runtime(settings)
-    app = create_app(runtime, settings.kafka, web_host, web_port, data_dir)
+    app = create_app(runtime, settings.kafka, web_host, web_port, data_dir).app
     runtime.dispatcher.start()
     log.info(
         "worker for %s plan v%s; store at position %d; metrics on http://%s:%d/metrics",

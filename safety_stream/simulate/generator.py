@@ -184,48 +184,27 @@ class _Trial:
             action_taken="dose_reduced" if severe else "dose_not_changed",
         )  # fmt: skip
         when = reported
+
+        def follow_up(kind: str, days: tuple[int, int], **body: Any) -> None:
+            nonlocal when
+            when += timedelta(days=rng.randint(*days))
+            self.emit(kind, site, patient, when, when, ae_id=ae_id, **body)
+
         if rng.random() < config.retraction_share:
-            when += timedelta(days=rng.randint(1, 10))
-            self.emit(
-                "ae.retracted",
-                site,
-                patient,
-                when,
-                when,
-                ae_id=ae_id,
-                reason="entered in error: duplicate of another record",
-            )
+            reason = "entered in error: duplicate of another record"
+            follow_up("ae.retracted", (1, 10), reason=reason)
             return
         if unexpected and rng.random() < 0.9:
             sent = reported + timedelta(days=rng.randint(1, 12))
             self.emit("ae.safety_report_submitted", site, patient, sent, sent + timedelta(hours=1),
                       ae_id=ae_id, report_reference=f"IND-{ae_id[:8]}")  # fmt: skip
         if rng.random() < config.upgrade_share and grade + 1 in term.grades and grade < 4:
-            when += timedelta(days=rng.randint(2, 7))
             grade += 1
-            self.emit(
-                "ae.updated",
-                site,
-                patient,
-                when,
-                when,
-                ae_id=ae_id,
-                grade=grade,
-                reason="worsened at follow-up",
-            )
+            follow_up("ae.updated", (2, 7), grade=grade, reason="worsened at follow-up")
         if rng.random() < config.correction_share:
-            when += timedelta(days=rng.randint(1, 14))
             corrected = dict(attribution) | {modality: "unlikely"}
-            self.emit(
-                "ae.updated",
-                site,
-                patient,
-                when,
-                when,
-                ae_id=ae_id,
-                attribution=corrected,
-                reason="attribution corrected at source data verification",
-            )
+            reason = "attribution corrected at source data verification"
+            follow_up("ae.updated", (1, 14), attribution=corrected, reason=reason)
         if rng.random() < config.resolve_share:
             end_date = onset + timedelta(days=rng.randint(5, 30))
             when = max(when, end_date) + timedelta(days=1)
