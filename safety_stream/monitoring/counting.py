@@ -49,6 +49,8 @@ class CountState:
     x: int = 0
     status: int = OK
     transitions: dict[str, int] = field(default_factory=dict)  # kind -> how many emitted
+    # the observed path: (n, x) after every change, from (0, 0); what boundary plots draw
+    path: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0)])
 
     def rematch(self, ae: AeState) -> None:
         """Re-decide whether one AE matches the filter, after it was reported or amended."""
@@ -70,6 +72,8 @@ class CountState:
             self.verdicts[patient_id] = verdict
         else:
             self.verdicts.pop(patient_id, None)
+        if self.path[-1] != (self.n, self.x):
+            self.path.append((self.n, self.x))
 
     def boundary(self) -> int | None:
         return self.table.at(self.n)
