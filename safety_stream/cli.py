@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_stream import __version__
-from safety_stream.commands import boundaries, grafana
+from safety_stream.commands import boundaries, demo, grafana, simulate
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.settings import Settings
 
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     _db(replay)
     replay.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
     boundaries.add_parser(commands)
+    simulate.add_parser(commands)
+    demo.add_parser(commands)
     grafana.add_parser(commands)
     whatif = commands.add_parser(
         "whatif", help="replay the log under another plan: when would alerts have fired?"
@@ -168,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         return boundaries.run(args)
     if args.command == "grafana":
         return grafana.run(args)
+    if args.command == "simulate":
+        return simulate.run(args)
+    if args.command == "demo":
+        return demo.run(args)
     return _store_commands(args)
 
 

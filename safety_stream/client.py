@@ -12,7 +12,7 @@ import io
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -95,8 +95,12 @@ class SiteClient:
 
     def post_events(self, events: list[dict[str, Any]]) -> PostSummary:
         """Post already-built event objects as one NDJSON batch."""
+        return self.post_lines([json.dumps(e).encode() for e in events])
+
+    def post_lines(self, lines: Sequence[bytes]) -> PostSummary:
+        """Post already-encoded records (one JSON document each) as one NDJSON batch."""
         summary = PostSummary()
-        body = b"".join(json.dumps(e).encode() + b"\n" for e in events)
+        body = b"".join(line + b"\n" for line in lines)
         self._add(summary, *self.post_batch(body, "application/x-ndjson"))
         return summary
 

@@ -187,8 +187,30 @@ def test_records_of_an_ordered_source_are_taken_once(store: EventStore) -> None:
 def test_rejections_after_an_id_come_oldest_first(store: EventStore) -> None:
     with store.write() as session:
         for n in range(5):
-            session.reject("src", "S1", f"line {n}", b"{}", [{"path": "", "message": "x"}])
+            raw = b'{"n": %d}' % n
+            session.reject("src", "S1", f"line {n}", raw, [{"path": "", "message": "x"}])
     newest = store.rejections(limit=2)
     assert [r.location for r in newest] == ["line 4", "line 3"]
     after = store.rejections(after=newest[-1].id - 2, limit=10)
     assert [r.location for r in after] == ["line 2", "line 3", "line 4"]
+
+
+def test_a_resent_dead_letter_is_kept_once_and_counted(store: EventStore) -> None:
+    """A site retrying an invalid record (its response was lost) leaves one dead letter."""
+    problem = [{"path": "grade", "message": "x"}]
+    with store.write() as session:
+        session.reject("http:S1", "S1", "line 1", b'{"bad": 1}', problem)
+        session.reject("http:S1", "S1", "line 1", b'{"bad": 1}', problem)  # same batch twice
+    with store.write() as session:
+        session.reject("http:S1", "S1", "line 1", b'{"bad": 1}', problem)  # the retry
+        session.reject("http:S2", "S2", "line 1", b'{"bad": 1}', problem)  # another site
+        session.reject("http:S1", "S1", "line 2", b'{"bad": 2}', problem)  # other bytes
+    with pytest.raises(RuntimeError), store.write() as session:
+        session.reject("http:S1", "S1", "line 1", b'{"bad": 1}', problem)
+        raise RuntimeError("the transaction fails: the count must not move")
+    kept = store.rejections(limit=10)
+    assert [(r.site_id, r.raw, r.received) for r in kept] == [
+        ("S1", b'{"bad": 2}', 1),
+        ("S2", b'{"bad": 1}', 1),
+        ("S1", b'{"bad": 1}', 3),
+    ]

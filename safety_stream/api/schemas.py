@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from safety_stream.ingest import IngestReport
 from safety_stream.projections.toxicity import ModalityTable
@@ -132,6 +132,7 @@ class RejectionOut(_Body):
     location: str
     raw: str  # UTF-8 with undecodable bytes escaped
     problems: list[dict[str, Any]]
+    received: int = Field(description="how often these bytes arrived from this site (retries)")
 
     @classmethod
     def of(cls, rejection: Rejection) -> RejectionOut:
@@ -143,6 +144,7 @@ class RejectionOut(_Body):
             location=rejection.location,
             raw=rejection.raw.decode("utf-8", errors="backslashreplace"),
             problems=rejection.problems,
+            received=rejection.received,
         )
 
 

@@ -11,6 +11,7 @@ consecutive global positions, and positions become visible in order, so a reader
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -77,6 +78,12 @@ class Rejection:
     location: str
     raw: bytes
     problems: list[dict[str, Any]]
+    received: int = 1  # the same bytes from the same site again (a retry) count once, here
+
+
+def rejection_digest(site_id: str | None, raw: bytes) -> str:
+    """What makes two dead letters the same: the same bytes from the same site."""
+    return hashlib.sha256((site_id or "").encode() + b"\0" + raw).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +112,8 @@ class WriteSession(ReferenceSource, Protocol):
         raw: bytes,
         problems: Sequence[dict[str, Any]],
     ) -> int:
-        """Keep a rejected record in the dead-letter store; returns its id."""
+        """Keep a rejected record in the dead-letter store; returns its id. The same bytes
+        from the same site again (a retry after a lost response) are kept once, counted."""
         ...
 
     def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:

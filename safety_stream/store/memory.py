@@ -22,6 +22,7 @@ from safety_stream.store.base import (
     Rejection,
     StoredEvent,
     VerifyResult,
+    rejection_digest,
 )
 from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash
 from safety_stream.store.verify import verify_chain
@@ -42,6 +43,8 @@ class _State:
     patients: dict[str, str] = field(default_factory=dict)
     aes: dict[UUID, AeFacts] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
+    rejection_ids: dict[str, int] = field(default_factory=dict)  # digest -> id
+    received: dict[int, int] = field(default_factory=dict)  # id -> times received, if > 1
     offsets: dict[str, int] = field(default_factory=dict)
     undo: list[Callable[[], None]] = field(default_factory=list)
 
@@ -133,6 +136,11 @@ class _MemorySession:
         raw: bytes,
         problems: Sequence[dict[str, Any]],
     ) -> int:
+        digest = rejection_digest(site_id, raw)
+        known = self._state.rejection_ids.get(digest)
+        if known is not None:
+            self._state.set(self._state.received, known, self._state.received.get(known, 1) + 1)
+            return known
         rejection = Rejection(
             id=len(self._state.rejections) + 1,
             received_at=self._clock(),
@@ -143,6 +151,7 @@ class _MemorySession:
             problems=[dict(p) for p in problems],
         )
         self._state.rejections.append(rejection)
+        self._state.set(self._state.rejection_ids, digest, rejection.id)
         return rejection.id
 
 
@@ -199,7 +208,12 @@ class InMemoryEventStore:
     def rejections(
         self, site_id: str | None = None, limit: int = 100, after: int | None = None
     ) -> list[Rejection]:
-        selected = [r for r in self._state.rejections if site_id is None or r.site_id == site_id]
+        received = self._state.received
+        selected = [
+            replace(r, received=received[r.id]) if r.id in received else r
+            for r in self._state.rejections
+            if site_id is None or r.site_id == site_id
+        ]
         if after is not None:
             return [r for r in selected if r.id > after][:limit]
         return list(reversed(selected))[:limit]

@@ -28,6 +28,7 @@ from safety_stream.store.base import (
     StoredEvent,
     StoreError,
     VerifyResult,
+    rejection_digest,
 )
 from safety_stream.store.engine import make_engine, write_transaction
 from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash
@@ -67,6 +68,14 @@ SET_AE = (
     update(AeIndexRow)
     .where(AeIndexRow.ae_id == bindparam("b_ae_id"))
     .values({c: bindparam(c) for c in AeFacts._fields})
+)
+REJECTION_BY_DIGEST = (
+    select(RejectionRow.id).where(RejectionRow.digest == bindparam("digest")).limit(1)
+)
+RECEIVED_AGAIN = (
+    update(RejectionRow)
+    .where(RejectionRow.id == bindparam("b_id"))
+    .values(received=RejectionRow.received + 1)
 )
 PREFETCH_STORED = select(EventRow.event_id, EventRow.position, EventRow.payload_hash).where(
     EventRow.event_id.in_(bindparam("ids", expanding=True))
@@ -137,6 +146,8 @@ class _SqlSession:
         self._aes_in_db: set[UUID] = set()
         self._aes_changed: set[UUID] = set()
         self._rejections: list[dict[str, Any]] = []
+        self._rejection_ids: dict[str, int] = {}  # digest -> id (pending: its list index)
+        self._received_again: list[int] = []  # stored dead letters received once more
         self._streamless: set[str] = set()  # patients known to have no stream yet
         self._offsets: dict[str, tuple[int, bool]] = {}  # source -> (offset, row exists)
 
@@ -275,6 +286,15 @@ class _SqlSession:
         raw: bytes,
         problems: Sequence[dict[str, Any]],
     ) -> int:
+        digest = rejection_digest(site_id, raw)
+        if digest in self._rejection_ids:  # the same bytes twice in one transaction
+            index = self._rejection_ids[digest]
+            self._rejections[index - 1]["received"] += 1
+            return index
+        stored = self._db.execute(REJECTION_BY_DIGEST, {"digest": digest}).scalar()
+        if stored is not None:  # a retry of a submission already kept
+            self._received_again.append(stored)
+            return int(stored)
         self._rejections.append(
             {
                 "received_at": self._clock(),
@@ -283,8 +303,11 @@ class _SqlSession:
                 "location": location[:200],
                 "raw": bytes(raw),
                 "problems": json.dumps(list(problems)),
+                "digest": digest,
+                "received": 1,
             }
         )
+        self._rejection_ids[digest] = len(self._rejections)
         return len(self._rejections)
 
     def flush(self) -> None:
@@ -328,6 +351,8 @@ class _SqlSession:
             db.execute(insert(AeIndexRow), inserted)
         if self._rejections:
             db.execute(insert(RejectionRow), self._rejections)
+        if self._received_again:
+            db.execute(RECEIVED_AGAIN, [{"b_id": i} for i in self._received_again])
         for source, (offset, exists) in self._offsets.items():
             if exists:
                 db.execute(
@@ -444,6 +469,7 @@ class SqlEventStore:
                     location=r.location,
                     raw=r.raw,
                     problems=json.loads(r.problems),
+                    received=r.received,
                 )
                 for r in connection.execute(query)
             ]

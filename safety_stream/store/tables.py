@@ -121,7 +121,7 @@ class RejectionRow(Base):
     """The dead-letter store: every record that was not accepted, with why."""
 
     __tablename__ = "rejections"
-    __table_args__ = (Index(None, "site_id"),)
+    __table_args__ = (Index(None, "site_id"), Index(None, "digest"))
 
     id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -130,6 +130,8 @@ class RejectionRow(Base):
     location: Mapped[str] = mapped_column(String(200))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     problems: Mapped[str] = mapped_column(Text)  # JSON list of problems
+    digest: Mapped[str | None] = mapped_column(String(64))  # rejection_digest(site, raw)
+    received: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class SiteRow(Base):

@@ -1,0 +1,118 @@
+"""``safety-stream simulate``: the seeded SPARKLE-L trial, written to a file or posted by the
+simulated sites through the real site client (a load generator for the ingest API)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from safety_stream.client import PostError
+from safety_stream.simulate.generator import SimulatedRecord, simulate
+from safety_stream.simulate.posting import SimulatedSites
+from safety_stream.simulate.rates import SCENARIOS, SimulationConfig, scenario
+
+
+def add_scenario_options(parser: argparse.ArgumentParser, patients: int) -> None:
+    parser.add_argument(
+        "--scenario",
+        choices=list(SCENARIOS),
+        default="default",
+        help="published rates (default), or one modality far more toxic than planned",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="same seed, same trial (default 1)")
+    parser.add_argument("--patients", type=int, default=patients, help=f"default {patients}")
+    parser.add_argument("--sites", type=int, default=6, help="default 6")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "simulate",
+        help="a seeded multicentre trial: write it to NDJSON, or post it as the sites would",
+    )
+    add_scenario_options(parser, patients=60)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", metavar="FILE", help="write NDJSON to FILE ('-': stdout)")
+    target.add_argument("--url", help="post to this ingest API, e.g. http://127.0.0.1:8080")
+    parser.add_argument(
+        "--tokens",
+        type=Path,
+        metavar="FILE",
+        help="with --url: one 'SITE-ID TOKEN' line per site (each site posts with its own)",
+    )
+    parser.add_argument("--token", help="with --url: one admin token that posts for every site")
+    parser.add_argument(
+        "--days-per-second",
+        type=float,
+        help="accelerated time: simulated days per real second (default: as fast as possible)",
+    )
+    parser.add_argument("--batch-size", type=int, default=500, help="records per request")
+
+
+def config_of(args: argparse.Namespace) -> SimulationConfig:
+    return scenario(args.scenario, seed=args.seed, patients=args.patients, sites=args.sites)
+
+
+def read_tokens(path: Path) -> dict[str, str]:
+    """``SITE-ID TOKEN`` per line; blank lines and ``#`` comments ignored."""
+    tokens: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.split()
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{number}: expected 'SITE-ID TOKEN', got {len(parts)} fields")
+        tokens[parts[0]] = parts[1]
+    return tokens
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_of(args)
+    except ValueError as error:
+        print(f"simulate: {error}", file=sys.stderr)
+        return 2
+    records = simulate(config)
+    if args.out is not None:
+        return _write(records, args.out)
+    try:
+        tokens = _tokens(args, records)
+    except (OSError, ValueError) as error:
+        print(f"simulate: {error}", file=sys.stderr)
+        return 2
+    sites = SimulatedSites(args.url, tokens)
+    try:
+        stats = sites.run(records, args.days_per_second, batch_size=args.batch_size)
+    except (PostError, ValueError) as error:
+        print(f"simulate: {error}", file=sys.stderr)
+        return 2
+    finally:
+        sites.close()
+    print(
+        f"posted {stats.records} records from {len(stats.by_site)} sites in {stats.seconds:.2f} s "
+        f"({stats.records_per_second:,.0f} records/s, {stats.requests} requests): "
+        f"stored {stats.stored}, duplicates {stats.duplicates}, rejected {stats.rejected}"
+    )
+    return 0
+
+
+def _tokens(args: argparse.Namespace, records: list[SimulatedRecord]) -> dict[str, str]:
+    sites = sorted({r.site_id for r in records})
+    if args.tokens is not None:
+        return read_tokens(args.tokens)
+    if args.token is not None:
+        return dict.fromkeys(sites, args.token)
+    raise ValueError("with --url give --tokens FILE (one per site) or --token (admin)")
+
+
+def _write(records: list[SimulatedRecord], out: str) -> int:
+    lines = b"".join(r.body + b"\n" for r in records)
+    if out == "-":
+        sys.stdout.buffer.write(lines)
+        sys.stdout.flush()
+    else:
+        Path(out).write_bytes(lines)
+        invalid = sum(not r.valid for r in records)
+        print(f"wrote {len(records)} records ({invalid} deliberately invalid) to {out}")
+    return 0
