@@ -31,7 +31,8 @@ Sent = list[tuple[str, bytes, bytes]]
 
 
 @pytest.fixture
-def runtime() -> Iterator[Runtime]:
+def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    monkeypatch.chdir(tmp_path)  # the default alert channel writes an NDJSON file here
     runtime = build_memory_runtime()
     yield runtime
     runtime.close()
