@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -124,3 +125,36 @@ def test_load_generator_posts_each_site_with_its_own_token(tmp_path: Path) -> No
         memory.close()
     finally:
         server.stop()
+
+
+def _toxicity_after(bodies: list[tuple[bytes, str]]) -> list[dict[str, Any]]:
+    runtime = build_memory_runtime()
+    headers = {"Authorization": f"Bearer {runtime.credentials.add('x', 'admin', None)}"}
+    app = TestClient(create_app(runtime))
+    for body, content_type in bodies:
+        answer = app.post("/v1/events", content=body,
+                          headers=headers | {"Content-Type": content_type})  # fmt: skip
+        assert answer.status_code in (201, 422), answer.text
+    modalities = app.get("/v1/toxicity", headers=headers).json()["modalities"]
+    runtime.close()
+    return [
+        {key: m[key] for key in ("modality", "patients_with_related_ae", "by_worst_grade")}
+        | {"grade3": m["grade3_or_worse"]["count"], "terms": m["by_term"]}
+        for m in modalities
+    ]
+
+
+def test_csv_output_is_an_edc_export_with_the_same_toxicity(tmp_path: Path) -> None:
+    """The AE forms as an EDC export (current state of each AE) plus the other records as
+    NDJSON give the same per-modality toxicity as the full event history."""
+    args = ["simulate", "--scenario", "chemotherapy-toxicity", "--patients", "25", "--seed", "5"]
+    assert main([*args, "--out", str(tmp_path / "trial.csv")]) == 0
+    assert main([*args, "--out", str(tmp_path / "trial.full.ndjson")]) == 0
+    export = (tmp_path / "trial.csv").read_bytes()
+    assert export.startswith(b"STUDYID,SITEID,SUBJID,AESPID,")
+    others = (tmp_path / "trial.ndjson").read_bytes()
+    history = (tmp_path / "trial.full.ndjson").read_bytes()
+    from_export = _toxicity_after([(others, "application/x-ndjson"), (export, "text/csv")])
+    from_history = _toxicity_after([(history, "application/x-ndjson")])
+    assert from_export == from_history
+    assert sum(m["grade3"] for m in from_export) > 0

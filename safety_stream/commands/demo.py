@@ -7,8 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
+from safety_stream.client import PostError
 from safety_stream.commands.simulate import add_scenario_options, config_of
 
 
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         # a log file or pipe gets wide lines instead of 80 columns of wrapped tables
         run_demo(options, Console() if sys.stdout.isatty() else Console(width=120))
-    except RuntimeError as error:
-        print(f"demo: {error}", file=sys.stderr)
+    except (RuntimeError, PostError, httpx.HTTPError) as error:
+        log = args.dir / "server.log"
+        print(f"demo: {error} (the server's log: {log})", file=sys.stderr)
         return 1
     return 0

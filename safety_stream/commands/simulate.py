@@ -32,7 +32,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_scenario_options(parser, patients=60)
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", metavar="FILE", help="write NDJSON to FILE ('-': stdout)")
+    target.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write NDJSON to FILE ('-': stdout); FILE.csv: the AEs as an EDC export, the "
+        "other records to FILE.ndjson",
+    )
     target.add_argument("--url", help="post to this ingest API, e.g. http://127.0.0.1:8080")
     parser.add_argument(
         "--tokens",
@@ -107,6 +112,8 @@ def _tokens(args: argparse.Namespace, records: list[SimulatedRecord]) -> dict[st
 
 
 def _write(records: list[SimulatedRecord], out: str) -> int:
+    if out.endswith(".csv"):
+        return _write_edc(records, Path(out))
     lines = b"".join(r.body + b"\n" for r in records)
     if out == "-":
         sys.stdout.buffer.write(lines)
@@ -115,4 +122,22 @@ def _write(records: list[SimulatedRecord], out: str) -> int:
         Path(out).write_bytes(lines)
         invalid = sum(not r.valid for r in records)
         print(f"wrote {len(records)} records ({invalid} deliberately invalid) to {out}")
+    return 0
+
+
+def _write_edc(records: list[SimulatedRecord], path: Path) -> int:
+    """The AE forms as an EDC export, the other records as NDJSON beside it."""
+    from safety_stream.simulate.edc_export import edc_csv, other_records
+
+    export = edc_csv(records)
+    companion = path.with_suffix(".ndjson")
+    others = other_records(records)
+    companion.write_bytes(b"".join(r.body + b"\n" for r in others))
+    path.write_bytes(export)
+    rows = export.count(b"\n") - 1
+    print(
+        f"wrote {rows} AE rows to {path} (an EDC export: the current state "
+        f"of each AE) and {len(others)} enrolment, treatment and lab records to {companion}; "
+        f"post {companion} first"
+    )
     return 0

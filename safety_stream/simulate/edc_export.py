@@ -1,0 +1,117 @@
+"""The simulated trial as sites' EDC systems would export it: one CSV row per AE.
+
+An EDC export is a snapshot of the AE forms, not a history: each AE appears once with its
+current grade and attribution (after updates), its end date and outcome once resolved; an AE
+retracted as entered in error is gone. Rows carry no event id, so the ids are derived from
+(STUDYID, SITEID, SUBJID, AESPID) and posting the same export twice counts nothing twice.
+Enrolments, treatments and labs are not AE forms: they stay NDJSON (``other_records``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from safety_stream.simulate.generator import SimulatedRecord
+
+COLUMNS = (
+    "STUDYID", "SITEID", "SUBJID", "AESPID", "REPORTER", "CTCAEVER", "AEDECOD", "AELLTCD",
+    "AETOXGR", "AESTDTC", "AEENDTC", "AEOUT", "AEDTC", "AEMODDTC", "AESER", "AESDTH", "AESLIFE",
+    "AESHOSP", "AESDISAB", "AESCONG", "AESMIE", "AEEXPECT", "AEIMMREL", "AERELRT", "AERELCT",
+    "AERELIT", "AEACN",
+)  # fmt: skip
+SERIOUSNESS = {
+    "death": "AESDTH", "life_threatening": "AESLIFE", "hospitalisation": "AESHOSP",
+    "disability": "AESDISAB", "congenital_anomaly": "AESCONG", "medically_important": "AESMIE",
+}  # fmt: skip
+RELATED = {"unrelated": "NOT RELATED", "unlikely": "UNLIKELY RELATED",
+           "possible": "POSSIBLY RELATED", "probable": "PROBABLY RELATED",
+           "definite": "DEFINITELY RELATED"}  # fmt: skip
+OUTCOME = {
+    "recovered": "RECOVERED/RESOLVED",
+    "recovered_with_sequelae": "RECOVERED/RESOLVED WITH SEQUELAE",
+    "fatal": "FATAL",
+}
+
+
+def _yes(flag: bool) -> str:
+    return "Y" if flag else "N"
+
+
+def _row(report: dict[str, Any], number: int) -> dict[str, str]:
+    attribution = report["attribution"]
+    seriousness = set(report["seriousness"])
+    return {
+        "STUDYID": report["trial_id"],
+        "SITEID": report["site_id"],
+        "SUBJID": report["patient_id"],
+        "AESPID": str(number),
+        "REPORTER": report["reporter"],
+        "CTCAEVER": report["ctcae_version"],
+        "AEDECOD": report["ctcae_term"],
+        "AELLTCD": str(report["meddra_code"]),
+        "AETOXGR": str(report["grade"]),
+        "AESTDTC": report["occurred_at"],
+        "AEENDTC": "",
+        "AEOUT": "",
+        "AEDTC": report["recorded_at"],
+        "AEMODDTC": "",
+        "AESER": _yes(bool(seriousness)),
+        **{column: _yes(name in seriousness) for name, column in SERIOUSNESS.items()},
+        "AEEXPECT": report["expectedness"].upper(),
+        "AEIMMREL": _yes(report["immune_related"]),
+        "AERELRT": RELATED[attribution["radiotherapy"]],
+        "AERELCT": RELATED[attribution["chemotherapy"]],
+        "AERELIT": RELATED[attribution["immunotherapy"]],
+        "AEACN": report["action_taken"].replace("_", " ").upper(),
+    }
+
+
+def edc_rows(records: Sequence[SimulatedRecord]) -> list[dict[str, str]]:
+    """Every AE that stands, as its current row (in the order first reported)."""
+    rows: dict[str, dict[str, str]] = {}
+    per_patient: dict[str, int] = {}
+    for record in records:
+        if not record.valid:
+            continue
+        document = json.loads(record.body)
+        kind = document["event_type"]
+        if kind == "ae.reported":
+            number = per_patient.get(document["patient_id"], 0) + 1
+            per_patient[document["patient_id"]] = number
+            rows[document["event_id"]] = _row(document, number)
+        elif kind == "ae.updated":
+            row = rows[document["ae_id"]]
+            if "grade" in document:
+                row["AETOXGR"] = str(document["grade"])
+            for modality, column in (("radiotherapy", "AERELRT"), ("chemotherapy", "AERELCT"),
+                                     ("immunotherapy", "AERELIT")):  # fmt: skip
+                if "attribution" in document:
+                    row[column] = RELATED[document["attribution"][modality]]
+            row["AEMODDTC"] = document["recorded_at"]
+        elif kind == "ae.resolved":
+            row = rows[document["ae_id"]]
+            row["AEENDTC"] = document["end_date"]
+            row["AEOUT"] = OUTCOME[document["outcome"]]
+            row["AEMODDTC"] = document["recorded_at"]
+        elif kind == "ae.retracted":
+            del rows[document["ae_id"]]
+    return list(rows.values())
+
+
+def edc_csv(records: Sequence[SimulatedRecord]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(edc_rows(records))
+    return out.getvalue().encode()
+
+
+def other_records(records: Sequence[SimulatedRecord]) -> list[SimulatedRecord]:
+    """The valid records that are not AE forms (enrolments, treatments, labs)."""
+    return [
+        r for r in records if r.valid and not json.loads(r.body)["event_type"].startswith("ae.")
+    ]
