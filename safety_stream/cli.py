@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from safety_stream import __version__
-from safety_stream.commands import boundaries, demo, grafana, simulate
+from safety_stream.commands import boundaries, demo, grafana, report, simulate
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.settings import Settings
 
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     boundaries.add_parser(commands)
     simulate.add_parser(commands)
     demo.add_parser(commands)
+    report.add_parser(commands)
     grafana.add_parser(commands)
     whatif = commands.add_parser(
         "whatif", help="replay the log under another plan: when would alerts have fired?"
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         return simulate.run(args)
     if args.command == "demo":
         return demo.run(args)
+    if args.command == "report":
+        return report.run(args)
     return _store_commands(args)
 
 

@@ -1,0 +1,184 @@
+"""``safety-stream report``: the DSMB safety report as of a date, open or closed, HTML or PDF.
+
+The store is only read: its schema is checked, never migrated, and a SQLite file that does
+not exist is an error rather than a new, empty store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from safety_stream.report.model import ReportVersion
+    from safety_stream.store.sql import SqlEventStore
+
+DATE_FORMS = (
+    "YYYY-MM-DD (the end of that day, UTC) or an ISO 8601 time with a UTC offset, "
+    "e.g. 2026-06-30T18:00:00+02:00 or 2026-06-30T16:00:00Z"
+)
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class UsageError(ValueError):
+    pass
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report",
+        help="the DSMB safety report as of a date (HTML or PDF)",
+        description="Write the DSMB safety report from the event log as it stood at a cut-off: "
+        "toxicity tables, stopping rules with their plots, SAE and death listings, "
+        "expedited-report timeliness and changes since the previous report. The same log "
+        "and options always give the same HTML file.",
+    )
+    report.add_argument(
+        "--db",
+        help="store URL, e.g. sqlite:///trial.db or postgresql://user@host/db "
+        "(default: $SAFETY_STREAM_DB, else sqlite:///safety-stream.db in this directory)",
+    )
+    report.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
+    report.add_argument(
+        "--as-of", required=True, metavar="DATE", help=f"data cut-off: {DATE_FORMS}"
+    )
+    report.add_argument(
+        "--since", metavar="DATE", help="the previous report's --as-of: adds what changed since"
+    )
+    report.add_argument(
+        "--version",
+        dest="report_version",
+        choices=["open", "closed"],
+        default="open",
+        help="open (default): pooled data for sponsor, investigators and DSMB, nothing "
+        "patient-level; closed: DSMB members only, with patient listings and per-site tables",
+    )
+    report.add_argument(
+        "--format",
+        dest="report_format",
+        choices=["html", "pdf"],
+        default="html",
+        help="html (default): one self-contained file; pdf: printed by headless Chromium",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="file to write (default: dsmb-report-DATE-VERSION.html|pdf here)",
+    )
+    report.add_argument(
+        "--chromium",
+        metavar="PATH",
+        help="Chromium for --format pdf (default: chromium, chromium-browser or google-chrome)",
+    )
+
+
+def parse_moment(text: str, option: str) -> datetime:
+    """A cut-off: a day means its last microsecond in UTC; a time must carry its offset."""
+    text = text.strip()
+    try:
+        if DAY.fullmatch(text):
+            following = date.fromisoformat(text) + timedelta(days=1)
+            return datetime.combine(following, time.min, UTC) - timedelta(microseconds=1)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option}: expected {DATE_FORMS}; got {text!r}") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"{option}: {text!r} has no UTC offset; expected {DATE_FORMS}")
+    return moment.astimezone(UTC)
+
+
+def open_log(url: str) -> SqlEventStore:
+    """The store at ``url`` for reading; fails clearly if there is none or it needs migrating."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from safety_stream.report.errors import ReportError
+    from safety_stream.store.engine import make_engine
+    from safety_stream.store.migrate import alembic_config
+    from safety_stream.store.sql import SqlEventStore
+
+    parsed = make_url(url)
+    shown, database = parsed.render_as_string(hide_password=True), parsed.database
+    sqlite_file = url.startswith("sqlite") and database not in (None, "", ":memory:")
+    if sqlite_file and not Path(str(database)).is_file():
+        raise ReportError(f"--db: no store at {database} (nothing has been stored there)")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as error:
+        engine.dispose()
+        raise ReportError(f"--db: cannot read {shown}: {error.__class__.__name__}") from None
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    if revision != head:
+        engine.dispose()
+        if revision is None:
+            raise ReportError(f"--db: {shown} holds no event log")
+        raise ReportError(
+            f"--db: the store's schema is at revision {revision}, this version reads {head}: "
+            "start 'safety-stream serve' on it once to migrate (reports never write to it)"
+        )
+    return SqlEventStore(engine)
+
+
+def default_out(as_of: datetime, version: ReportVersion, fmt: str) -> Path:
+    return Path(f"dsmb-report-{as_of.date().isoformat()}-{version}.{fmt}")
+
+
+def run(args: argparse.Namespace) -> int:
+    # imported here: ``safety-stream --help`` and the other commands need none of it
+    from safety_stream.errors import SafetyStreamError
+    from safety_stream.report.model import build_report
+    from safety_stream.report.pdf import find_chromium, print_to_pdf
+    from safety_stream.report.render import render_html
+    from safety_stream.report.snapshot import snapshot_as_of
+    from safety_stream.runtime import load_plan_or_default
+    from safety_stream.settings import Settings
+
+    version: ReportVersion = args.report_version
+    try:
+        as_of = parse_moment(args.as_of, "--as-of")
+        since = None if args.since is None else parse_moment(args.since, "--since")
+        if since is not None and since >= as_of:
+            raise UsageError(
+                f"--since ({since.isoformat()}) must be before --as-of ({as_of.isoformat()})"
+            )
+    except UsageError as error:
+        print(f"safety-stream report: {error}", file=sys.stderr)
+        return 2
+    try:
+        plan = load_plan_or_default(args.plan)
+        chromium = find_chromium(args.chromium) if args.report_format == "pdf" else None
+        store = open_log(args.db or Settings().db)
+        try:
+            now = snapshot_as_of(store, plan, as_of)
+            before = None if since is None else snapshot_as_of(store, plan, since)
+        finally:
+            store.close()
+        html = render_html(build_report(now, before, version))
+        out = args.out or default_out(as_of, version, args.report_format)
+        if chromium is not None:
+            print_to_pdf(html, out, chromium)
+        else:
+            out.write_bytes(html.encode("utf-8"))
+    except (SafetyStreamError, OSError) as error:
+        print(f"safety-stream report: {error}", file=sys.stderr)
+        return 1
+    if as_of > datetime.now(UTC):
+        print(
+            "safety-stream report: warning: --as-of is in the future; events stored before "
+            "then will change the report (it names the log position it was built from)",
+            file=sys.stderr,
+        )
+    print(
+        f"wrote {out}: {version} report, data as of {as_of.isoformat()}, "
+        f"log position {now.position}"
+    )
+    return 0
