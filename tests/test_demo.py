@@ -29,7 +29,7 @@ def test_demo_shows_a_boundary_crossing_and_its_alert_and_keeps_the_database(
 ) -> None:
     port = free_port()
     out = run_demo(tmp_path, port)
-    records = simulate(SimulationConfig())  # the demo's default: 60 patients, seed 1
+    records = simulate(SimulationConfig(patients=40))  # the demo's default: 40 patients, seed 1
     valid = sum(r.valid for r in records)
 
     assert f"serving http://127.0.0.1:{port}" in out

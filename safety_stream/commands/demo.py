@@ -19,7 +19,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "demo",
         help="serve, simulate six sites posting a trial in accelerated time, watch it live",
     )
-    add_scenario_options(parser, patients=60)
+    add_scenario_options(parser, patients=40)  # the plan's planned sample size
     parser.add_argument(
         "--dir",
         type=Path,
