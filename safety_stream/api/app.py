@@ -39,6 +39,7 @@ from safety_stream.api.schemas import (
 )
 from safety_stream.api.security import Caller
 from safety_stream.auth import Principal
+from safety_stream.board import add_board_routes
 from safety_stream.events import Modality
 from safety_stream.ingest import IngestReport, ingest
 from safety_stream.projections.projector import state_as_of
@@ -270,6 +271,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     add_monitoring_routes(app, runtime)
     add_alert_routes(app, runtime)
+    add_board_routes(app, runtime)
 
     @app.get("/healthz", response_model=HealthResponse)
     def health() -> HealthResponse:

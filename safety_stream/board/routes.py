@@ -1,0 +1,213 @@
+"""The safety board's routes under /board (HTML for people; the JSON API stays under /v1).
+
+GET  /board                          the board (303 to the login page without credentials)
+GET  /board/login, POST /board/login paste a bearer token, get a session cookie
+POST /board/logout                   end the session
+GET  /board/panels                   the board's live part alone (what the page swaps in)
+GET  /board/stream                   server-sent events: ``change`` when the viewer's data moved
+POST /board/alerts/{id}/acknowledge  readers only; a form post, or JSON with Accept: json
+GET  /board/alerts/{id}              where alert messages link to: the board at that alert
+
+Every route also takes ``Authorization: Bearer`` (scripts, tests). Roles as in the API:
+readers (safety officer, DSMB, admin) see everything and acknowledge alerts; a site sees only
+its own rows, and no rules or alerts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import parse_qs, quote
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+
+from safety_stream.alerts.dispatcher import utc_now
+from safety_stream.alerts.outbox import UnknownAlert
+from safety_stream.board.health import SubmissionTally
+from safety_stream.board.live import change_events
+from safety_stream.board.render import BoardPages, page_headers
+from safety_stream.board.session import (
+    COOKIE,
+    SessionStore,
+    Visitor,
+    clear_session_cookie,
+    identify,
+    post_refusal,
+    set_session_cookie,
+)
+from safety_stream.board.view import build_view, change_stamp, gather
+from safety_stream.runtime import Runtime
+
+FORM_LIMIT = 8192
+UNKNOWN_TOKEN = (
+    "That token is not recognised. Paste the whole token printed by `safety-stream readers "
+    "add` or `safety-stream sites add` (it is shown only once; ask an administrator for a "
+    "new one if it is lost)."
+)
+SITES_NO_ALERTS = "sites see only their own data: alerts are for safety officers and the DSMB"
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on the board itself (never another host: no open redirect)."""
+    if target and target.startswith("/board") and not target.startswith("//"):
+        return target
+    return "/board"
+
+
+async def _form(request: Request) -> dict[str, str] | Response:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if len(body) > FORM_LIMIT:
+        return PlainTextResponse(f"form larger than {FORM_LIMIT} bytes", 413)
+    if body and kind != "application/x-www-form-urlencoded":
+        return PlainTextResponse("send the form as application/x-www-form-urlencoded", 415)
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _unauthenticated() -> PlainTextResponse:
+    return PlainTextResponse(
+        "log in at /board/login, or send Authorization: Bearer <token>",
+        401,
+        headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
+    )
+
+
+def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | None = None) -> None:
+    """Serve the safety board from ``app`` over ``runtime``."""
+    store = sessions if sessions is not None else SessionStore()
+    tally = SubmissionTally()
+    pages = BoardPages()
+    trial_id = runtime.plan.trial.id
+    app.state.board_sessions = store
+
+    def visitor(request: Request) -> Visitor | None:
+        return identify(request, runtime.credentials, store)
+
+    def login_page(next_path: str, error: str | None = None, status: int = 200) -> Response:
+        return pages.page(
+            "board_login.html.j2", status, trial_id=trial_id, next=next_path, error=error
+        )
+
+    @app.get("/board", include_in_schema=False)
+    def board(request: Request) -> Response:
+        who = visitor(request)
+        if who is None:
+            return RedirectResponse("/board/login", 303)
+        view = build_view(gather(runtime, who.principal, tally), who.principal)
+        return pages.page(
+            "board.html.j2", view=view, csrf=who.csrf, session=who.session is not None
+        )
+
+    @app.get("/board/panels", include_in_schema=False)
+    def panels(request: Request) -> Response:
+        who = visitor(request)
+        if who is None:
+            return _unauthenticated()
+        view = build_view(gather(runtime, who.principal, tally), who.principal)
+        return pages.fragment("board_panels.html.j2", view=view, csrf=who.csrf)
+
+    @app.get("/board/stream", include_in_schema=False)
+    async def stream(request: Request, since: str | None = None) -> Response:
+        who = await run_in_threadpool(visitor, request)
+        if who is None:
+            return _unauthenticated()
+        principal = who.principal
+        known = request.headers.get("last-event-id") or since
+        events = change_events(
+            lambda: change_stamp(runtime, principal, tally),
+            known[:200] if known else None,
+            request.is_disconnected,
+        )
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/board/login", include_in_schema=False)
+    def login_form(next: str | None = None) -> Response:
+        return login_page(_safe_next(next))
+
+    @app.post("/board/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        refused = post_refusal(request, None, None)
+        if refused is not None:
+            return PlainTextResponse(refused, 403)
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        next_path = _safe_next(form.get("next"))
+        token = form.get("token", "").strip()
+        if not token:
+            return login_page(next_path, "Paste a token to log in.", 400)
+        principal = await run_in_threadpool(runtime.credentials.authenticate, token)
+        if principal is None:
+            return login_page(next_path, UNKNOWN_TOKEN, 401)
+        response = RedirectResponse(next_path, 303)
+        set_session_cookie(response, request, store.open(principal))
+        return response
+
+    @app.post("/board/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        who = await run_in_threadpool(visitor, request)
+        refused = post_refusal(request, who, form.get("csrf"))
+        if refused is not None:
+            return PlainTextResponse(refused, 403)
+        session_id = request.cookies.get(COOKIE)
+        if session_id:
+            store.close(session_id)
+        response = RedirectResponse("/board/login", 303)
+        clear_session_cookie(response, request)
+        return response
+
+    @app.get("/board/alerts/{alert_id}", include_in_schema=False)
+    def alert_link(alert_id: uuid.UUID, request: Request) -> Response:
+        target = f"/board#alert-{alert_id}"
+        if visitor(request) is None:
+            return RedirectResponse(f"/board/login?next={quote(target)}", 303)
+        return RedirectResponse(target, 303)
+
+    @app.post("/board/alerts/{alert_id}/acknowledge", include_in_schema=False)
+    async def acknowledge(alert_id: uuid.UUID, request: Request) -> Response:
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        who = await run_in_threadpool(visitor, request)
+        if who is None:
+            return _unauthenticated()
+        refused = post_refusal(request, who, form.get("csrf"))
+        if refused is not None:
+            return PlainTextResponse(refused, 403)
+        if who.principal.sees_site is not None:
+            return PlainTextResponse(SITES_NO_ALERTS, 403)
+        note = form.get("note", "").strip()[:2000] or None
+        try:
+            view = await run_in_threadpool(
+                runtime.outbox.acknowledge, alert_id, who.principal.name, note, utc_now()
+            )
+        except UnknownAlert:
+            return PlainTextResponse(f"no alert {alert_id}", 404)
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse(
+                {
+                    "number": view.number,
+                    "derived_id": str(view.alert.derived_id),
+                    "acknowledged_by": view.acknowledged_by,
+                    "acknowledged_at": view.acknowledged_at.isoformat()
+                    if view.acknowledged_at
+                    else None,
+                },
+                headers=page_headers(None),
+            )
+        return RedirectResponse("/board#alerts", 303)

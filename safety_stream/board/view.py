@@ -1,0 +1,271 @@
+"""The safety board's view model: what one principal may see, read from the runtime.
+
+``gather`` reads the runtime (the projection under its lock, as the API does; the outbox; the
+dead-letter store) into a ``Snapshot``; ``build_view`` is a pure function of the snapshot and
+the principal, and is the one place that decides what a viewer sees: readers everything, a site
+only its own rows and no trial-wide rules or alerts (the API answers 403 to sites for those).
+The toxicity numbers are the API's own: both come from ``toxicity_tables``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from markupsafe import Markup
+
+from safety_stream.alerts.outbox import AlertView
+from safety_stream.auth import Principal
+from safety_stream.board.health import SiteSubmissions, SubmissionTally
+from safety_stream.monitoring.monitor import EPOCH
+from safety_stream.monitoring.status import ReportClockOut, RuleStatus, rule_statuses
+from safety_stream.plots import boundary_plot
+from safety_stream.projections.toxicity import ModalityTable, toxicity_tables
+from safety_stream.runtime import Runtime
+from safety_stream.store.base import Rejection
+
+ROLE_LABELS = {
+    "safety_officer": "safety officer",
+    "dsmb": "DSMB member",
+    "admin": "administrator",
+    "site": "site",
+}
+DEAD_LETTERS_SHOWN = 50
+EXCERPT_CHARS = 240
+CLOCK_ORDER = {"overdue": 0, "open": 1, "closed": 2}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the board shows, read at one moment; scoped to a site where the reads allow it."""
+
+    trial_id: str
+    trial_title: str
+    registration: str
+    plan_version: str
+    related_at_least: str  # the plan's meaning of "related" (an attribution)
+    as_of: datetime
+    stamp: str
+    position: int
+    clock: datetime | None  # the monitoring clock (log time); None before the first event
+    toxicity: list[ModalityTable]
+    patients_by_site: dict[str, int]
+    statuses: list[RuleStatus]
+    plots: dict[str, str]  # rule id -> inline SVG
+    open_alerts: list[AlertView]
+    acknowledged_alerts: int
+    submissions: list[SiteSubmissions]
+    dead_letters: list[Rejection]
+
+
+@dataclass(frozen=True)
+class RuleCard:
+    rule: RuleStatus
+    plot: Markup  # boundary_plot escapes its own text
+
+
+@dataclass(frozen=True)
+class SiteHealth:
+    submissions: SiteSubmissions
+    patients: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    received_at: datetime
+    site_id: str | None
+    source: str
+    location: str
+    problems: list[str]
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class BoardView:
+    trial_id: str
+    trial_title: str
+    registration: str
+    plan_version: str
+    related_at_least: str
+    viewer: str
+    role_label: str
+    site_id: str | None  # the one site this viewer sees, None for all
+    can_acknowledge: bool
+    as_of: datetime
+    stamp: str
+    position: int | None  # the log's position and clock are trial-wide: None for a site
+    clock: datetime | None
+    toxicity: list[ModalityTable]
+    rules: list[RuleCard] | None  # None: not for this viewer
+    sentinels: list[RuleStatus] | None
+    clocks: list[ReportClockOut] | None
+    alerts: list[AlertView] | None
+    acknowledged_alerts: int
+    sites: list[SiteHealth]
+    dead_letters: list[DeadLetter]
+    illustrative: bool
+
+    @property
+    def crossed(self) -> int:
+        return sum(c.rule.status == "crossed" for c in self.rules or [])
+
+    @property
+    def approached(self) -> int:
+        return sum(c.rule.status == "approached" for c in self.rules or [])
+
+    @property
+    def sentinels_raised(self) -> int:
+        return sum(s.status == "crossed" for s in self.sentinels or [])
+
+    @property
+    def critical_alerts(self) -> int:
+        return sum(a.alert.severity == "critical" for a in self.alerts or [])
+
+    def clocks_in(self, state: str) -> list[ReportClockOut]:
+        return [c for c in self.clocks or [] if c.state == state]
+
+
+def _problem_text(problem: dict[str, object]) -> str:
+    text = f"{problem.get('path') or '(record)'}: {problem.get('message', '')}"
+    allowed = problem.get("allowed")
+    return f"{text} (allowed: {allowed})" if allowed else text
+
+
+def dead_letter(rejection: Rejection) -> DeadLetter:
+    raw = rejection.raw.decode("utf-8", errors="replace")
+    excerpt = raw if len(raw) <= EXCERPT_CHARS else raw[: EXCERPT_CHARS - 1] + "…"
+    return DeadLetter(
+        id=rejection.id,
+        received_at=rejection.received_at,
+        site_id=rejection.site_id,
+        source=rejection.source,
+        location=rejection.location,
+        problems=[_problem_text(p) for p in rejection.problems],
+        excerpt=excerpt,
+    )
+
+
+def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
+    """What ``principal`` may see of ``snapshot`` (pure)."""
+    site = principal.sees_site
+    reader = site is None
+    counting = [s for s in snapshot.statuses if s.kind in ("bayesian", "pocock")]
+    reporting = next((s for s in snapshot.statuses if s.kind == "expedited_report"), None)
+    clocks = sorted(
+        reporting.clocks or [] if reporting else [],
+        key=lambda c: (CLOCK_ORDER[c.state], c.due),
+    )
+    submissions = [s for s in snapshot.submissions if reader or s.site_id == site]
+    return BoardView(
+        trial_id=snapshot.trial_id,
+        trial_title=snapshot.trial_title,
+        registration=snapshot.registration,
+        plan_version=snapshot.plan_version,
+        related_at_least=snapshot.related_at_least,
+        viewer=principal.name,
+        role_label=ROLE_LABELS[principal.role],
+        site_id=site,
+        can_acknowledge=reader,
+        as_of=snapshot.as_of,
+        stamp=snapshot.stamp,
+        position=snapshot.position if reader else None,
+        clock=snapshot.clock if reader else None,
+        toxicity=[
+            t.model_copy(update={"by_site": [r for r in t.by_site if r.site_id == site]})
+            if site is not None
+            else t
+            for t in snapshot.toxicity
+        ],
+        rules=[RuleCard(s, Markup(snapshot.plots.get(s.rule_id, ""))) for s in counting]
+        if reader
+        else None,
+        sentinels=[s for s in snapshot.statuses if s.kind == "sentinel"] if reader else None,
+        clocks=clocks if reader else None,
+        alerts=snapshot.open_alerts if reader else None,
+        acknowledged_alerts=snapshot.acknowledged_alerts if reader else 0,
+        sites=[
+            SiteHealth(s, snapshot.patients_by_site.get(s.site_id or "", 0)) for s in submissions
+        ],
+        dead_letters=[dead_letter(r) for r in snapshot.dead_letters if reader or r.site_id == site][
+            :DEAD_LETTERS_SHOWN
+        ],
+        illustrative=reader and any(s.illustrative for s in snapshot.statuses),
+    )
+
+
+def change_stamp(runtime: Runtime, principal: Principal, tally: SubmissionTally) -> str:
+    """Changes whenever what ``principal`` sees may have changed (the live board's trigger).
+
+    A site's stamp counts only its own submissions, so it never learns when others post.
+    """
+    site = principal.sees_site
+    if site is not None:
+        tally.refresh(runtime.store)
+        row = tally.rows(site)[0]
+        return f"s{row.events}.{row.dead_letters}"
+    newest = runtime.store.rejections(limit=1)
+    counts = runtime.outbox.counts()
+    acknowledged = sum(n for (_, state), n in counts.items() if state == "acknowledged")
+    return (
+        f"r{runtime.store.head()}.{newest[0].id if newest else 0}"
+        f".{sum(counts.values())}.{acknowledged}"
+    )
+
+
+def gather(
+    runtime: Runtime, principal: Principal, tally: SubmissionTally, now: datetime | None = None
+) -> Snapshot:
+    """Read everything ``principal`` may see (sites: nothing trial-wide is even read)."""
+    moment = now or datetime.now(UTC)
+    site = principal.sees_site
+    stamp = change_stamp(runtime, principal, tally)  # first: a later change shows as new
+    plan = runtime.plan
+    statuses: list[RuleStatus] = []
+    plots: dict[str, str] = {}
+    with runtime.projector.lock:
+        runtime.projector.catch_up()
+        state = runtime.projector.state
+        toxicity = toxicity_tables(state, moment, plan.related_means_at_least, plan.windows, site)
+        patients_by_site = Counter(
+            p.site_id for p in state.patients.values() if site is None or p.site_id == site
+        )
+        position = state.position
+        clock = runtime.monitor.clock
+        if site is None:
+            statuses = rule_statuses(runtime.monitor)
+            for counter in runtime.monitor.counting:
+                plots[counter.rule.id] = boundary_plot(
+                    counter.table,
+                    list(counter.path),
+                    counter.rule.max_n,
+                    title=counter.rule.title,
+                    status=next(s.status for s in statuses if s.rule_id == counter.rule.id),
+                )
+    tally.refresh(runtime.store)
+    open_alerts = runtime.outbox.alerts(unacknowledged=True, limit=10_000) if site is None else []
+    acknowledged = (
+        sum(n for (_, s), n in runtime.outbox.counts().items() if s == "acknowledged")
+        if site is None
+        else 0
+    )
+    return Snapshot(
+        trial_id=plan.trial.id,
+        trial_title=plan.trial.title,
+        registration=plan.trial.registration,
+        plan_version=plan.version,
+        related_at_least=plan.related_means_at_least.value,
+        as_of=moment,
+        stamp=stamp,
+        position=position,
+        clock=None if clock == EPOCH else clock,
+        toxicity=toxicity,
+        patients_by_site=dict(patients_by_site),
+        statuses=statuses,
+        plots=plots,
+        open_alerts=list(reversed(open_alerts)),  # newest first
+        acknowledged_alerts=acknowledged,
+        submissions=tally.rows(site),
+        dead_letters=runtime.store.rejections(site_id=site, limit=DEAD_LETTERS_SHOWN),
+    )
