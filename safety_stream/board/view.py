@@ -80,6 +80,7 @@ class DeadLetter:
     location: str
     problems: list[str]
     excerpt: str
+    received: int = 1  # resent (e.g. a retry): kept once, counted
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def dead_letter(rejection: Rejection) -> DeadLetter:
         location=rejection.location,
         problems=[_problem_text(p) for p in rejection.problems],
         excerpt=excerpt,
+        received=rejection.received,
     )
 
 

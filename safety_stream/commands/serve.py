@@ -31,7 +31,15 @@ def run(settings: Settings) -> int:
     if runtime.producer is None:
         runtime.dispatcher.start()
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+        # the board's live streams would hold a graceful shutdown open: give them 5 s
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
     finally:
         runtime.close()
     return 0
