@@ -208,8 +208,16 @@ def test_a_resent_dead_letter_is_kept_once_and_counted(store: EventStore) -> Non
     with pytest.raises(RuntimeError), store.write() as session:
         session.reject("http:S1", "S1", "line 1", b'{"bad": 1}', problem)
         raise RuntimeError("the transaction fails: the count must not move")
+    with store.write() as session:  # no bytes kept (too large): nothing shows a resend
+        session.reject("http:S1", "S1", "line 1", b"", [{"code": "input.record_too_large"}])
+        session.reject("http:S1", "S1", "line 1", b"", [{"code": "input.record_too_large"}])
+        # the same bytes rejected for another reason (e.g. after the patient moved site)
+        session.reject("http:S1", "S1", "line 1", b'{"bad": 1}', [{"code": "other"}])
     kept = store.rejections(limit=10)
     assert [(r.site_id, r.raw, r.received) for r in kept] == [
+        ("S1", b'{"bad": 1}', 1),
+        ("S1", b"", 1),
+        ("S1", b"", 1),
         ("S1", b'{"bad": 2}', 1),
         ("S2", b'{"bad": 1}', 1),
         ("S1", b'{"bad": 1}', 3),

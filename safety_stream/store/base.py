@@ -12,6 +12,7 @@ consecutive global positions, and positions become visible in order, so a reader
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -81,9 +82,17 @@ class Rejection:
     received: int = 1  # the same bytes from the same site again (a retry) count once, here
 
 
-def rejection_digest(site_id: str | None, raw: bytes) -> str:
-    """What makes two dead letters the same: the same bytes from the same site."""
-    return hashlib.sha256((site_id or "").encode() + b"\0" + raw).hexdigest()
+def rejection_digest(
+    site_id: str | None, location: str, raw: bytes, problems: Sequence[dict[str, Any]]
+) -> str | None:
+    """What makes two dead letters the same submission: the same bytes from the same site at
+    the same place, rejected for the same reasons. None (never merged) when no bytes were kept
+    (a record too large, a file that could not be decoded): nothing shows it is a resend."""
+    if not raw:
+        return None
+    reasons = json.dumps(list(problems), sort_keys=True, default=str)
+    text = "\0".join((site_id or "", location, reasons)).encode() + b"\0" + raw
+    return hashlib.sha256(text).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +121,8 @@ class WriteSession(ReferenceSource, Protocol):
         raw: bytes,
         problems: Sequence[dict[str, Any]],
     ) -> int:
-        """Keep a rejected record in the dead-letter store; returns its id. The same bytes
-        from the same site again (a retry after a lost response) are kept once, counted."""
+        """Keep a rejected record in the dead-letter store. The same submission again (a
+        retry after a lost response: ``rejection_digest``) is kept once and counted."""
         ...
 
     def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:

@@ -136,8 +136,8 @@ class _MemorySession:
         raw: bytes,
         problems: Sequence[dict[str, Any]],
     ) -> int:
-        digest = rejection_digest(site_id, raw)
-        known = self._state.rejection_ids.get(digest)
+        digest = rejection_digest(site_id, location, raw, problems)
+        known = None if digest is None else self._state.rejection_ids.get(digest)
         if known is not None:
             self._state.set(self._state.received, known, self._state.received.get(known, 1) + 1)
             return known
@@ -151,7 +151,8 @@ class _MemorySession:
             problems=[dict(p) for p in problems],
         )
         self._state.rejections.append(rejection)
-        self._state.set(self._state.rejection_ids, digest, rejection.id)
+        if digest is not None:
+            self._state.set(self._state.rejection_ids, digest, rejection.id)
         return rejection.id
 
 

@@ -286,12 +286,16 @@ class _SqlSession:
         raw: bytes,
         problems: Sequence[dict[str, Any]],
     ) -> int:
-        digest = rejection_digest(site_id, raw)
-        if digest in self._rejection_ids:  # the same bytes twice in one transaction
+        digest = rejection_digest(site_id, location, raw, problems)
+        if digest is not None and digest in self._rejection_ids:  # twice in one transaction
             index = self._rejection_ids[digest]
             self._rejections[index - 1]["received"] += 1
             return index
-        stored = self._db.execute(REJECTION_BY_DIGEST, {"digest": digest}).scalar()
+        stored = (
+            None
+            if digest is None
+            else self._db.execute(REJECTION_BY_DIGEST, {"digest": digest}).scalar()
+        )
         if stored is not None:  # a retry of a submission already kept
             self._received_again.append(stored)
             return int(stored)
@@ -307,7 +311,8 @@ class _SqlSession:
                 "received": 1,
             }
         )
-        self._rejection_ids[digest] = len(self._rejections)
+        if digest is not None:
+            self._rejection_ids[digest] = len(self._rejections)
         return len(self._rejections)
 
     def flush(self) -> None:

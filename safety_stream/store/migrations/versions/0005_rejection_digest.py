@@ -1,8 +1,9 @@
-"""Dead letters kept once per submission: a digest of (site, bytes) and a received count.
+"""Dead letters kept once per submission: a digest (site, location, reasons, bytes) and a
+received count.
 
 A site that resends an invalid record (a retry after a lost response) finds the dead letter it
-already left; the count says how often it arrived. Rows kept before this revision have no
-digest and are never matched.
+already left; the count says how often it arrived. Rows kept before this revision, and rows
+without bytes, have no digest and are never matched.
 
 Revision ID: 0005
 """
