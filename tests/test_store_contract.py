@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -222,3 +223,27 @@ def test_a_resent_dead_letter_is_kept_once_and_counted(store: EventStore) -> Non
         ("S2", b'{"bad": 1}', 1),
         ("S1", b'{"bad": 1}', 3),
     ]
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
+def test_reading_as_stored_by_a_time_gives_a_prefix_even_when_the_clock_steps_back(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A writer's clock that steps back (NTP, another host) must not punch a hole in the log
+    read "as stored by" a time: that would read as a broken hash chain."""
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    times = iter([t0, t0 + timedelta(hours=2), t0 + timedelta(hours=1), t0 + timedelta(hours=3)])
+    clock = lambda: next(times)  # noqa: E731
+    if backend == "memory":
+        store: EventStore = InMemoryEventStore(clock)
+    else:
+        url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
+        store = SqlEventStore(SqlEventStore.open(url).engine, clock)
+    for event in SAMPLE[:4]:
+        append_all(store, [event])
+    cutoff = t0 + timedelta(hours=1, minutes=30)  # after the 3rd event's time, not the 2nd's
+    assert [s.position for s in store.read(stored_until=cutoff)] == [1]
+    assert [p for p, _ in store.payloads(stored_until=cutoff)] == [1]
+    assert [s.position for s in store.read(stored_until=t0 + timedelta(hours=5))] == [1, 2, 3, 4]
+    if isinstance(store, SqlEventStore):
+        store.close()

@@ -16,7 +16,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from safety_stream.events import EventBase, PatientEnrolled, encode_json
@@ -400,15 +411,26 @@ class SqlEventStore:
             except IntegrityError as error:  # only if the lock was bypassed
                 raise StoreError(f"concurrent append detected: {error.orig}") from error
 
+    def _before_stored_after(self, stored_until: datetime | None) -> ColumnElement[bool]:
+        """The log's prefix stored by ``stored_until``: positions before the first event
+        stored later. A prefix, not a filter on each row's time: writers' clocks may step or
+        disagree, and a gap in the middle would read as a broken hash chain."""
+        if stored_until is None:
+            return true()
+        with self.engine.connect() as connection:
+            end = connection.execute(
+                select(func.min(EventRow.position)).where(EventRow.stored_at > stored_until)
+            ).scalar()
+        return true() if end is None else EventRow.position < end
+
     def read(
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
     ) -> Iterator[StoredEvent]:
         remaining = limit
+        prefix = self._before_stored_after(stored_until)
         while remaining is None or remaining > 0:
             page = READ_PAGE if remaining is None else min(READ_PAGE, remaining)
-            query = select(EventRow).where(EventRow.position > after)
-            if stored_until is not None:
-                query = query.where(EventRow.stored_at <= stored_until)
+            query = select(EventRow).where(EventRow.position > after, prefix)
             with self.engine.connect() as connection:
                 rows = connection.execute(query.order_by(EventRow.position).limit(page))
                 batch = [_stored(r) for r in rows]
@@ -422,9 +444,9 @@ class SqlEventStore:
     def payloads(
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
     ) -> Iterator[tuple[int, str]]:
-        query = select(EventRow.position, EventRow.payload)
-        if stored_until is not None:
-            query = query.where(EventRow.stored_at <= stored_until)
+        query = select(EventRow.position, EventRow.payload).where(
+            self._before_stored_after(stored_until)
+        )
         remaining = limit
         while remaining is None or remaining > 0:
             page = PAYLOAD_PAGE if remaining is None else min(PAYLOAD_PAGE, remaining)
