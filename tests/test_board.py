@@ -242,6 +242,21 @@ def test_sessions_expire_when_idle_and_after_their_lifetime() -> None:
     for step in range(1, 7):  # used every 55 s, yet over after 300 s in all
         now[0] = 170 + 55 * step
         assert (sessions.find(second) is not None) == (55 * step <= 300)
+    third = sessions.open(officer)
+    now[0] = 520
+    assert sessions.find(third, touch=False) is not None  # the page refreshing itself...
+    now[0] = 575
+    assert sessions.find(third, touch=False) is None  # ...does not keep it alive: 55 + 55 s
+
+
+def test_an_oversized_form_is_refused_before_it_is_read(filled: Board) -> None:
+    big = b"token=" + b"x" * 20_000
+    answer = filled.client.post(
+        "/board/login", content=big,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert answer.status_code == 413
+    assert "form larger than" in answer.text
 
 
 def test_pages_are_not_cached_and_run_only_their_own_script(filled: Board) -> None:

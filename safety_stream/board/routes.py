@@ -63,9 +63,14 @@ def _safe_next(target: str | None) -> str:
 
 async def _form(request: Request) -> dict[str, str] | Response:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if len(body) > FORM_LIMIT:
-        return PlainTextResponse(f"form larger than {FORM_LIMIT} bytes", 413)
+    too_large = PlainTextResponse(f"form larger than {FORM_LIMIT} bytes", 413)
+    if int(request.headers.get("content-length") or 0) > FORM_LIMIT:
+        return too_large
+    body = bytearray()
+    async for chunk in request.stream():  # never buffer more than the limit
+        body.extend(chunk)
+        if len(body) > FORM_LIMIT:
+            return too_large
     if body and kind != "application/x-www-form-urlencoded":
         return PlainTextResponse("send the form as application/x-www-form-urlencoded", 415)
     fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
@@ -88,8 +93,8 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
     trial_id = runtime.plan.trial.id
     app.state.board_sessions = store
 
-    def visitor(request: Request) -> Visitor | None:
-        return identify(request, runtime.credentials, store)
+    def visitor(request: Request, touch: bool = True) -> Visitor | None:
+        return identify(request, runtime.credentials, store, touch)
 
     def login_page(next_path: str, error: str | None = None, status: int = 200) -> Response:
         return pages.page(
@@ -108,7 +113,7 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
 
     @app.get("/board/panels", include_in_schema=False)
     def panels(request: Request) -> Response:
-        who = visitor(request)
+        who = visitor(request, touch=False)  # the page refreshing itself is not a person
         if who is None:
             return _unauthenticated()
         view = build_view(gather(runtime, who.principal, tally), who.principal)
@@ -116,7 +121,7 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
 
     @app.get("/board/stream", include_in_schema=False)
     async def stream(request: Request, since: str | None = None) -> Response:
-        who = await run_in_threadpool(visitor, request)
+        who = await run_in_threadpool(visitor, request, False)
         if who is None:
             return _unauthenticated()
         principal = who.principal

@@ -85,8 +85,9 @@ class SessionStore:
             )
         return session_id
 
-    def find(self, session_id: str) -> BoardSession | None:
-        """The live session with this id (and mark it used), or None."""
+    def find(self, session_id: str, touch: bool = True) -> BoardSession | None:
+        """The live session with this id, or None. ``touch``: a person used it (a page load or
+        a form); the page's own refreshes do not count, so an unattended board times out."""
         now = self.clock()
         with self._lock:
             session = self._sessions.get(_key(session_id))
@@ -95,7 +96,8 @@ class SessionStore:
             if self._expired(session, now):
                 del self._sessions[_key(session_id)]
                 return None
-            session.seen = now
+            if touch:
+                session.seen = now
             return session
 
     def close(self, session_id: str) -> None:
@@ -119,14 +121,16 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def identify(request: Request, credentials: Credentials, sessions: SessionStore) -> Visitor | None:
+def identify(
+    request: Request, credentials: Credentials, sessions: SessionStore, touch: bool = True
+) -> Visitor | None:
     """The visitor by ``Authorization: Bearer`` first, else by the session cookie."""
     token = bearer_token(request)
     if token is not None:
         principal = credentials.authenticate(token)
         return Visitor(principal) if principal is not None else None
     session_id = request.cookies.get(COOKIE)
-    session = sessions.find(session_id) if session_id else None
+    session = sessions.find(session_id, touch) if session_id else None
     return Visitor(session.principal, session) if session is not None else None
 
 
