@@ -156,6 +156,7 @@ def listing_patients(html: str, name: str) -> list[str]:
 
 def test_report_counts_only_what_was_stored_by_the_cut_off(log: Log, tmp_path: Path) -> None:
     html = write_report(log, tmp_path / "r.html", "--as-of", CUT_OFF, "--version", "closed")
+    assert (tmp_path / "r.html").stat().st_mode & 0o077 == 0  # patient listings: owner only
     expected = recount(log.events, CUT_OFF_END)
     assert 0 < expected.position < log.events[-1].position
     assert f"up to position {expected.position};" in html

@@ -164,8 +164,13 @@ def run(args: argparse.Namespace) -> int:
             store.close()
         html = render_html(build_report(now, before, version))
         out = args.out or default_out(as_of, version, args.report_format)
+        if version == "closed":  # patient-level listings: readable by the owner only
+            out.touch(mode=0o600)
+            out.chmod(0o600)
         if chromium is not None:
             print_to_pdf(html, out, chromium)
+            if version == "closed":
+                out.chmod(0o600)
         else:
             out.write_bytes(html.encode("utf-8"))
     except (SafetyStreamError, OSError) as error:

@@ -143,6 +143,7 @@ def _simulate_and_watch(
     poster.start()
     toxicity: dict[str, Any] | None = None
     rules: dict[str, Any] | None = None
+    interrupted = False
     try:
         with Live(console=console, refresh_per_second=4, transient=True) as live:
             deadline: float | None = None
@@ -159,12 +160,13 @@ def _simulate_and_watch(
                         break
                 time.sleep(0.5)
     except KeyboardInterrupt:
-        posting.stop.set()
-        poster.join()
+        interrupted = True
         console.print("[yellow]interrupted[/]: summary of what was posted so far")
     finally:
+        posting.stop.set()  # the sites stop between ticks; then their clients close
+        poster.join()
         posting.close()
-    if "error" in outcome:
+    if "error" in outcome and not interrupted:
         raise outcome["error"]
     toxicity, rules = watcher.get("/v1/toxicity"), watcher.get("/v1/rules")
     console.print(toxicity_table(toxicity))

@@ -106,8 +106,14 @@ class DemoServer:
             "--host", host, "--port", str(port), "--alerts", str(files.alert_config),
         ]  # fmt: skip
         self._log = files.server_log.open("ab")
+        # its own session: Ctrl-C in the terminal stops the demo, which then stops the server
+        # (after the summary), instead of killing the server under the posting sites
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, cwd=files.directory
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=files.directory,
+            start_new_session=True,
         )
         self._files = files
 

@@ -55,11 +55,19 @@ class SimulatedSites:
     """One site client per site; ``tokens`` maps site id to that site's bearer token."""
 
     def __init__(
-        self, url: str, tokens: dict[str, str], client: Callable[..., SiteClient] = SiteClient
+        self, url: str, tokens: dict[str, str], client: Callable[..., SiteClient] | None = None
     ) -> None:
-        self.clients = {site: client(url, token) for site, token in tokens.items()}
         self._lock = threading.Lock()
         self.stop = threading.Event()
+        if client is None:  # a retry's backoff ends early when the run is stopped
+
+            def client(url: str, token: str) -> SiteClient:
+                return SiteClient(url, token, sleep=self._pause)
+
+        self.clients = {site: client(url, token) for site, token in tokens.items()}
+
+    def _pause(self, seconds: float) -> None:
+        self.stop.wait(seconds)
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -86,7 +94,10 @@ class SimulatedSites:
         tick_seconds: float = 0.25,
         on_tick: TickCallback | None = None,
     ) -> PostingStats:
-        """Post every record; returns the tallies (``stop`` ends it early, between ticks)."""
+        """Post every record; returns the tallies (``stop`` ends it early, between ticks).
+        The first site whose posting fails stops the others; its error is raised."""
+        if days_per_second is not None and days_per_second <= 0:
+            raise ValueError(f"days per second must be > 0, got {days_per_second}")
         self._check_tokens(records)
         stats = PostingStats()
         started = time.perf_counter()
@@ -110,10 +121,14 @@ class SimulatedSites:
             by_site[record.site_id].append(record)
 
         def site_loop(site: str, mine: list[SimulatedRecord]) -> None:
-            for start in range(0, len(mine), batch_size):
-                if self.stop.is_set():
-                    return
-                self._post(site, mine[start : start + batch_size], stats)
+            try:
+                for start in range(0, len(mine), batch_size):
+                    if self.stop.is_set():
+                        return
+                    self._post(site, mine[start : start + batch_size], stats)
+            except BaseException:
+                self.stop.set()  # the other sites stop too
+                raise
 
         for future in [pool.submit(site_loop, s, m) for s, m in by_site.items()]:
             future.result()
