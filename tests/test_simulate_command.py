@@ -136,25 +136,32 @@ def _toxicity_after(bodies: list[tuple[bytes, str]]) -> list[dict[str, Any]]:
                           headers=headers | {"Content-Type": content_type})  # fmt: skip
         assert answer.status_code in (201, 422), answer.text
     modalities = app.get("/v1/toxicity", headers=headers).json()["modalities"]
+    rules = app.get("/v1/rules", headers=headers).json()["rules"]
     runtime.close()
+    clocks = next(r["clocks"] for r in rules if r["kind"] == "expedited_report")
     return [
         {key: m[key] for key in ("modality", "patients_with_related_ae", "by_worst_grade")}
         | {"grade3": m["grade3_or_worse"]["count"], "terms": m["by_term"]}
         for m in modalities
-    ]
+    ] + [{"clocks": sorted((c["ae_id"], c["state"], c["due"]) for c in clocks)}]
 
 
 def test_csv_output_is_an_edc_export_with_the_same_toxicity(tmp_path: Path) -> None:
     """The AE forms as an EDC export (current state of each AE) plus the other records as
-    NDJSON give the same per-modality toxicity as the full event history."""
+    NDJSON give the same per-modality toxicity and expedited-report clocks as the full event
+    history."""
     args = ["simulate", "--scenario", "chemotherapy-toxicity", "--patients", "25", "--seed", "5"]
     assert main([*args, "--out", str(tmp_path / "trial.csv")]) == 0
     assert main([*args, "--out", str(tmp_path / "trial.full.ndjson")]) == 0
     export = (tmp_path / "trial.csv").read_bytes()
-    assert export.startswith(b"STUDYID,SITEID,SUBJID,AESPID,")
+    assert export.startswith(b"EVENT_ID,STUDYID,SITEID,SUBJID,AESPID,")
     others = (tmp_path / "trial.ndjson").read_bytes()
     history = (tmp_path / "trial.full.ndjson").read_bytes()
-    from_export = _toxicity_after([(others, "application/x-ndjson"), (export, "text/csv")])
+    reports = (tmp_path / "trial.reports.ndjson").read_bytes()
+    assert reports  # the scenario has expedited safety reports, citing AEs of the export
+    from_export = _toxicity_after([(others, "application/x-ndjson"), (export, "text/csv"),
+                                   (reports, "application/x-ndjson")])  # fmt: skip
     from_history = _toxicity_after([(history, "application/x-ndjson")])
     assert from_export == from_history
-    assert sum(m["grade3"] for m in from_export) > 0
+    assert sum(m.get("grade3", 0) for m in from_export) > 0
+    assert from_export[-1]["clocks"]  # expedited-report clocks opened, and closed the same way

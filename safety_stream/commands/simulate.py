@@ -126,18 +126,20 @@ def _write(records: list[SimulatedRecord], out: str) -> int:
 
 
 def _write_edc(records: list[SimulatedRecord], path: Path) -> int:
-    """The AE forms as an EDC export, the other records as NDJSON beside it."""
-    from safety_stream.simulate.edc_export import edc_csv, other_records
+    """The AE forms as an EDC export; the other records as NDJSON to post before it (FILE.ndjson)
+    and the expedited safety reports to post after it (FILE.reports.ndjson)."""
+    from safety_stream.simulate.edc_export import edc_csv, records_after, records_before
 
     export = edc_csv(records)
-    companion = path.with_suffix(".ndjson")
-    others = other_records(records)
-    companion.write_bytes(b"".join(r.body + b"\n" for r in others))
+    before, after = path.with_suffix(".ndjson"), path.with_suffix(".reports.ndjson")
+    first, last = records_before(records), records_after(records)
+    before.write_bytes(b"".join(r.body + b"\n" for r in first))
     path.write_bytes(export)
+    after.write_bytes(b"".join(r.body + b"\n" for r in last))
     rows = export.count(b"\n") - 1
     print(
-        f"wrote {rows} AE rows to {path} (an EDC export: the current state "
-        f"of each AE) and {len(others)} enrolment, treatment and lab records to {companion}; "
-        f"post {companion} first"
+        f"wrote {rows} AE rows to {path} (an EDC export: the current state of each AE), "
+        f"{len(first)} enrolment, treatment and lab records to {before} and {len(last)} "
+        f"expedited safety reports to {after}; post them in that order: {before}, {path}, {after}"
     )
     return 0

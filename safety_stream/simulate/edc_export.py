@@ -2,9 +2,10 @@
 
 An EDC export is a snapshot of the AE forms, not a history: each AE appears once with its
 current grade and attribution (after updates), its end date and outcome once resolved; an AE
-retracted as entered in error is gone. Rows carry no event id, so the ids are derived from
-(STUDYID, SITEID, SUBJID, AESPID) and posting the same export twice counts nothing twice.
-Enrolments, treatments and labs are not AE forms: they stay NDJSON (``other_records``).
+retracted as entered in error is gone. Each row carries its AE's id (``EVENT_ID``), so posting
+the same export twice counts nothing twice and the sponsor's expedited safety reports, which
+cite the AE, still find it. Enrolments, treatments and labs are not AE forms: they stay NDJSON
+(``records_before``), and so do the safety reports (``records_after``, posted after the export).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 from safety_stream.simulate.generator import SimulatedRecord
 
 COLUMNS = (
-    "STUDYID", "SITEID", "SUBJID", "AESPID", "REPORTER", "CTCAEVER", "AEDECOD", "AELLTCD",
-    "AETOXGR", "AESTDTC", "AEENDTC", "AEOUT", "AEDTC", "AEMODDTC", "AESER", "AESDTH", "AESLIFE",
-    "AESHOSP", "AESDISAB", "AESCONG", "AESMIE", "AEEXPECT", "AEIMMREL", "AERELRT", "AERELCT",
-    "AERELIT", "AEACN",
+    "EVENT_ID", "STUDYID", "SITEID", "SUBJID", "AESPID", "REPORTER", "CTCAEVER", "AEDECOD",
+    "AELLTCD", "AETOXGR", "AESTDTC", "AEENDTC", "AEOUT", "AEDTC", "AEMODDTC", "AESER", "AESDTH",
+    "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE", "AEEXPECT", "AEIMMREL", "AERELRT",
+    "AERELCT", "AERELIT", "AEACN",
 )  # fmt: skip
 SERIOUSNESS = {
     "death": "AESDTH", "life_threatening": "AESLIFE", "hospitalisation": "AESHOSP",
@@ -45,6 +46,7 @@ def _row(report: dict[str, Any], number: int) -> dict[str, str]:
     attribution = report["attribution"]
     seriousness = set(report["seriousness"])
     return {
+        "EVENT_ID": report["event_id"],
         "STUDYID": report["trial_id"],
         "SITEID": report["site_id"],
         "SUBJID": report["patient_id"],
@@ -110,8 +112,15 @@ def edc_csv(records: Sequence[SimulatedRecord]) -> bytes:
     return out.getvalue().encode()
 
 
-def other_records(records: Sequence[SimulatedRecord]) -> list[SimulatedRecord]:
-    """The valid records that are not AE forms (enrolments, treatments, labs)."""
-    return [
-        r for r in records if r.valid and not json.loads(r.body)["event_type"].startswith("ae.")
-    ]
+def _kind(record: SimulatedRecord) -> str:
+    return str(json.loads(record.body)["event_type"])
+
+
+def records_before(records: Sequence[SimulatedRecord]) -> list[SimulatedRecord]:
+    """The valid records that are not about AEs (enrolments, treatments, labs)."""
+    return [r for r in records if r.valid and not _kind(r).startswith("ae.")]
+
+
+def records_after(records: Sequence[SimulatedRecord]) -> list[SimulatedRecord]:
+    """The expedited safety reports: they cite AEs of the export, so they go after it."""
+    return [r for r in records if r.valid and _kind(r) == "ae.safety_report_submitted"]
