@@ -101,10 +101,20 @@ def trial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trial]:
         for site in SITES:  # each site posts its own records, in the order it sent them
             body = b"\n".join(r.body for r in records if r.site_id == site)
             assert running.post(site, body).status_code in (201, 422)
-        wait_for(lambda: len(running.get("/v1/alerts")) >= 3, timeout=30, what="alerts")
+        wait_for(lambda: settled(running), timeout=60, interval=0.5, what="alerts settled")
         yield running
     finally:
         server.stop()
+
+
+def settled(trial: Trial, seen: list[int] = []) -> bool:  # noqa: B006 - the last count
+    """The projection has caught up and the alert count stayed the same since the last look
+    (the dispatcher plans alerts after the projector commits): the board stops changing."""
+    health = trial.get("/healthz")
+    count = len(trial.get("/v1/alerts?limit=1000"))
+    stable = bool(seen) and seen[-1] == count >= 3
+    seen.append(count)
+    return stable and health["projection_position"] == health["position"]
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +276,10 @@ def test_alerts_are_acknowledged_by_click_and_by_keyboard(trial: Trial, page_for
     expect(page.locator(f"#ack-{second}")).to_have_count(0)
     assert acknowledged_by(trial, second) == "officer"
     # focus moved on to the next alert's button (or the section), not lost to <body>
-    assert page.evaluate("document.activeElement.id").startswith(("ack-", "alerts"))
+    page.wait_for_function(
+        "(() => { const id = document.activeElement && document.activeElement.id;"
+        " return !!id && (id.startsWith('ack-') || id === 'alerts'); })()"
+    )
 
     page.evaluate("document.activeElement.blur()")
     page.keyboard.press("d")
