@@ -544,3 +544,15 @@ def test_a_sites_stamp_ignores_other_sites_and_alert_acknowledgements(filled: Bo
     trial.enrol("BJ-102", 41, BJ)
     filled.post_events(BJ, [encode_json(e) for e in trial.events])
     assert change_stamp(filled.runtime, beijing, tally) != site_before
+
+
+def test_a_readers_stamp_moves_when_a_dead_letter_is_received_again(filled: Board) -> None:
+    officer = Principal("officer", "safety_officer", None)
+    tally = SubmissionTally()
+    bad = ['{"event_type": "ae.reported", "grade": 9}']
+    assert filled.post_events(SH, bad).status_code == 422
+    before = change_stamp(filled.runtime, officer, tally)
+    assert filled.post_events(SH, bad).status_code == 422  # a retry: the same dead letter
+    assert filled.runtime.store.rejections(limit=1)[0].received == 2
+    resent = change_stamp(filled.runtime, officer, tally)
+    assert resent != before  # the board shows "received 2x": the page must refresh

@@ -355,6 +355,11 @@ class Outbox:
                 break
         return views
 
+    def last_action(self) -> int:
+        """How far the alert log (acknowledgements, escalations) has grown: 0 when empty."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.max(AlertLogRow.id))).scalar() or 0)
+
     def counts(self) -> dict[tuple[str, str], int]:
         """(severity, acknowledged|unacknowledged) -> alerts, for the metrics."""
         acked = select(AlertLogRow.derived_id).where(AlertLogRow.action == "acknowledged")

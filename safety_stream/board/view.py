@@ -208,12 +208,9 @@ def change_stamp(runtime: Runtime, principal: Principal, tally: SubmissionTally)
         row = tally.rows(site)[0]
         return f"s{row.events}.{row.dead_letters}"
     newest = runtime.store.rejections(limit=1)
+    dead = f"{newest[0].id}x{newest[0].received}" if newest else "0"
     counts = runtime.outbox.counts()
-    acknowledged = sum(n for (_, state), n in counts.items() if state == "acknowledged")
-    return (
-        f"r{runtime.store.head()}.{newest[0].id if newest else 0}"
-        f".{sum(counts.values())}.{acknowledged}"
-    )
+    return f"r{runtime.store.head()}.{dead}.{sum(counts.values())}.{runtime.outbox.last_action()}"
 
 
 def gather(
