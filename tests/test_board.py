@@ -556,3 +556,15 @@ def test_a_readers_stamp_moves_when_a_dead_letter_is_received_again(filled: Boar
     assert filled.runtime.store.rejections(limit=1)[0].received == 2
     resent = change_stamp(filled.runtime, officer, tally)
     assert resent != before  # the board shows "received 2x": the page must refresh
+
+
+def test_logging_in_again_and_again_replaces_only_ones_own_sessions() -> None:
+    sessions = SessionStore()
+    officer = Principal("officer", "safety_officer", None)
+    site = Principal("SITE-01", "site", "SITE-01")
+    kept = sessions.open(officer)
+    first_site = sessions.open(site)
+    for _ in range(50):  # a site (or a script with its token) logging in over and over
+        sessions.open(site)
+    assert sessions.find(kept) is not None  # the officer is still logged in
+    assert sessions.find(first_site) is None  # the site's own oldest session made room

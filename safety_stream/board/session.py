@@ -34,6 +34,7 @@ COOKIE_PATH = "/board"
 IDLE_SECONDS = 60 * 60
 LIFETIME_SECONDS = 12 * 60 * 60
 MAX_SESSIONS = 10_000
+SESSIONS_PER_CREDENTIAL = 8
 
 
 @dataclass
@@ -77,6 +78,11 @@ class SessionStore:
         now = self.clock()
         with self._lock:
             self._prune(now)
+            # one credential holds a few sessions (its browsers): logging in over and over
+            # replaces its own oldest, never another person's
+            mine = [k for k, s in self._sessions.items() if s.principal.name == principal.name]
+            if len(mine) >= SESSIONS_PER_CREDENTIAL:
+                del self._sessions[min(mine, key=lambda k: self._sessions[k].seen)]
             if len(self._sessions) >= MAX_SESSIONS:  # drop the least recently used
                 oldest = min(self._sessions, key=lambda k: self._sessions[k].seen)
                 del self._sessions[oldest]
