@@ -26,7 +26,7 @@ from serve_process import start_safety_stream
 
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.ingest import ingest
-from safety_stream.simulate.generator import SimulatedRecord, simulate
+from safety_stream.simulate.generator import SimulatedRecord, as_ndjson, simulate
 from safety_stream.simulate.posting import SimulatedSites
 from safety_stream.simulate.rates import scenario
 from safety_stream.store.sql import SqlEventStore
@@ -40,7 +40,7 @@ def library_ingest(records: list[SimulatedRecord], db: str, batch: int) -> float
     ctcae = ctcae_dictionary()
     started = time.perf_counter()
     for start in range(0, len(records), batch):
-        body = b"".join(r.body + b"\n" for r in records[start : start + batch])
+        body = as_ndjson(records[start : start + batch])
         ingest(store, read_ndjson(io.BytesIO(body)), InputFormat.NDJSON, ctcae,
                source="benchmark", site_id=None)  # fmt: skip
     seconds = time.perf_counter() - started

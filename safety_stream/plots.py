@@ -75,7 +75,7 @@ def boundary_plot(
     # the boundary: one horizontal run per stretch of n with the same bound
     steps: list[str] = []
     for n, bound in bounds:
-        if bound is None or bound > y_limit:
+        if bound is None:  # before the first look nothing can stop
             continue
         steps.append(f"{px(n)},{py(bound)} {px(min(n + 1, x_limit))},{py(bound)}")
     if steps:

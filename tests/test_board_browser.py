@@ -101,13 +101,14 @@ def trial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trial]:
         for site in SITES:  # each site posts its own records, in the order it sent them
             body = b"\n".join(r.body for r in records if r.site_id == site)
             assert running.post(site, body).status_code in (201, 422)
-        wait_for(lambda: settled(running), timeout=60, interval=0.5, what="alerts settled")
+        counts: list[int] = []  # the alert count at each look
+        wait_for(lambda: settled(running, counts), timeout=60, interval=0.5, what="alerts settled")
         yield running
     finally:
         server.stop()
 
 
-def settled(trial: Trial, seen: list[int] = []) -> bool:  # noqa: B006 - the last count
+def settled(trial: Trial, seen: list[int]) -> bool:
     """The projection has caught up and the alert count stayed the same since the last look
     (the dispatcher plans alerts after the projector commits): the board stops changing."""
     health = trial.get("/healthz")

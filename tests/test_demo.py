@@ -33,7 +33,7 @@ def test_demo_shows_a_boundary_crossing_and_its_alert_and_keeps_the_database(
     valid = sum(r.valid for r in records)
 
     assert f"serving http://127.0.0.1:{port}" in out
-    assert "/board" in out
+    assert f"safety board http://127.0.0.1:{port}/board" in out
     # the alert is printed as it happens, and the summary names the crossed rule
     crossing_lines = [line for line in out.splitlines() if "boundary.crossed" in line]
     assert crossing_lines and crossing_lines[0].startswith("ALERT #")

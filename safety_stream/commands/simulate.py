@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from safety_stream.client import PostError
-from safety_stream.simulate.generator import SimulatedRecord, simulate
+from safety_stream.simulate.generator import SimulatedRecord, as_ndjson, simulate
 from safety_stream.simulate.posting import SimulatedSites
 from safety_stream.simulate.rates import SCENARIOS, SimulationConfig, scenario
 
@@ -114,7 +114,7 @@ def _tokens(args: argparse.Namespace, records: list[SimulatedRecord]) -> dict[st
 def _write(records: list[SimulatedRecord], out: str) -> int:
     if out.endswith(".csv"):
         return _write_edc(records, Path(out))
-    lines = b"".join(r.body + b"\n" for r in records)
+    lines = as_ndjson(records)
     if out == "-":
         sys.stdout.buffer.write(lines)
         sys.stdout.flush()
@@ -133,9 +133,9 @@ def _write_edc(records: list[SimulatedRecord], path: Path) -> int:
     export = edc_csv(records)
     before, after = path.with_suffix(".ndjson"), path.with_suffix(".reports.ndjson")
     first, last = records_before(records), records_after(records)
-    before.write_bytes(b"".join(r.body + b"\n" for r in first))
+    before.write_bytes(as_ndjson(first))
     path.write_bytes(export)
-    after.write_bytes(b"".join(r.body + b"\n" for r in last))
+    after.write_bytes(as_ndjson(last))
     rows = export.count(b"\n") - 1
     print(
         f"wrote {rows} AE rows to {path} (an EDC export: the current state of each AE), "

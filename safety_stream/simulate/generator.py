@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -238,6 +239,11 @@ class _Trial:
             bad["occurred_at"] = "2026-02-30T10:00:00Z"
         raw = json.dumps(bad, separators=(",", ":")).encode()
         return SimulatedRecord(when, str(document["site_id"]), raw, False)
+
+
+def as_ndjson(records: Sequence[SimulatedRecord]) -> bytes:
+    """The records as an NDJSON document, one submission per line."""
+    return b"".join(r.body + b"\n" for r in records)
 
 
 def simulate(config: SimulationConfig | None = None) -> list[SimulatedRecord]:
