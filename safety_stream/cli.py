@@ -4,40 +4,57 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from safety_stream import __version__
 from safety_stream.commands import boundaries, demo, grafana, report, simulate
+from safety_stream.commands.failures import CliParser, run_reporting_errors
+from safety_stream.errors import UsageError
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="safety-stream", description="Adverse-event safety monitoring for clinical trials."
     )
     parser.add_argument("--version", action="version", version=f"safety-stream {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (for a bug report)",
+    )
+    commands = cast(  # the subcommands' parsers are CliParsers too (argparse takes the class)
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
 
     validate = commands.add_parser(
         "validate", help="check NDJSON / JSON / EDC CSV event files without storing them"
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="files, directories or '-'")
     validate.add_argument("--format", choices=["ndjson", "json", "csv"], help="skip sniffing")
+    _encoding(validate)
     validate.add_argument("--json", action="store_true", help="machine-readable output")
 
     schemas = commands.add_parser("schemas", help="the JSON Schema wire contract")
     schema_commands = schemas.add_subparsers(dest="schemas_command", required=True)
     export = schema_commands.add_parser("export", help="write one JSON Schema per event type")
-    export.add_argument("--dir", type=Path, default=Path("schemas/json"))
+    export.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("schemas/json"),
+        help="where the schema files go (default: schemas/json)",
+    )
     export.add_argument("--check", action="store_true", help="fail if the files are stale")
 
     plan = commands.add_parser("plan", help="monitoring plans")
     plan_commands = plan.add_subparsers(dest="plan_command", required=True)
     check = plan_commands.add_parser("check", help="validate a plan and list its rules")
-    check.add_argument("plan_file", type=Path, metavar="PLAN.yaml")
+    check.add_argument("plan_file", type=Path, metavar="PLAN.yaml", help="the plan file to check")
 
     serve = commands.add_parser("serve", help="run the embedded runtime (API, store, projections)")
     _db(serve)
@@ -45,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", help=f"listen address (default {Settings.model_fields['host'].default})"
     )
     serve.add_argument(
-        "--port", type=int, help=f"listen port (default {Settings.model_fields['port'].default})"
+        "--port",
+        type=port_number,
+        help=f"listen port, 1-65535 (default {Settings.model_fields['port'].default})",
     )
     serve.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
     serve.add_argument("--alerts", type=Path, help="alert routing YAML (default: an NDJSON file)")
@@ -57,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
     worker.add_argument("--alerts", type=Path, help="alert routing YAML")
     worker.add_argument("--web-host", default="127.0.0.1", help="address of /metrics, /healthz")
-    worker.add_argument("--web-port", type=int, default=6066, help="port of /metrics, /healthz")
+    worker.add_argument(
+        "--web-port", type=port_number, default=6066, help="port of /metrics, /healthz"
+    )
     worker.add_argument(
         "--data-dir", type=Path, default=Path("safety-stream-worker"), help="Faust's local data"
     )
@@ -71,30 +92,49 @@ def build_parser() -> argparse.ArgumentParser:
     sites_add = sites.add_subparsers(dest="sites_command", required=True).add_parser(
         "add", help="create a site's token (printed once, on the last line)"
     )
-    sites_add.add_argument("site")
+    sites_add.add_argument("site", help="the site id its events carry in site_id, e.g. CN-SH-01")
     _db(sites_add)
     readers = commands.add_parser("readers", help="read-only credentials (safety officer, DSMB)")
     readers_add = readers.add_subparsers(dest="readers_command", required=True).add_parser(
         "add", help="create a reader's token (printed once, on the last line)"
     )
-    readers_add.add_argument("name")
-    readers_add.add_argument("--role", choices=["safety_officer", "dsmb", "admin"], required=True)
+    readers_add.add_argument("name", help="who reads with it (recorded on acknowledgements)")
+    readers_add.add_argument(
+        "--role",
+        choices=["safety_officer", "dsmb", "admin"],
+        required=True,
+        help="what it may do: read all sites (safety_officer, dsmb), or also write (admin)",
+    )
     _db(readers_add)
 
     post = commands.add_parser("post", help="post events to the ingest API as a site")
-    post.add_argument("file", metavar="FILE|-")
-    post.add_argument("--url", default="http://127.0.0.1:8080")
+    post.add_argument(
+        "files", nargs="+", metavar="FILE", help="NDJSON, JSON or EDC CSV files, or '-' (stdin)"
+    )
+    post.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080",
+        help="the safety-stream server's base URL (default http://127.0.0.1:8080)",
+    )
     post.add_argument("--token", help="the site's bearer token (HTTP)")
-    post.add_argument("--batch-size", type=int, default=500)
+    post.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=500,
+        help="records per request (default 500); each request is stored all at once",
+    )
+    _encoding(post)
     _kafka(post, "produce straight to Kafka instead of the API (needs broker credentials)")
 
     verify = commands.add_parser("verify", help="walk the hash chain of the log")
     _db(verify)
     rejected = commands.add_parser("rejected", help="list the dead-letter store")
     _db(rejected)
-    rejected.add_argument("--site")
-    rejected.add_argument("--limit", type=int, default=100)
-    rejected.add_argument("--json", action="store_true")
+    rejected.add_argument("--site", help="only this site's rejected records")
+    rejected.add_argument(
+        "--limit", type=positive_int, default=100, help="at most this many, newest first (100)"
+    )
+    rejected.add_argument("--json", action="store_true", help="machine-readable output")
     replay = commands.add_parser("replay", help="rebuild every projection from the log")
     _db(replay)
     replay.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
@@ -106,21 +146,66 @@ def build_parser() -> argparse.ArgumentParser:
     whatif = commands.add_parser(
         "whatif", help="replay the log under another plan: when would alerts have fired?"
     )
-    whatif.add_argument("--plan", type=Path, required=True, metavar="NEW.yaml")
+    whatif.add_argument(
+        "--plan", type=Path, required=True, metavar="NEW.yaml", help="the plan to try on the log"
+    )
     whatif.add_argument("--current", type=Path, help="the plan in force (default: SPARKLE-L)")
-    whatif.add_argument("--json", action="store_true")
+    whatif.add_argument("--json", action="store_true", help="machine-readable output")
     _db(whatif)
     alerts = commands.add_parser("alerts", help="alerts and their delivery state")
     _db(alerts)
     alerts.add_argument("--unacknowledged", action="store_true", help="only those not yet seen")
-    alerts.add_argument("--json", action="store_true")
+    alerts.add_argument("--json", action="store_true", help="machine-readable output")
     alert_commands = alerts.add_subparsers(dest="alerts_command")
     ack = alert_commands.add_parser("ack", help="acknowledge an alert (stops its escalation)")
-    ack.add_argument("alert_id", metavar="ALERT_ID")
+    ack.add_argument(
+        "alert_id", metavar="ALERT_ID", help="the alert's id, or a unique prefix (8 characters)"
+    )
     ack.add_argument("--by", required=True, help="who acknowledges (recorded)")
-    ack.add_argument("--note")
+    ack.add_argument("--note", help="why, or what was done (recorded with the acknowledgement)")
     _db(ack)
+    migrate = commands.add_parser(
+        "migrate", help="create the store or upgrade its schema to this version's"
+    )
+    _db(migrate)
     return parser
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return port
+
+
+def positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return number
+
+
+def _encoding(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoding",
+        type=_known_encoding,
+        help="a CSV export's text encoding when it is not UTF-8, e.g. cp1252 (Excel on Windows)",
+    )
+
+
+def _known_encoding(text: str) -> str:
+    from safety_stream.validation.records import known_encoding
+
+    try:
+        return known_encoding(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
@@ -153,12 +238,24 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _log_info() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or bool(os.environ.get("SAFETY_STREAM_DEBUG"))
+    words = [args.command, getattr(args, f"{args.command}_command", None)]
+    prog = " ".join(["safety-stream", *(w for w in words if w)])
+    return run_reporting_errors(lambda: _dispatch(args), prog, debug)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate":
         from safety_stream.commands import validate
 
-        return validate.run(args.files, args.format, args.json)
+        return validate.run(args.files, args.format, args.json, args.encoding)
     if args.command == "schemas":
         from safety_stream.commands import contract
 
@@ -185,7 +282,7 @@ def _store_commands(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from safety_stream.commands import serve
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        _log_info()
         return serve.run(settings)
     if args.command in ("sites", "readers"):
         from safety_stream.commands import credentials
@@ -196,7 +293,7 @@ def _store_commands(args: argparse.Namespace) -> int:
     if args.command == "worker":
         from safety_stream.commands import worker
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        _log_info()
         return worker.run(settings, args.web_host, args.web_port, args.data_dir)
     if args.command == "topics":
         from safety_stream.commands import post
@@ -206,11 +303,10 @@ def _store_commands(args: argparse.Namespace) -> int:
         from safety_stream.commands import post
 
         if settings.kafka is not None:
-            return post.run_kafka(settings.kafka, args.file, args.batch_size)
+            return post.run_kafka(settings.kafka, args.files, args.batch_size)
         if args.token is None:
-            print("post: give --token (the site's bearer token), or --kafka", file=sys.stderr)
-            return 2
-        return post.run(args.url, args.token, args.file, args.batch_size)
+            raise UsageError("give --token (the site's bearer token), or --kafka")
+        return post.run(args.url, args.token, args.files, args.batch_size, args.encoding)
     if args.command == "alerts":
         from safety_stream.commands import alerts
 
@@ -219,6 +315,8 @@ def _store_commands(args: argparse.Namespace) -> int:
         return alerts.list_alerts(settings.db, args.unacknowledged, args.json)
     from safety_stream.commands import store
 
+    if args.command == "migrate":
+        return store.migrate(settings.db)
     if args.command == "verify":
         return store.verify(settings.db)
     if args.command == "rejected":

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from safety_stream.ctcae import ctcae_dictionary
-from safety_stream.errors import PlanError
+from safety_stream.errors import PlanError, read_user_text
 from safety_stream.events import Attribution, LabTest, Modality
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -273,4 +273,4 @@ def parse_plan(text: str, source: str = "<plan>") -> MonitoringPlan:
 
 def load_plan(path: Path) -> MonitoringPlan:
     """Read and validate a plan file."""
-    return parse_plan(path.read_text(encoding="utf-8"), str(path))
+    return parse_plan(read_user_text(path, "plan"), str(path))

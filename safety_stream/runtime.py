@@ -29,6 +29,7 @@ from safety_stream.projections.repositories import (
 from safety_stream.settings import Settings
 from safety_stream.store.base import EventStore
 from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.opening import open_store
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.store.tables import (
     AlertDeliveryRow,
@@ -119,7 +120,7 @@ def _assemble(
 
 def build_runtime(settings: Settings) -> Runtime:
     """SQL store (SQLite or PostgreSQL) with its projection, credentials and metrics."""
-    store = SqlEventStore.open(settings.db)
+    store = open_store(settings.db, create=True)
     repository = SqlProjectionRepository(store.engine)
     return _assemble(settings, store, repository, SqlCredentials(store.engine), store.engine)
 
@@ -128,7 +129,7 @@ def build_distributed_api(settings: Settings) -> Runtime:
     """The API of the distributed runtime: POSTs go to Kafka; reads follow the audit store
     that the workers write (its projection is kept in memory, never saved from here)."""
     assert settings.kafka is not None
-    store = SqlEventStore.open(settings.db)
+    store = open_store(settings.db, create=True)
     repository = SqlProjectionRepository(store.engine)
     runtime = _assemble(
         settings, store, repository, SqlCredentials(store.engine), store.engine, follower=True

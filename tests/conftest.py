@@ -15,8 +15,7 @@ from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "schemas" / "examples"
-SHARED = REPO.parent / "shared"
-CTCAE_XLSX = SHARED / "reference" / "ctcae" / "CTCAE_v5.0_2017-11-27.xlsx"
+CTCAE_XLSX = REPO / "schemas" / "ctcae" / "CTCAE_v5.0_2017-11-27.xlsx"
 
 
 def example(name: str) -> dict[str, Any]:

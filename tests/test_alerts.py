@@ -21,6 +21,7 @@ from safety_stream.alerts.dispatcher import Dispatcher
 from safety_stream.alerts.outbox import CURSOR
 from safety_stream.api.app import create_app
 from safety_stream.cli import main
+from safety_stream.errors import UsageError
 from safety_stream.events import EventBase
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.projections.projector import replay
@@ -247,7 +248,12 @@ def test_acknowledge_by_api_and_cli_and_escalate_the_rest(
         assert d.run_once().escalated == 0  # escalated once
     finally:
         runtime.close()
-    assert main(["alerts", "ack", second, "--by", "dsmb-chair", "--db", db]) == 0
+    assert main(["alerts", "ack", second[:8], "--by", "dsmb-chair", "--db", db]) == 0
+    assert f"alert {second} acknowledged by dsmb-chair" in capsys.readouterr().out
+    assert main(["alerts", "ack", second, "--by", "someone-else", "--db", db]) == 1
+    repeated = capsys.readouterr().err
+    assert repeated.startswith(f"safety-stream alerts ack: alert {second[:8]} was already ")
+    assert "acknowledged by dsmb-chair at " in repeated and "not recorded" in repeated
     assert main(["alerts", "--unacknowledged", "--db", db]) == 0
     out = capsys.readouterr().out
     assert "2 alert(s)" in out  # the two approached; both crossings are acknowledged
@@ -295,7 +301,7 @@ def test_the_deploy_alert_routing_loads_with_its_secrets_from_the_environment(
     from safety_stream.alerts.config import load_alert_config
 
     path = REPO / "deploy" / "alerts" / "sparkle-l-alerts.yaml"
-    with pytest.raises(ValueError, match="SAFETY_STREAM_SMTP_PASSWORD is not set"):
+    with pytest.raises(UsageError, match="SAFETY_STREAM_SMTP_PASSWORD is not set"):
         load_alert_config(path)
     monkeypatch.setenv("SAFETY_STREAM_SMTP_PASSWORD", "pw")
     monkeypatch.setenv("SAFETY_STREAM_DSMB_WEBHOOK_SECRET", "hook")

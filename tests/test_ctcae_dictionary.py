@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+
 import openpyxl
 import pytest
-from conftest import CTCAE_XLSX
+from conftest import CTCAE_XLSX, REPO
 
 from safety_stream.ctcae import ctcae_dictionary
 
@@ -23,6 +27,23 @@ def _official() -> dict[str, tuple[int, str, frozenset[int]]]:
         )
         official[str(row[2]).strip()] = (int(row[0]), str(row[1]).strip(), grades)
     return official
+
+
+SHEET_SHA256 = "e0b04ae9e88a47d7ae27f43d3a7e38632830a61dd349521e0627fb91e1b001a3"
+
+
+def test_the_committed_sheet_is_the_official_one() -> None:
+    assert hashlib.sha256(CTCAE_XLSX.read_bytes()).hexdigest() == SHEET_SHA256
+    assert SHEET_SHA256 in (REPO / "schemas" / "ctcae" / "SOURCE.md").read_text()
+
+
+def test_the_committed_dictionary_is_what_the_derivation_gives() -> None:
+    script = REPO / "schemas" / "ctcae" / "derive_ctcae.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "837 terms" in result.stdout
 
 
 def test_every_official_term_code_soc_and_grade_set_matches() -> None:

@@ -16,8 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from safety_stream.errors import UsageError, read_user_text
 from safety_stream.monitoring.derived import DerivedKind, Severity
 
 ALERT_KINDS: tuple[DerivedKind, ...] = (
@@ -161,7 +170,7 @@ def _expand(text: str, source: str) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
-            raise ValueError(f"{source}: environment variable {name} is not set")
+            raise UsageError(f"{source}: environment variable {name} is not set")
         return os.environ[name]
 
     return _ENV.sub(value, text)
@@ -179,5 +188,16 @@ def _expand_values(data: Any, source: str) -> Any:
 
 
 def load_alert_config(path: Path) -> AlertConfig:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return AlertConfig.model_validate(_expand_values(data, str(path)))
+    """Read and validate an alert routing file; UsageError naming the file and every problem."""
+    try:
+        data = yaml.safe_load(read_user_text(path, "alert routing file"))
+    except yaml.YAMLError as error:
+        raise UsageError(f"alert routing file {path}: not valid YAML: {error}") from None
+    try:
+        return AlertConfig.model_validate(_expand_values(data, str(path)))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in d['loc']) or '(file)'}: {d['msg']}"
+            for d in error.errors(include_url=False)
+        )
+        raise UsageError(f"alert routing file {path}: {problems}") from None

@@ -47,7 +47,12 @@ from safety_stream.projections.state import TrialState
 from safety_stream.projections.toxicity import toxicity_tables
 from safety_stream.runtime import Runtime
 from safety_stream.validation.edc_csv import read_edc_csv
-from safety_stream.validation.records import InputFormat, read_json_document, read_ndjson
+from safety_stream.validation.records import (
+    InputFormat,
+    known_encoding,
+    read_json_document,
+    read_ndjson,
+)
 
 CONTENT_TYPES = {
     "application/json": InputFormat.JSON,
@@ -152,6 +157,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         input_format = CONTENT_TYPES.get(content_type)
         if input_format is None:
             raise HTTPException(415, "use application/json, application/x-ndjson or text/csv")
+        encoding = None
+        if input_format is InputFormat.CSV:
+            encoding = _charset(request.headers.get("content-type", ""))
         limit = runtime.settings.max_body_bytes
         if int(request.headers.get("content-length") or 0) > limit:
             raise HTTPException(413, f"body larger than {limit} bytes")
@@ -163,7 +171,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         if runtime.producer is not None:
             return await _produce(runtime, bytes(body), input_format, caller)
         started = time.perf_counter()
-        report = await run_in_threadpool(_ingest, runtime, bytes(body), input_format, caller)
+        report = await run_in_threadpool(
+            _ingest, runtime, bytes(body), input_format, caller, encoding
+        )
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
         runtime.metrics.count_report(report)
         await run_in_threadpool(runtime.projector.follow, report.appended)
@@ -320,8 +330,25 @@ async def _produce(
     return JSONResponse(response.model_dump(mode="json"), 202)
 
 
+def _charset(content_type: str) -> str | None:
+    """The ``charset`` parameter of a Content-Type (CSV only; JSON is UTF-8 by definition);
+    an encoding Python does not know is answered 415 before anything is read."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"'):
+            try:
+                return known_encoding(value.strip().strip('"'))
+            except ValueError as error:
+                raise HTTPException(415, f"Content-Type charset: {error}") from None
+    return None
+
+
 def _ingest(
-    runtime: Runtime, body: bytes, input_format: InputFormat, caller: Principal
+    runtime: Runtime,
+    body: bytes,
+    input_format: InputFormat,
+    caller: Principal,
+    encoding: str | None = None,
 ) -> IngestReport:
     stream = io.BytesIO(body)
     if input_format is InputFormat.NDJSON:
@@ -329,7 +356,7 @@ def _ingest(
     elif input_format is InputFormat.JSON:
         records = read_json_document(stream)
     else:
-        records = read_edc_csv(stream)
+        records = read_edc_csv(stream, encoding)
     return ingest(
         runtime.store,
         records,

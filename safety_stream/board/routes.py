@@ -101,6 +101,10 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
             "board_login.html.j2", status, trial_id=trial_id, next=next_path, error=error
         )
 
+    @app.get("/", include_in_schema=False)
+    def landing() -> Response:
+        return RedirectResponse("/board", 307)
+
     @app.get("/board", include_in_schema=False)
     def board(request: Request) -> Response:
         who = visitor(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 
@@ -9,11 +10,17 @@ from safety_stream.alerts.config import default_config
 from safety_stream.alerts.dispatcher import utc_now
 from safety_stream.alerts.outbox import AlertView, Outbox, UnknownAlert
 from safety_stream.api.alerts import AlertOut
+from safety_stream.errors import SafetyStreamError, UsageError
+from safety_stream.store.opening import open_store
 from safety_stream.store.sql import SqlEventStore
 
 
+class AlreadyAcknowledged(SafetyStreamError):
+    """The alert was acknowledged before: the first acknowledgement stands (exit status 1)."""
+
+
 def _outbox(db: str) -> tuple[SqlEventStore, Outbox]:
-    store = SqlEventStore.open(db)
+    store = open_store(db, create=False)
     return store, Outbox(store.engine, default_config())  # routing is not needed to read
 
 
@@ -53,18 +60,54 @@ def list_alerts(db: str, unacknowledged: bool, as_json: bool) -> int:
 
 
 def acknowledge(db: str, alert_id: str, by: str, note: str | None) -> int:
-    try:
-        derived_id = uuid.UUID(alert_id)
-    except ValueError:
-        print(f"error: {alert_id!r} is not an alert id (a UUID; see `safety-stream alerts`)")
-        return 2
+    prefix = alert_id.strip().lower()
+    if len(prefix) < 4 or any(c not in "0123456789abcdef-" for c in prefix):
+        raise UsageError(
+            f"{alert_id!r} is not an alert id (a UUID or a unique prefix of at least 4 "
+            "characters, as `safety-stream alerts` and the board show)"
+        )
     store, outbox = _outbox(db)
     try:
+        derived_id = _resolve(outbox, prefix)
+        found = outbox.alerts(derived_id=derived_id)
+        if not found:
+            raise UnknownAlert(alert_id)
+        before = found[0]
+        if before.acknowledged_at is not None:
+            raise AlreadyAcknowledged(
+                f"alert {str(derived_id)[:8]} was already acknowledged by "
+                f"{before.acknowledged_by} at {before.acknowledged_at:%Y-%m-%d %H:%M} UTC "
+                "(the first acknowledgement stands; this one was not recorded)"
+            )
         view = outbox.acknowledge(derived_id, by, note, utc_now())
     except UnknownAlert:
-        print(f"error: no alert {alert_id}")
-        return 1
+        raise UsageError(f"no alert {alert_id} (see `safety-stream alerts`)") from None
     finally:
         store.close()
-    print(f"acknowledged by {view.acknowledged_by} at {view.acknowledged_at:%Y-%m-%d %H:%M} UTC")
+    if view.acknowledged_by != by:  # someone else's acknowledgement landed first
+        raise AlreadyAcknowledged(
+            f"alert {str(derived_id)[:8]} was acknowledged by {view.acknowledged_by} at "
+            f"{view.acknowledged_at:%Y-%m-%d %H:%M} UTC just before; this one was not recorded"
+        )
+    print(
+        f"alert {derived_id} acknowledged by {view.acknowledged_by} at "
+        f"{view.acknowledged_at:%Y-%m-%d %H:%M} UTC"
+    )
     return 0
+
+
+def _resolve(outbox: Outbox, prefix: str) -> uuid.UUID:
+    """The one alert whose id starts with ``prefix`` (a full id is its own prefix)."""
+    with contextlib.suppress(ValueError):
+        return uuid.UUID(prefix)
+    matches = [
+        view.alert.derived_id
+        for view in outbox.alerts(limit=1_000_000)
+        if str(view.alert.derived_id).startswith(prefix)
+    ]
+    if not matches:
+        raise UnknownAlert(prefix)
+    if len(matches) > 1:
+        shown = ", ".join(str(m)[: len(prefix) + 4] for m in matches[:5])
+        raise UsageError(f"{prefix!r} matches {len(matches)} alerts ({shown}): give more of the id")
+    return matches[0]

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from safety_stream.client import PostError
 from safety_stream.commands.simulate import add_scenario_options, config_of
+from safety_stream.errors import SafetyStreamError, UsageError
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where the demo keeps its database, tokens, alerts and server log "
         "(default ./safety-stream-demo; each run starts a new database there)",
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="default 8080, else a free one")
     parser.add_argument(
         "--seconds", type=float, default=40.0, help="real time the simulated trial takes"
@@ -43,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_of(args)
     except ValueError as error:
-        print(f"demo: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     options = DemoOptions(
         config=config,
         directory=args.dir,
@@ -58,6 +58,5 @@ def run(args: argparse.Namespace) -> int:
         run_demo(options, Console() if sys.stdout.isatty() else Console(width=120))
     except (RuntimeError, PostError, httpx.HTTPError) as error:
         log = args.dir / "server.log"
-        print(f"demo: {error} (the server's log: {log})", file=sys.stderr)
-        return 1
+        raise SafetyStreamError(f"{error} (the server's log: {log})") from None
     return 0

@@ -94,38 +94,9 @@ def parse_moment(text: str, option: str) -> datetime:
 
 def open_log(url: str) -> SqlEventStore:
     """The store at ``url`` for reading; fails clearly if there is none or it needs migrating."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
+    from safety_stream.store.opening import open_store
 
-    from safety_stream.report.errors import ReportError
-    from safety_stream.store.engine import make_engine
-    from safety_stream.store.migrate import alembic_config
-    from safety_stream.store.sql import SqlEventStore
-
-    parsed = make_url(url)
-    shown, database = parsed.render_as_string(hide_password=True), parsed.database
-    sqlite_file = url.startswith("sqlite") and database not in (None, "", ":memory:")
-    if sqlite_file and not Path(str(database)).is_file():
-        raise ReportError(f"--db: no store at {database} (nothing has been stored there)")
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            revision = MigrationContext.configure(connection).get_current_revision()
-    except SQLAlchemyError as error:
-        engine.dispose()
-        raise ReportError(f"--db: cannot read {shown}: {error.__class__.__name__}") from None
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-    if revision != head:
-        engine.dispose()
-        if revision is None:
-            raise ReportError(f"--db: {shown} holds no event log")
-        raise ReportError(
-            f"--db: the store's schema is at revision {revision}, this version reads {head}: "
-            "start 'safety-stream serve' on it once to migrate (reports never write to it)"
-        )
-    return SqlEventStore(engine)
+    return open_store(url, create=False)
 
 
 def default_out(as_of: datetime, version: ReportVersion, fmt: str) -> Path:
@@ -173,7 +144,10 @@ def run(args: argparse.Namespace) -> int:
                 out.chmod(0o600)
         else:
             out.write_bytes(html.encode("utf-8"))
-    except (SafetyStreamError, OSError) as error:
+    except SafetyStreamError as error:
+        print(f"safety-stream report: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:
         print(f"safety-stream report: {error}", file=sys.stderr)
         return 1
     if as_of > datetime.now(UTC):

@@ -2,29 +2,75 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 
 import uvicorn
 
 from safety_stream.api.app import create_app
+from safety_stream.errors import UsageError
 from safety_stream.kafka.topics import ensure_topics
-from safety_stream.runtime import build_distributed_api, build_runtime
+from safety_stream.runtime import (
+    build_distributed_api,
+    build_runtime,
+    load_alerts_or_default,
+    load_plan_or_default,
+)
 from safety_stream.settings import Settings
 
 log = logging.getLogger("safety_stream.serve")
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything says it is serving (UsageError if taken)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise UsageError(f"--host {host}: {getattr(error, 'strerror', None) or error}") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        hint = (
+            " (another server is using it: stop it or give --port)"
+            if error.errno
+            in (
+                errno.EADDRINUSE,
+                errno.EACCES,
+            )
+            else ""
+        )
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror}{hint}") from None
+    sock.listen(2048)
+    return sock
+
+
 def run(settings: Settings) -> int:
+    # what the user named is checked before a database is created or a port taken
+    load_plan_or_default(settings.plan)
+    load_alerts_or_default(settings.alerts)
+    sock = listen(settings.host, settings.port)
+    try:
+        return _serve(settings, sock)
+    finally:
+        sock.close()
+
+
+def _serve(settings: Settings, sock: socket.socket) -> int:
     if settings.kafka is not None:  # distributed: workers store, monitor and alert
         ensure_topics(settings.kafka)
         runtime = build_distributed_api(settings)
     else:
         runtime = build_runtime(settings)
     app = create_app(runtime)
+    host, port = sock.getsockname()[:2]
     log.info(
         "serving on http://%s:%s (plan %s v%s)",
-        settings.host,
-        settings.port,
+        host if ":" not in host else f"[{host}]",
+        port,
         runtime.plan.trial.id,
         runtime.plan.version,
     )
@@ -32,14 +78,10 @@ def run(settings: Settings) -> int:
         runtime.dispatcher.start()
     try:
         # the board's live streams would hold a graceful shutdown open: give them 5 s
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            access_log=False,
-            timeout_graceful_shutdown=5,
+        config = uvicorn.Config(
+            app, log_level="info", access_log=False, timeout_graceful_shutdown=5
         )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         runtime.close()
     return 0

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from safety_stream.client import PostError
+from safety_stream.errors import SafetyStreamError, UsageError
 from safety_stream.simulate.generator import SimulatedRecord, as_ndjson, simulate
 from safety_stream.simulate.posting import SimulatedSites
 from safety_stream.simulate.rates import SCENARIOS, SimulationConfig, scenario
@@ -30,7 +31,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "simulate",
         help="a seeded multicentre trial: write it to NDJSON, or post it as the sites would",
     )
-    add_scenario_options(parser, patients=60)
+    add_scenario_options(parser, patients=40)  # the plan's planned sample size
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument(
         "--out",
@@ -76,22 +77,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_of(args)
     except ValueError as error:
-        print(f"simulate: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     records = simulate(config)
     if args.out is not None:
         return _write(records, args.out)
     try:
         tokens = _tokens(args, records)
     except (OSError, ValueError) as error:
-        print(f"simulate: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     sites = SimulatedSites(args.url, tokens)
     try:
         stats = sites.run(records, args.days_per_second, batch_size=args.batch_size)
-    except (PostError, ValueError) as error:
-        print(f"simulate: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except PostError as error:
+        raise SafetyStreamError(str(error)) from None
     finally:
         sites.close()
     print(

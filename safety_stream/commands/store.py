@@ -9,12 +9,20 @@ from pathlib import Path
 from safety_stream.api.schemas import RejectionOut
 from safety_stream.projections.projector import replay
 from safety_stream.projections.repositories import SqlProjectionRepository
-from safety_stream.store.sql import SqlEventStore
+from safety_stream.store.opening import open_store
 from safety_stream.store.verify import verify_chain
 
 
+def migrate(db: str) -> int:
+    """Create the store, or bring its schema to this version's (idempotent)."""
+    store = open_store(db, create=True)
+    store.close()
+    print("the store's schema is current")
+    return 0
+
+
 def verify(db: str) -> int:
-    store = SqlEventStore.open(db)
+    store = open_store(db, create=False)
     head = store.head()
 
     def progress(done: int) -> None:
@@ -33,7 +41,7 @@ def verify(db: str) -> int:
 
 
 def rejected(db: str, site: str | None, limit: int, as_json: bool) -> int:
-    store = SqlEventStore.open(db)
+    store = open_store(db, create=False)
     rows = store.rejections(site_id=site, limit=limit)
     store.close()
     if as_json:
@@ -55,7 +63,7 @@ def replay_command(db: str, plan_path: Path | None = None) -> int:
     from safety_stream.runtime import load_plan_or_default
 
     plan = load_plan_or_default(plan_path)
-    store = SqlEventStore.open(db)
+    store = open_store(db, create=False)
     repository = SqlProjectionRepository(store.engine)
     before = len(repository.derived_events())
     total = store.head()

@@ -47,7 +47,11 @@ def expand_paths(paths: list[str]) -> list[str]:
 
 
 def validate_stream(
-    stream: IO[bytes], name: str, input_format: InputFormat | None, out: TextIO | None
+    stream: IO[bytes],
+    name: str,
+    input_format: InputFormat | None,
+    out: TextIO | None,
+    encoding: str | None = None,
 ) -> FileSummary:
     """Validate one input; print each problem to ``out`` as it is found (when given)."""
     if input_format is None:
@@ -56,7 +60,7 @@ def validate_stream(
     summary = FileSummary(name, input_format.value)
     validator = Validator(ctcae_dictionary())
     results = validator.validate(
-        read_records(stream, input_format), csv_paths=input_format is InputFormat.CSV
+        read_records(stream, input_format, encoding), csv_paths=input_format is InputFormat.CSV
     )
     for result in results:
         summary.records += 1
@@ -73,7 +77,9 @@ def validate_stream(
     return summary
 
 
-def run(paths: list[str], input_format: str | None, as_json: bool) -> int:
+def run(
+    paths: list[str], input_format: str | None, as_json: bool, encoding: str | None = None
+) -> int:
     chosen = InputFormat(input_format) if input_format else None
     summaries: list[FileSummary] = []
     unreadable: list[dict[str, str]] = []
@@ -82,11 +88,15 @@ def run(paths: list[str], input_format: str | None, as_json: bool) -> int:
         try:
             if path == "-":
                 summary = validate_stream(
-                    sys.stdin.buffer, "<stdin>", chosen, None if as_json else sys.stdout
+                    sys.stdin.buffer, "<stdin>", chosen, None if as_json else sys.stdout, encoding
                 )
             else:
                 with open(path, "rb") as stream:
-                    summary = validate_stream(stream, path, chosen, None if as_json else sys.stdout)
+                    summary = validate_stream(
+                        stream, path, chosen, None if as_json else sys.stdout, encoding
+                    )
+        except BrokenPipeError:  # our reader left (``| head``): not the file's fault
+            raise
         except OSError as error:
             unreadable.append({"file": path, "error": error.strerror or str(error)})
             if not as_json:

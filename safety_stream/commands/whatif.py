@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from safety_stream.errors import PlanError
 from safety_stream.monitoring.derived import DerivedEvent
 from safety_stream.monitoring.whatif import alerts_by_rule, derived_under
 from safety_stream.plan import load_plan
 from safety_stream.runtime import load_plan_or_default
-from safety_stream.store.sql import SqlEventStore
+from safety_stream.store.opening import open_store
 
 
 def _line(item: DerivedEvent) -> str:
@@ -19,12 +17,8 @@ def _line(item: DerivedEvent) -> str:
 
 
 def run(db: str, new_path: Path, current_path: Path | None, as_json: bool) -> int:
-    try:
-        plans = [load_plan_or_default(current_path), load_plan(new_path)]
-    except (PlanError, OSError) as error:
-        print(f"safety-stream whatif: {error}", file=sys.stderr)
-        return 2
-    store = SqlEventStore.open(db)
+    plans = [load_plan_or_default(current_path), load_plan(new_path)]
+    store = open_store(db, create=False)
     try:
         derived = derived_under(store, plans)
     finally:

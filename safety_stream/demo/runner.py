@@ -7,10 +7,12 @@ API with a safety officer's token. Nothing here computes a safety number itself.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -199,10 +201,29 @@ def _summary(console: Console, result: DemoResult, files: DemoFiles, url: str) -
         )
     else:
         console.print(f"No boundary crossed; {len(result.alerts)} alerts raised.")
+    command = command_prefix()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    today = datetime.now(UTC).date().isoformat()  # the report's cut-off is the time stored
     console.print(
         f"The database stays for inspection: {files.database}\n"
         f"  tokens (site and safety officer): {files.tokens}\n"
-        f"  look again: safety-stream serve --db {files.db_url} --alerts {files.alert_config}\n"
+        f"  look again: {command} serve --db {files.db_url} --alerts {files.alert_config} "
+        f"--host {host} --port {port}\n"
         f"  then the board {url}/board (log in with the safety-officer token), the API "
-        f"{url}/docs, the DSMB report: safety-stream report --db {files.db_url} --as-of DATE"
+        f"{url}/docs\n"
+        f"  the DSMB report: {command} report --db {files.db_url} --as-of {today}"
     )
+
+
+def command_prefix() -> str:
+    """How to run safety-stream again as the user ran it: plain ``safety-stream`` when that is
+    on PATH and is this one, else the path of the script that is running (e.g. a venv's)."""
+    script = Path(sys.argv[0])
+    on_path = shutil.which("safety-stream")
+    if script.name != "safety-stream" or not script.exists():
+        return f"{sys.executable} -m safety_stream.cli"
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "safety-stream"
+    with contextlib.suppress(ValueError):
+        return str(script.resolve().relative_to(Path.cwd()))
+    return str(script.resolve())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any
@@ -111,6 +112,34 @@ def _datetime(value: str) -> str:
     return f"{value}T00:00:00Z" if len(value) == 10 else value
 
 
+DATE_COLUMNS = ("AESTDTC", "AEDTC", "AEENDTC", "AEMODDTC")
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})")
+DAY_FIRST = re.compile(r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})")
+DATE_FORMAT = "YYYY-MM-DD (e.g. 2026-11-20), or YYYY-MM-DDThh:mm:ss with a UTC offset"
+
+
+def _date_problem(column: str, text: str) -> Problem | None:
+    """A problem when a date cell is not ISO 8601 (the cell's value echoed, the form named)."""
+    text = text.strip()
+    if ISO_DATE.fullmatch(text) or ISO_DATETIME.fullmatch(text):
+        return None
+    message = f"{text!r} is not a date in the form YYYY-MM-DD"
+    local = DAY_FIRST.fullmatch(text)
+    if local:
+        first, second, year = local.groups()
+        message += f" (if it is day/month/year, write {year}-{int(second):02d}-{int(first):02d})"
+    return Problem(column, message, "csv.date_format", DATE_FORMAT)
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The export's separator: whichever of comma, semicolon and tab its header uses most
+    (European Excel writes ';', some EDCs tab-separated text); ',' when none appears."""
+    counts = {delimiter: header_line.count(delimiter) for delimiter in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
 def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Problem]]:
     """Map one CSV row to wire-format event objects (validated later like any JSON event)."""
     problems: list[Problem] = []
@@ -125,6 +154,13 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
             )
             return None
         return YES_NO[text]
+
+    for column in DATE_COLUMNS:
+        cell = row.get(column, "")
+        if cell.strip() or column in ("AESTDTC", "AEDTC"):
+            bad_date = _date_problem(column, cell)
+            if bad_date:
+                problems.append(bad_date)
 
     seriousness = [name for column, name in SERIOUSNESS_COLUMNS.items() if flag(column)]
     if flag("AESER") and not seriousness:
@@ -209,15 +245,28 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
     return events, problems
 
 
-def read_edc_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
-    """Rows of an EDC export as records (``value`` holds the mapped event objects)."""
+ENCODING_HINT = (
+    "; Excel and Windows exports are often cp1252: name the encoding (CLI: --encoding cp1252; "
+    "HTTP: Content-Type: text/csv; charset=windows-1252) or export as UTF-8"
+)
+
+
+def read_edc_csv(stream: IO[bytes], encoding: str | None = None) -> Iterator[RawRecord]:
+    """Rows of an EDC export as records (``value`` holds the mapped event objects).
+
+    UTF-8 with or without a byte-order mark unless ``encoding`` names another; the separator
+    (comma, semicolon or tab) is taken from the header line.
+    """
     data = stream.read(MAX_DOCUMENT_BYTES + 1)
-    text, encoding_problem = decode_text(data[:MAX_DOCUMENT_BYTES], "the CSV file")
+    text, encoding_problem = decode_text(
+        data[:MAX_DOCUMENT_BYTES], "the CSV file", encoding, ENCODING_HINT
+    )
     if encoding_problem:
         yield RawRecord("file", b"", problems=[encoding_problem])
         return
+    delimiter = sniff_delimiter(text.split("\n", 1)[0])
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
         header = [c.strip() for c in reader.fieldnames or []]
     except csv.Error as error:
         yield RawRecord("row 1", b"", problems=[Problem("", str(error), "csv.malformed", None)])
@@ -225,13 +274,16 @@ def read_edc_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
     reader.fieldnames = header
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
+        found = f"; the header has {len(header)} column(s): {', '.join(header)[:200]}"
+        if len(missing) > len(REQUIRED_COLUMNS) // 2:
+            found += " (is this an EDC AE export, separated by ',', ';' or tab?)"
         yield RawRecord(
             "header",
-            ",".join(header).encode()[:1000],
+            delimiter.join(header).encode()[:1000],
             problems=[
                 Problem(
                     "",
-                    "missing required column(s): " + ", ".join(missing),
+                    "missing required column(s): " + ", ".join(missing) + found,
                     "csv.missing_columns",
                     "the columns listed in schemas/README.md (EDC CSV mapping)",
                 )
@@ -241,7 +293,7 @@ def read_edc_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
     try:
         for row in reader:
             location = f"row {reader.line_num}"
-            raw = ",".join(str(v) for v in row.values()).encode()[:MAX_DOCUMENT_BYTES]
+            raw = delimiter.join(str(v) for v in row.values()).encode()[:MAX_DOCUMENT_BYTES]
             if None in row or any(v is None for v in row.values()):
                 cells = sum(v is not None for k, v in row.items() if k is not None)
                 cells += len(row.get(None) or [])

@@ -86,18 +86,38 @@ def read_ndjson(stream: IO[bytes], block_size: int = 1 << 20) -> Iterator[RawRec
         yield RawRecord(f"line {number + 1}", pending)
 
 
-def decode_text(data: bytes, where: str) -> tuple[str, Problem | None]:
+def decode_text(
+    data: bytes, where: str, encoding: str | None = None, hint: str = ""
+) -> tuple[str, Problem | None]:
+    """``data`` as text: UTF-8 (with or without a byte-order mark) unless ``encoding`` is named;
+    ``hint`` is added to the message when undecodable bytes look like another 8-bit encoding."""
+    codec = encoding or "utf-8-sig"
     try:
-        return data.decode("utf-8-sig"), None
+        return data.decode(codec), None
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
+        byte = data[error.start]
+        named = encoding or "UTF-8"
+        suffix = hint if encoding is None and byte >= 0x80 else ""
         problem = Problem(
             path="",
-            message=f"{where} is not valid UTF-8: byte 0x{data[error.start]:02x} on line {line}",
+            message=f"{where} is not valid {named}: byte 0x{byte:02x} on line {line}{suffix}",
             code="input.encoding",
-            allowed="UTF-8 text (export the file as UTF-8)",
+            allowed="UTF-8 text" + (", or the text's real encoding named" if hint else ""),
         )
-        return data.decode("utf-8-sig", errors="replace"), problem
+        return data.decode(codec, errors="replace"), problem
+
+
+def known_encoding(name: str) -> str:
+    """``name`` if Python knows the codec, else ValueError naming some that are known."""
+    import codecs
+
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise ValueError(
+            f"unknown encoding {name!r} (e.g. utf-8, cp1252, latin-1, utf-16)"
+        ) from None
 
 
 def read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:

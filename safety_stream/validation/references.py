@@ -115,6 +115,15 @@ class ReferenceChecker:
             return ReferenceResult(problems, unresolved)
         return CLEAN
 
+    def forget(self, event: EventBase) -> None:
+        """Undo the admission of ``event`` (its CSV row was rejected after all): later records
+        must not see it. Only reports and amendments of this input are ever forgotten."""
+        key = event.event_id.int
+        self._seen_raw.pop(key, None)
+        self._seen_at.pop(key, None)
+        if type(event) is AdverseEventReported:
+            self._aes.pop(key, None)
+
     def _resend(self, event: EventBase, raw: bytes, key: int) -> ReferenceResult:
         """Same id again: a duplicate if the payload is the same event, else a conflict."""
         location, first_raw = self._seen_at[key], self._seen_raw[key]

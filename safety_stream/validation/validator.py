@@ -45,12 +45,15 @@ class RecordResult:
         return not self.problems
 
 
-def read_records(stream: IO[bytes], input_format: InputFormat) -> Iterator[RawRecord]:
+def read_records(
+    stream: IO[bytes], input_format: InputFormat, encoding: str | None = None
+) -> Iterator[RawRecord]:
+    """Records of an input; ``encoding`` applies to CSV (JSON is UTF-8 by definition)."""
     if input_format is InputFormat.NDJSON:
         return read_ndjson(stream)
     if input_format is InputFormat.JSON:
         return read_json_document(stream)
-    return read_edc_csv(stream)
+    return read_edc_csv(stream, encoding)
 
 
 class StoredLookup(Protocol):
@@ -94,16 +97,17 @@ class Validator:
                 yield self._one(record.location, record.raw, record.value, from_json=False)
 
     def _csv_row(self, record: RawRecord) -> Iterator[RecordResult]:
+        """The events of one CSV row, all or nothing: if any is rejected, so are the others
+        (a resolution must not be stored without its AE, nor an AE without its row's end)."""
         mapped: list[dict[str, Any]] = record.value
-        report_valid = True
+        results: list[RecordResult] = []
         for index, value in enumerate(mapped):
             if index == 0:
                 location, prior = record.location, record.problems
             else:
                 location = f"{record.location} ({value['event_type']})"
-                prior = [] if report_valid else [_REPORT_REJECTED]
+                prior = [] if results[0].valid else [_REPORT_REJECTED]
             result = self._one(location, record.raw, value, from_json=False, prior=prior)
-            report_valid = report_valid and result.valid
             mapped_columns = {p.path for p in prior or ()}
             result.problems = [
                 Problem(column_path(p.path, value["event_type"]), p.message, p.code, p.allowed)
@@ -111,7 +115,15 @@ class Validator:
                 # a column the mapping already faulted would only be faulted again, less clearly
                 if p in (prior or ()) or column_path(p.path).split(" ")[0] not in mapped_columns
             ]
-            yield result
+            results.append(result)
+        if not all(result.valid for result in results):
+            for result in results:
+                if result.valid and result.duplicate_of is None:
+                    assert result.event is not None
+                    self.references.forget(result.event)
+                    result.event = None
+                    result.problems = [_ROW_REJECTED]
+        yield from results
 
     def _one(
         self,
@@ -164,6 +176,13 @@ class Validator:
         return RecordResult(location, raw, None, [problem], [])
 
 
+_ROW_REJECTED = Problem(
+    path="",
+    message="another event of this row was rejected (see its problems): nothing of the row "
+    "is stored until the whole row is valid",
+    code="csv.row_rejected",
+    allowed="a row whose every field is valid",
+)
 _REPORT_REJECTED = Problem(
     path="",
     message="the AE reported on this row was rejected, so its resolution cannot be accepted",
