@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import csv
 import json
 import subprocess
 import sys
@@ -134,7 +135,54 @@ def test_wrong_encoding_in_csv_is_named(tmp_path: Path, capsys: pytest.CaptureFi
     path.write_bytes(text.encode("latin-1"))
     code, out, _ = run_cli(["validate", str(path)], capsys)
     assert code == 1
-    assert "is not valid UTF-8: byte 0xe9 on line 5 (allowed: UTF-8 text" in out
+    assert "is not valid UTF-8: byte 0xe9 on line 5; Excel and Windows exports are often " in out
+    assert "(CLI: --encoding cp1252; HTTP: Content-Type: text/csv; charset=windows-1252)" in out
+    code, out, _ = run_cli(["validate", "--encoding", "cp1252", str(path)], capsys)
+    assert code == 0, out
+    assert "6 valid, 0 invalid" in out
+
+
+def test_semicolon_and_tab_separated_exports_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (EXAMPLES / "edc-export-sample.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    for name, delimiter in (("semicolon.csv", ";"), ("tab.csv", "\t")):
+        with (tmp_path / name).open("w", newline="") as f:
+            csv.writer(f, delimiter=delimiter).writerows(rows)
+        code, out, _ = run_cli(["validate", str(tmp_path / name)], capsys)
+        assert code == 0, out
+        assert "6 valid, 0 invalid" in out
+
+
+def test_dates_not_in_iso_form_echo_the_value_and_the_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (EXAMPLES / "edc-export-sample.csv").read_text()
+    path = tmp_path / "dates.csv"
+    path.write_text(text.replace("2026-01-17,2026-01-25", "20/11/2026,2026-01-25", 1))
+    code, out, _ = run_cli(["validate", str(path)], capsys)
+    assert code == 1
+    row = [line for line in out.splitlines() if ": row 2: " in line]
+    assert row == [
+        f"{path}: row 2: AESTDTC: '20/11/2026' is not a date in the form YYYY-MM-DD (if it is "
+        "day/month/year, write 2026-11-20) (allowed: YYYY-MM-DD (e.g. 2026-11-20), or "
+        "YYYY-MM-DDThh:mm:ss with a UTC offset)"
+    ]
+
+
+def test_a_row_is_valid_as_a_whole_or_not_at_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The AE of a row whose resolution is rejected (end before onset) is rejected with it."""
+    text = (EXAMPLES / "edc-export-sample.csv").read_text()
+    path = tmp_path / "half.csv"
+    path.write_text(text.replace("2026-01-17,2026-01-25", "2026-01-17,2026-01-10", 1))
+    code, out, _ = run_cli(["validate", str(path)], capsys)
+    assert code == 1
+    assert "row 2 (ae.resolved): AEENDTC (end_date): end 2026-01-10 is before" in out
+    assert "row 2: (record): another event of this row was rejected" in out
+    assert "4 valid, 2 invalid" in out
 
 
 def test_csv_errors_name_the_export_columns(
@@ -158,6 +206,7 @@ def test_csv_missing_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, out, _ = run_cli(["validate", str(path)], capsys)
     assert code == 1
     assert "header: (record): missing required column(s): SUBJID, AESPID, REPORTER" in out
+    assert "the header has 2 column(s): STUDYID, SITEID (is this an EDC AE export" in out
 
 
 def test_csv_rows_get_stable_event_ids_so_reposting_never_double_counts(tmp_path: Path) -> None:
