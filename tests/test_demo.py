@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from realservers import free_port
+import httpx
+from realservers import free_port, stop_process
 
 from safety_stream.simulate.generator import simulate
 from safety_stream.simulate.rates import SimulationConfig
 
 EXECUTABLE = str(Path(sys.executable).with_name("safety-stream"))
+
+
+def wait_for(url: str) -> httpx.Response:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def run_demo(workdir: Path, port: int) -> str:
@@ -55,6 +69,26 @@ def test_demo_shows_a_boundary_crossing_and_its_alert_and_keeps_the_database(
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert f"{valid}" in verify.stdout
     assert (demo / "tokens.txt").stat().st_mode & 0o077 == 0
+
+    # the closing hints work as printed: serve on the port the board URL names, whose alert
+    # links point there too; / leads to the board; the report command selects data
+    serve_line = next(line for line in out.splitlines() if "  look again: " in line)
+    serve_args = shlex.split(serve_line.split("look again: ", 1)[1])
+    assert serve_args[-2:] == ["--port", str(port)] and serve_args[1] == "serve"
+    assert f"board_url: http://127.0.0.1:{port}/board" in (demo / "alerts.yaml").read_text()
+    server = subprocess.Popen(serve_args, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        landing = wait_for(f"http://127.0.0.1:{port}/")
+        assert landing.status_code == 307 and landing.headers["location"] == "/board"
+    finally:
+        stop_process(server)
+    report_line = next(line for line in out.splitlines() if "the DSMB report: " in line)
+    report_args = shlex.split(report_line.split("the DSMB report: ", 1)[1])
+    made = subprocess.run(report_args, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    written = tmp_path / made.stdout.split("wrote ", 1)[1].split(":", 1)[0]
+    assert f"log position {valid}" in made.stdout and written.stat().st_size > 10_000
 
     # a second run starts from a new database (the same event ids are stored again, not
     # answered as duplicates of the previous run)

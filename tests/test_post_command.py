@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -125,9 +126,9 @@ class _Answer(http.server.BaseHTTPRequestHandler):
     status = 404
     body = b'{"detail": "Not Found"}'
     content_type = "application/json"
-    paths: list[str] = []
+    paths: ClassVar[list[str]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).paths.append(self.path)
         self.send_response(self.status)
@@ -178,7 +179,7 @@ def test_an_answer_that_is_not_the_ingest_apis_fails_the_post(
     assert "Traceback" not in captured.err
     line = captured.err.strip().splitlines()[-1]
     assert line.startswith(f"safety-stream post: {url}/v1/events: HTTP {status}")
-    for fragment in fragments + ["nothing was submitted"]:
+    for fragment in [*fragments, "nothing was submitted"]:
         assert fragment in line
     assert "stored 0" not in captured.out  # no summary that reads like a success
     assert handler.paths == ["/v1/events"]  # one request, to the ingest path
