@@ -21,7 +21,7 @@ from safety_stream.plan import MonitoringPlan, Population
 from safety_stream.projections.projector import Projector
 from safety_stream.projections.toxicity import modality_table
 
-STATE_VALUES = {"ok": 0, "approached": 1, "crossed": 2}
+STATE_VALUES = {"ok": 0, "approached": 1, "crossed": 2, "beyond_planned_n": 3}
 NAN = float("nan")
 
 

@@ -101,11 +101,25 @@ class EventFilter(_Strict):
     immune_related: bool | None = None
 
 
+Evaluability = Literal["completed", "time_weighted"]
+
+
 class Population(_Strict):
-    """Who is counted: patients exposed to a modality (any, if none), evaluable in a window."""
+    """Who is counted: patients exposed to a modality (any, if none), evaluable in a window.
+
+    ``evaluability`` says when a patient enters n, never depending on the outcome:
+
+    - ``completed`` (default): once the window has fully elapsed. A patient who left before its
+      end (death from another cause, withdrawal, loss to follow-up) without a counted event is
+      not evaluable; one who had the counted event before leaving counts as an event.
+    - ``time_weighted`` (Bayesian rules): TITE weighting (Cheung & Chappell 2000, Biometrics
+      56:1177-1182); each exposed patient adds follow-up / window to n (1 when the window is
+      complete or at a counted event), posterior Beta(a + x, b + n - x).
+    """
 
     exposed_to: Modality | Literal["any"] = "any"
     window: str | None = None
+    evaluability: Evaluability = "completed"
 
 
 class _Rule(_Strict):
@@ -130,6 +144,8 @@ class BayesianRule(_Rule):
     def _prior_alone_does_not_stop(self) -> Self:
         from safety_stream.monitoring.boundaries import posterior_above
 
+        if self.population.evaluability == "time_weighted" and self.population.window is None:
+            raise ValueError("evaluability 'time_weighted' needs a window to weigh follow-up by")
         if self.min_n > self.max_n:
             raise ValueError(f"min_n ({self.min_n}) is above max_n ({self.max_n})")
         alone = posterior_above(self.theta, 0, self.min_n, self.prior)
@@ -156,6 +172,11 @@ class PocockRule(_Rule):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.population.evaluability != "completed":
+            raise ValueError(
+                "a pocock rule counts whole patients (evaluability 'completed'); "
+                "'time_weighted' is for bayesian rules"
+            )
         if self.p1 <= self.p0:
             raise ValueError(f"p1 ({self.p1}) must be above p0 ({self.p0})")
         if self.looks is not None and (

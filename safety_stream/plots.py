@@ -9,6 +9,7 @@ built twice from the same log is identical. Text is escaped; nothing here names 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -25,14 +26,14 @@ def _ticks(limit: int, count: int = 5) -> list[int]:
 
 def boundary_plot(
     table: BoundaryTable,
-    path: Sequence[tuple[int, int]],
+    path: Sequence[tuple[float, int]],
     max_n: int,
     *,
     title: str,
     status: str = "ok",
 ) -> str:
     """An ``<svg>`` element: the boundary, the observed path and where the rule stands now."""
-    x_limit = max(max_n, max((n for n, _ in path), default=0), 1)
+    x_limit = max(max_n, math.ceil(max((n for n, _ in path), default=0)), 1)
     bounds = [(n, table.at(n)) for n in range(0, x_limit + 1)]
     y_top = max(
         [b for _, b in bounds if b is not None] + [x for _, x in path] + [1],
@@ -55,10 +56,10 @@ def boundary_plot(
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
         f'stroke="#999"/>',
     ]
-    for n in _ticks(x_limit):
+    for tick in _ticks(x_limit):
         parts.append(
-            f'<text x="{px(n)}" y="{HEIGHT - BOTTOM + 14}" font-size="10" '
-            f'text-anchor="middle">{n}</text>'
+            f'<text x="{px(tick)}" y="{HEIGHT - BOTTOM + 14}" font-size="10" '
+            f'text-anchor="middle">{tick}</text>'
         )
     for x in _ticks(y_limit):
         parts.append(
@@ -94,11 +95,11 @@ def boundary_plot(
             f'<polyline class="observed" points="{points}" fill="none" stroke="#1565c0" '
             f'stroke-width="1.5"/>'
         )
-        n, x = path[-1]
+        last_n, last_x = path[-1]
         colour = {"crossed": "#c62828", "approached": "#ef6c00"}.get(status, "#1565c0")
         parts.append(
-            f'<circle class="now" cx="{px(n)}" cy="{py(x)}" r="4" fill="{colour}">'
-            f"<title>now: {x} counted of {n} evaluable</title></circle>"
+            f'<circle class="now" cx="{px(last_n)}" cy="{py(last_x)}" r="4" fill="{colour}">'
+            f"<title>now: {last_x} counted of {last_n:g} evaluable</title></circle>"
         )
     parts.append("</svg>")
     return "".join(parts)

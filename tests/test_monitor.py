@@ -184,14 +184,16 @@ def test_an_ae_related_to_two_modalities_counts_for_both_rules() -> None:
 
 
 def test_patients_become_evaluable_when_their_window_has_been_followed() -> None:
+    """Having the event does not make a patient evaluable sooner (that would bias the first
+    looks toward events): everyone enters n when their window has fully elapsed."""
     windowed = bayes(population={"exposed_to": "chemotherapy", "window": "chemo_first_4_cycles"})
     run = Run(plan_with(windowed))
     trial = exposed_trial(3)  # chemo on day 1: window ends on day 57
-    trial.ae("P1", 10, *NEUTROPENIA, 3, ct="definite")  # had the event: evaluable at once
+    trial.ae("P1", 10, *NEUTROPENIA, 3, ct="definite")  # in the window
     trial.ae("P2", 70, *NEUTROPENIA, 3, ct="definite")  # after the window: not counted
     run.post(trial.events[:-1])
     status = run.status("chemo")
-    assert (status.exposed, status.n, status.x) == (3, 1, 1)
+    assert (status.exposed, status.n, status.x) == (3, 0, 0)  # nobody has been followed yet
     run.post(trial.events[-1:])  # its recorded_at (day 70) moves the clock past day 57
     status = run.status("chemo")
     assert (status.n, status.x) == (3, 1)
@@ -255,7 +257,10 @@ def test_rild_composite_counts_within_three_months_of_sbrt(
     if not any(e.event_type == "treatment.administered" for e in trial.events):
         trial.treat("P1", "radiotherapy", sbrt_day)
     run.post(trial.events)
-    assert run.status("rild").x == (1 if counted else 0)
+    trial.events.clear()
+    trial.lab("P1", sbrt_day + 160, "ALT", 1.0)  # moves the clock past the 90-day window
+    run.post(trial.events)
+    assert (run.status("rild").n, run.status("rild").x) == (1, 1 if counted else 0)
 
 
 def _add(trial: Trial, kind: str, day: int, rest: list[Any]) -> None:

@@ -29,7 +29,12 @@ GRAFANA_BUILTINS: Mapping[str, str] = {
     "__range": "1h",
 }
 
-RULE_STATES = ((0, "OK", "green"), (1, "Approached", "orange"), (2, "Crossed", "red"))
+RULE_STATES = (
+    (0, "OK", "green"),
+    (1, "Approached", "orange"),
+    (2, "Crossed", "red"),
+    (3, "Beyond planned n", "blue"),
+)
 
 NO_SITE_LABEL = (
     "Ingest counters carry no site label, so this panel shows every site together, not only $site."

@@ -78,17 +78,19 @@ def crossing(looks: tuple[int, ...], bounds: tuple[int | None, ...], p: float) -
     bound_at = dict(zip(looks, bounds, strict=True))
     last = looks[-1]
     stopped = stopped_early = expected = 0.0
+    q = 1.0 - p
     for n in range(1, last + 1):
-        grown = [0.0] * (n + 1)
+        # alive only holds the counts that have not stopped: never more than the last bound
+        grown = [0.0] * (len(alive) + 1)
         for x, mass in enumerate(alive):
             if mass:
-                grown[x] += mass * (1.0 - p)
+                grown[x] += mass * q
                 grown[x + 1] += mass * p
         alive = grown
         bound = bound_at.get(n)
-        if bound is not None and bound <= n:
+        if bound is not None and bound < len(alive):
             mass = math.fsum(alive[bound:])
-            alive[bound:] = [0.0] * (n + 1 - bound)
+            del alive[bound:]
             stopped += mass
             expected += n * mass
             if n < last:
@@ -136,8 +138,9 @@ def beta_cdf(x: float, a: float, b: float) -> float:
     return 1.0 - front * _continued_fraction(1.0 - x, b, a) / b
 
 
-def posterior_above(theta: float, x: int, n: int, prior: tuple[float, float]) -> float:
-    """P(p > theta | x events in n patients) under a Beta(prior) prior."""
+def posterior_above(theta: float, x: float, n: float, prior: tuple[float, float]) -> float:
+    """P(p > theta | x events in n patients) under a Beta(prior) prior (n may be a sum of
+    time-weights)."""
     return 1.0 - beta_cdf(theta, prior[0] + x, prior[1] + n - x)
 
 
@@ -147,8 +150,15 @@ def posterior_above(theta: float, x: int, n: int, prior: tuple[float, float]) ->
 TIE_GUARD = 1e-12
 
 
-def stops(theta: float, cutoff: float, x: int, n: int, prior: tuple[float, float]) -> bool:
+def stops(theta: float, cutoff: float, x: float, n: float, prior: tuple[float, float]) -> bool:
     return posterior_above(theta, x, n, prior) > cutoff + TIE_GUARD
+
+
+@cache
+def bayes_boundary(n: int, theta: float, cutoff: float, prior: tuple[float, float]) -> int | None:
+    """The least x that stops at n (the same rule at any n, also past the planned maximum)."""
+    # the posterior probability rises with x, so the first x that stops is the boundary
+    return next((x for x in range(n + 1) if stops(theta, cutoff, x, n, prior)), None)
 
 
 @cache
@@ -156,10 +166,7 @@ def bayes_table(
     max_n: int, theta: float, cutoff: float, prior: tuple[float, float], min_n: int = 1
 ) -> BoundaryTable:
     looks = tuple(range(min_n, max_n + 1))
-    bounds: list[int | None] = []
-    for n in looks:
-        # the posterior probability rises with x, so the first x that stops is the boundary
-        bounds.append(next((x for x in range(n + 1) if stops(theta, cutoff, x, n, prior)), None))
+    bounds = [bayes_boundary(n, theta, cutoff, prior) for n in looks]
     return BoundaryTable(
         "bayesian",
         looks,
@@ -177,15 +184,30 @@ def bayes_table(
 # -- Pocock-type (Ivanova, Qaqish & Schell 2005) ---------------------------------------------------
 
 
-def _upper_tail(x: int, n: int, p: float) -> float:
-    """P(Binomial(n, p) >= x)."""
-    return math.fsum(binomial_pmf(k, n, p) for k in range(x, n + 1))
+def _upper_tails(n: int, p: float) -> list[float]:
+    """P(Binomial(n, p) >= x) for x = 0..n+1, summed from the top (O(n), no cancellation)."""
+    pmf = [binomial_pmf(k, n, p) for k in range(n + 1)]
+    tails = [0.0] * (n + 2)
+    for k in range(n, -1, -1):
+        tails[k] = tails[k + 1] + pmf[k]
+    return tails
 
 
-def _bounds_at_level(looks: tuple[int, ...], p0: float, level: float) -> tuple[int | None, ...]:
+def _bounds_at_level(
+    tails: dict[int, list[float]], looks: tuple[int, ...], level: float
+) -> tuple[int | None, ...]:
+    """Per look, the least x with P(Binomial(n, p0) >= x) <= level (tails decrease in x)."""
     bounds: list[int | None] = []
     for n in looks:
-        bounds.append(next((x for x in range(n + 1) if _upper_tail(x, n, p0) <= level), None))
+        tail = tails[n]
+        low, high = 0, n + 1  # tail[high] = 0 <= level always; find the first x that fits
+        while low < high:
+            middle = (low + high) // 2
+            if tail[middle] <= level:
+                high = middle
+            else:
+                low = middle + 1
+        bounds.append(low if low <= n else None)
     return tuple(bounds)
 
 
@@ -193,15 +215,20 @@ def _bounds_at_level(looks: tuple[int, ...], p0: float, level: float) -> tuple[i
 def pocock_table(
     max_n: int, p0: float, alpha: float, looks: tuple[int, ...] | None = None
 ) -> BoundaryTable:
-    """The Pocock-type boundary whose crossing probability under p0 is the largest <= alpha."""
+    """The Pocock-type boundary whose crossing probability under p0 is the largest <= alpha.
+
+    The tails are computed once per look (O(N^2) in all); the level is found by bisection over
+    the distinct tail values, each step one exact crossing recursion (O(N^2)): O(N^2 log N).
+    """
     looks = looks or tuple(range(1, max_n + 1))
+    tails = {n: _upper_tails(n, p0) for n in looks}
     # Only the tail probabilities themselves change the boundary, so the candidate levels are
     # exactly those values; the crossing probability never decreases as the level rises.
-    candidates = sorted({_upper_tail(x, n, p0) for n in looks for x in range(1, n + 1)})
+    candidates = sorted({tails[n][x] for n in looks for x in range(1, n + 1)})
     low, high = -1, len(candidates)  # invariant: candidates[low] fits (or none), [high] does not
     while high - low > 1:
         middle = (low + high) // 2
-        bounds = _bounds_at_level(looks, p0, candidates[middle])
+        bounds = _bounds_at_level(tails, looks, candidates[middle])
         if crossing(looks, bounds, p0).p_stop <= alpha:
             low = middle
         else:
@@ -210,7 +237,7 @@ def pocock_table(
     return BoundaryTable(
         "pocock",
         looks,
-        _bounds_at_level(looks, p0, level),
+        _bounds_at_level(tails, looks, level),
         nominal_level=level,
         parameters=(("n", max_n), ("p0", p0), ("alpha", alpha)),
     )

@@ -7,24 +7,28 @@ new verdicts, and the boundary at n is looked up in a table computed once: O(1) 
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from safety_stream.monitoring.boundaries import (
     BoundaryTable,
+    bayes_boundary,
     bayes_table,
     pocock_table,
     posterior_above,
+    stops,
 )
 from safety_stream.monitoring.matching import NOT_EXPOSED, Verdict, ae_matches, counts_by_term
 from safety_stream.plan import BayesianRule, PocockRule
 from safety_stream.projections.state import AeState
 from safety_stream.stats import binomial_pmf
 
-OK, APPROACHED, CROSSED = 0, 1, 2
-STATUS_NAMES = {OK: "ok", APPROACHED: "approached", CROSSED: "crossed"}
+OK, APPROACHED, CROSSED, BEYOND = 0, 1, 2, 3
+STATUS_NAMES = {OK: "ok", APPROACHED: "approached", CROSSED: "crossed", BEYOND: "beyond_planned_n"}
 
 CountingRule = BayesianRule | PocockRule
 
@@ -38,6 +42,17 @@ def table_for(rule: CountingRule) -> BoundaryTable:
 
 @dataclass
 class CountState:
+    """One rule's n and x, and the order in which patients became evaluable.
+
+    Whole-patient rules (``completed``) are judged at their looks only: a continuous rule has a
+    look at every n from its first, a group-sequential one at its listed looks. At look L the
+    count is that of the first L patients to become evaluable, so a look is judged on exactly
+    the patients it was planned for, whatever arrived after. Between looks the state is that of
+    the last look. Past max_n a Pocock rule is ``beyond_planned_n`` (its table ends there); a
+    Bayesian rule goes on with the same posterior rule. Time-weighted rules are judged on the
+    posterior with n = the sum of the patients' weights at the monitor's clock.
+    """
+
     rule: CountingRule
     table: BoundaryTable
     index: int  # position among the plan's counting rules
@@ -45,12 +60,19 @@ class CountState:
     # per patient, the AEs matching the rule's filter (id -> onset date), updated AE by AE
     matched: dict[str, dict[UUID, date]] = field(default_factory=dict)
     exposed: int = 0
-    n: int = 0
+    n: float = 0
     x: int = 0
+    left_early: int = 0  # left before the end of the window without a counted event
     status: int = OK
     transitions: dict[str, int] = field(default_factory=dict)  # kind -> how many emitted
     # the observed path: (n, x) after every change, from (0, 0); what boundary plots draw
-    path: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0)])
+    path: list[tuple[float, int]] = field(default_factory=lambda: [(0, 0)])
+    order: list[str] = field(default_factory=list)  # patients in the order they became evaluable
+    clock: datetime | None = None  # time-weighted rules: the time the weights are taken at
+
+    @property
+    def weighted(self) -> bool:
+        return self.rule.population.evaluability == "time_weighted"
 
     def rematch(self, ae: AeState) -> None:
         """Re-decide whether one AE matches the filter, after it was reported or amended."""
@@ -64,32 +86,100 @@ class CountState:
     def update(self, patient_id: str, verdict: Verdict) -> None:
         old = self.verdicts.get(patient_id, NOT_EXPOSED)
         self.exposed += verdict.exposed - old.exposed
-        self.n += verdict.evaluable - old.evaluable
-        self.x += (verdict.evaluable and bool(verdict.counted)) - (
-            old.evaluable and bool(old.counted)
-        )
+        self.left_early += verdict.left_early - old.left_early
         if verdict.exposed:
             self.verdicts[patient_id] = verdict
         else:
             self.verdicts.pop(patient_id, None)
+        if self.weighted:
+            self.x += (verdict.exposed and bool(verdict.counted)) - (
+                old.exposed and bool(old.counted)
+            )
+            self.reweigh(self.clock)
+            return
+        if verdict.evaluable and not old.evaluable:
+            self.order.append(patient_id)
+        elif old.evaluable and not verdict.evaluable:
+            self.order.remove(patient_id)
+        self.n += verdict.evaluable - old.evaluable
+        self.x += (verdict.evaluable and bool(verdict.counted)) - (
+            old.evaluable and bool(old.counted)
+        )
+        self._trace()
+
+    def reweigh(self, clock: datetime | None) -> None:
+        """Time-weighted rules: n at ``clock`` (the follow-up of every exposed patient)."""
+        if not self.weighted or clock is None:
+            return
+        self.clock = clock
+        self.n = round(math.fsum(v.weight(clock) for v in self.verdicts.values()), 6)
+        self._trace()
+
+    def _trace(self) -> None:
         if self.path[-1] != (self.n, self.x):
             self.path.append((self.n, self.x))
 
+    def look(self) -> int | None:
+        """The last look reached (whole-patient rules), None before the first."""
+        index = bisect_right(self.table.looks, int(self.n)) - 1
+        return None if index < 0 else self.table.looks[index]
+
+    def next_look(self) -> int | None:
+        index = bisect_right(self.table.looks, int(self.n))
+        return self.table.looks[index] if index < len(self.table.looks) else None
+
+    def counted_among_first(self, look: int) -> int:
+        return sum(bool(self.verdicts[p].counted) for p in self.order[:look])
+
     def boundary(self) -> int | None:
-        return self.table.at(self.n)
+        """The boundary of the look in force (for Bayesian rules past max_n, at n itself)."""
+        if self.weighted:
+            return None
+        if isinstance(self.rule, BayesianRule) and self.n > self.rule.max_n:
+            rule = self.rule
+            return bayes_boundary(int(self.n), rule.theta, rule.cutoff, rule.prior)
+        look = self.look()
+        return None if look is None else self.table.at(look)
 
     def assess(self) -> int:
         """Crossed at the boundary; approached when one more counted patient would cross."""
+        if self.weighted:
+            return self._assess_weighted()
+        rule = self.rule
+        beyond = self.n > rule.max_n
+        if beyond and isinstance(rule, PocockRule):
+            final = self.table.looks[-1]
+            bound = self.table.at(final)
+            crossed = bound is not None and self.counted_among_first(final) >= bound
+            return CROSSED if crossed else BEYOND
+        look = int(self.n) if beyond else self.look()
         bound = self.boundary()
-        if bound is not None and self.x >= bound:
+        if look is not None and bound is not None and self.counted_among_first(look) >= bound:
             return CROSSED
-        following = self.table.at(self.n + 1)
+        upcoming = self.next_look() if not beyond else int(self.n) + 1
+        following = self.table.at(upcoming) if upcoming is not None and not beyond else None
+        if beyond and isinstance(rule, BayesianRule):
+            following = bayes_boundary(int(self.n) + 1, rule.theta, rule.cutoff, rule.prior)
         if self.x >= 1 and following is not None and self.x + 1 >= following:
             return APPROACHED
-        return OK
+        return BEYOND if beyond else OK
+
+    def _assess_weighted(self) -> int:
+        rule = self.rule
+        assert isinstance(rule, BayesianRule)
+        if self.n + 1e-9 < rule.min_n:
+            return OK
+        if stops(rule.theta, rule.cutoff, self.x, self.n, rule.prior):
+            return CROSSED
+        if self.x >= 1 and stops(rule.theta, rule.cutoff, self.x + 1, self.n + 1, rule.prior):
+            return APPROACHED
+        return BEYOND if self.n > rule.max_n else OK
 
     def counted_evidence(self) -> list[str]:
-        return sorted(str(i) for v in self.verdicts.values() if v.evaluable for i in v.counted)
+        counts = self.weighted
+        return sorted(
+            str(i) for v in self.verdicts.values() if v.evaluable or counts for i in v.counted
+        )
 
     def evidence(self) -> dict[str, Any]:
         """The numbers behind the rule's state, as a DSMB member would want to check them."""
@@ -99,6 +189,8 @@ class CountState:
             "n": self.n,
             "x": self.x,
             "exposed": self.exposed,
+            "evaluability": rule.population.evaluability,
+            "not_evaluable_left_early": self.left_early,
             "boundary": bound,
             "margin": None if bound is None else bound - self.x,
             "max_n": rule.max_n,
@@ -106,17 +198,19 @@ class CountState:
             "status": STATUS_NAMES[self.status],
             "counted_ae_ids": self.counted_evidence(),
         }
+        if not self.weighted and len(self.table.looks) < rule.max_n:
+            details["looks"] = list(self.table.looks)
+            details["next_look"] = self.next_look()
         if isinstance(rule, BayesianRule):
             details["posterior_probability"] = posterior_above(
                 rule.theta, self.x, self.n, rule.prior
             )
             details["theta"], details["cutoff"] = rule.theta, rule.cutoff
         else:
+            n = int(self.n)
             details["nominal_level"] = self.table.nominal_level
             details["p_value"] = (
-                sum(binomial_pmf(k, self.n, rule.p0) for k in range(self.x, self.n + 1))
-                if self.n
-                else 1.0
+                sum(binomial_pmf(k, n, rule.p0) for k in range(self.x, n + 1)) if n else 1.0
             )
             details["p0"] = rule.p0
         return details

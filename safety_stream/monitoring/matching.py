@@ -51,15 +51,36 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One patient under one counting rule."""
+    """One patient under one counting rule.
+
+    ``evaluable`` decides n for whole-patient counting; it never depends on ``counted``: with a
+    window, a patient becomes evaluable when the window has fully elapsed (``evaluable_from``),
+    event or not. ``left_early`` marks a patient who left before the window's end without a
+    counted event: never evaluable, listed as such. ``span`` and ``left_at`` let a
+    time-weighted rule weigh the follow-up so far.
+    """
 
     exposed: bool
     evaluable: bool
     counted: tuple[UUID | str, ...]  # evidence: AE ids and "composite:<name>" entries
     evaluable_from: datetime | None  # when the whole window will have been followed
+    left_early: bool = False
+    span: Span | None = None
+    left_at: datetime | None = None
+
+    def weight(self, clock: datetime) -> float:
+        """TITE weight at ``clock``: follow-up / window, 1 when complete or at a counted event."""
+        if self.counted or self.span is None:
+            return 1.0 if self.exposed else 0.0
+        end = min(clock, self.span.end, self.left_at or self.span.end)
+        length = (self.span.end - self.span.start).total_seconds()
+        if length <= 0:
+            return 1.0
+        return min(1.0, max(0.0, (end - self.span.start).total_seconds() / length))
 
 
 NOT_EXPOSED = Verdict(False, False, (), None)
+LEFT_STATUSES = frozenset({"withdrawn", "died", "lost_to_follow_up"})
 
 
 def window_span(patient: PatientState, window: Window) -> Span | None:
@@ -80,7 +101,7 @@ def window_span(patient: PatientState, window: Window) -> Span | None:
 
 def ae_matches(ae: AeState, match: EventFilter) -> bool:
     """Whether a current AE matches a rule's term/SOC, grade, attribution and irAE filter."""
-    if ae.status == "retracted" or ae.grade < match.min_grade:
+    if ae.status == "retracted" or (5 if ae.fatal else ae.grade) < match.min_grade:
         return False
     if (match.terms or match.socs) and not (ae.ctcae_term in match.terms or ae.soc in match.socs):
         return False
@@ -106,7 +127,7 @@ def _condition_holds(
         return any(
             ae.status != "retracted"
             and ae.ctcae_term in condition.ae_terms
-            and ae.grade >= condition.min_grade
+            and (5 if ae.fatal else ae.grade) >= condition.min_grade
             and (span is None or span.holds_date(ae.onset_date))
             for ae in aes
         )
@@ -174,12 +195,19 @@ def judge_patient(
                 evidence.append(f"composite:{name}")
     if population.window is None:
         return Verdict(True, True, tuple(evidence), None)
-    followed = span is not None and span.end <= clock
+    if span is None:  # exposed, but not (yet) to what anchors the window
+        return Verdict(True, False, tuple(evidence), None)
+    left_at = patient.status_at if patient.status in LEFT_STATUSES else None
+    left_early = left_at is not None and left_at < span.end and not evidence
+    followed = span.end <= clock
     return Verdict(
         True,
-        followed or bool(evidence),
+        followed and not left_early,
         tuple(evidence),
-        span.end if span is not None else None,
+        span.end,
+        left_early,
+        span,
+        left_at,
     )
 
 

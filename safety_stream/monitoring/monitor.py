@@ -4,7 +4,8 @@ and returns the derived events that follow.
 Time is the log's own: the monitoring clock is the latest ``recorded_at`` seen, so folding the
 same log always gives the same conclusions, whenever and however often it runs. Things that
 happen because time passes (a patient becomes evaluable when their window has been followed, a
-report clock runs out) wait in a timer heap and fire when the clock passes them.
+report clock runs out) wait in a timer heap and fire when the clock passes them, in the order of
+their times, so patients enter a rule's n one by one in the order their windows end.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from safety_stream.events import (
     ChildPughAssessed,
     EventBase,
     LabResulted,
+    PatientDied,
+    PatientLostToFollowUp,
+    PatientWithdrawn,
     TreatmentAdministered,
     decode_json,
 )
@@ -48,7 +52,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Which events can change a patient's verdict: exposure and AEs for every counting rule, labs
 # and Child-Pugh scores only for rules that count composites; enrolment and status changes for
 # none (a patient counts from their first exposure).
-RELEVANT_TO_ALL = frozenset({TreatmentAdministered, AdverseEventReported, *AE_AMENDMENTS})
+RELEVANT_TO_ALL = frozenset(
+    {
+        TreatmentAdministered,
+        AdverseEventReported,
+        *AE_AMENDMENTS,
+        PatientWithdrawn,
+        PatientDied,
+        PatientLostToFollowUp,
+    }
+)
 RELEVANT_TO_COMPOSITES = frozenset({LabResulted, ChildPughAssessed})
 JUST_AFTER = timedelta(microseconds=1)  # a report is overdue once the clock is past its due time
 
@@ -79,6 +92,7 @@ class Monitor:
             )
         ]
         self._composite_rules = [c for c in self.counting if c.rule.counts.composites]
+        self._weighted = [c for c in self.counting if c.weighted]
         self.sentinels = [r for r in plan.rules if isinstance(r, SentinelRule)]
         self.raised: dict[str, list[str]] = {r.id: [] for r in self.sentinels}
         self.reporting = next((r for r in plan.rules if isinstance(r, ExpeditedReportRule)), None)
@@ -97,12 +111,19 @@ class Monitor:
         if moment > self.clock:
             self.clock = moment
             self._fire_timers(state, position, out)
+            for counter in self._weighted:  # follow-up grew for every patient on study
+                counter.reweigh(self.clock)
+                self._transition(counter, position, out)
         kind = type(event)
         if kind is AdverseEventReported:
             self._patient_aes.setdefault(event.patient_id, []).append(event.event_id)
         ae = None
+        ae_id = None
         if kind is AdverseEventReported or kind in AE_AMENDMENTS:
             ae_id = event.event_id if kind is AdverseEventReported else event.ae_id  # type: ignore[attr-defined]
+        elif kind is PatientDied:  # a death citing its AE makes that AE fatal
+            ae_id = event.related_ae_id  # type: ignore[attr-defined]
+        if ae_id is not None:
             ae = state.aes.get(ae_id)
             if ae is not None:
                 for counter in self.counting:
@@ -143,6 +164,7 @@ class Monitor:
         if patient is None or not counters:
             return
         for counter in counters:
+            counter.clock = self.clock
             self._rejudge(state, counter, patient, position, out)
 
     def _rejudge(
@@ -163,6 +185,7 @@ class Monitor:
             lambda: self._patient_ae_states(state, patient_id),
             self.clock,
         )
+        counter.clock = self.clock
         counter.update(patient_id, verdict)
         if verdict.exposed and not verdict.evaluable and verdict.evaluable_from is not None:
             self._schedule(verdict.evaluable_from, "evaluable", (counter.index, patient_id))
@@ -220,7 +243,14 @@ class Monitor:
             "boundary.cleared": f"is back under its boundary ({STATUS_NAMES[new]})",
             "boundary.approached": "is one counted patient from its boundary",
         }[kind]
-        summary = f"{rule.title}: {verb} - {counter.x} of {counter.n} evaluable patients"
+        if counter.weighted:
+            n = f"{counter.n:.1f} patient-windows of follow-up"
+        else:
+            n = f"{int(counter.n)} evaluable patients"
+            look = counter.look()
+            if look is not None and look < counter.n and new == CROSSED:
+                n += f" (at the look at n = {look}: {counter.counted_among_first(look)})"
+        summary = f"{rule.title}: {verb} - {counter.x} of {n}"
         if bound is not None:
             summary += f" (stop at {bound})"
         out.append(

@@ -31,9 +31,12 @@ class RuleStatus(BaseModel):
     title: str
     kind: Literal["bayesian", "pocock", "sentinel", "expedited_report"]
     illustrative: bool
-    status: Literal["ok", "approached", "crossed"]
+    status: Literal["ok", "approached", "crossed", "beyond_planned_n"]
+    evaluability: Literal["completed", "time_weighted"] | None = None
     exposed: int | None = None
-    n: int | None = None
+    n: float | None = None  # a sum of follow-up weights for time-weighted rules
+    not_evaluable_left_early: int | None = None
+    next_look: int | None = None
     x: int | None = None
     boundary: int | None = None
     margin: int | None = None
@@ -57,7 +60,10 @@ def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
                 kind=rule.kind,
                 illustrative=rule.illustrative,
                 status=STATUS_NAMES[counter.status],
+                evaluability=rule.population.evaluability,
                 exposed=counter.exposed,
+                not_evaluable_left_early=counter.left_early,
+                next_look=evidence.get("next_look"),
                 n=counter.n,
                 x=counter.x,
                 boundary=evidence["boundary"],

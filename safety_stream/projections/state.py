@@ -81,6 +81,9 @@ class AeState:
     end_date: date | None = None
     amendments: list[UUID] = field(default_factory=list)
     safety_report_submitted_at: datetime | None = None  # closes the expedited-report clock
+    # fatal whatever its grade: resolved with outcome fatal, or cited by patient.died; counts
+    # as grade 5 for every rule
+    fatal: bool = False
 
 
 @dataclass
@@ -163,6 +166,11 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
     elif kind in (PatientWithdrawn, PatientDied, PatientLostToFollowUp):
         patient.status = event.event_type.removeprefix("patient.")  # type: ignore[assignment]
         patient.status_at = _utc(event.occurred_at)
+        cited = getattr(event, "related_ae_id", None)
+        fatal_ae = state.aes.get(cited) if cited is not None else None
+        if fatal_ae is not None and fatal_ae.patient_id == patient.patient_id:
+            fatal_ae.fatal = True
+            return patient.patient_id, fatal_ae.ae_id
     elif kind is ChildPughAssessed:
         score = event.score  # type: ignore[attr-defined]
         patient.child_pugh_history.append((score, _utc(event.occurred_at)))
@@ -192,6 +200,7 @@ def _amend(
         ae.status = "retracted"
     elif isinstance(event, AdverseEventResolved):
         ae.status, ae.outcome, ae.end_date = "resolved", event.outcome.value, event.end_date
+        ae.fatal = ae.fatal or ae.outcome == "fatal"
     else:
         if event.grade is not None:
             ae.grade = event.grade
