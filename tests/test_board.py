@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from trial_builder import DIARRHEA, NAUSEA, NEUTROPENIA, Trial
+from trial_builder import DIARRHEA, FOLLOWED_DAY, NAUSEA, NEUTROPENIA, Trial
 
 from safety_stream.api.app import create_app
 from safety_stream.auth import Principal
@@ -29,9 +29,11 @@ SH, BJ = "CN-SH-01", "CN-BJ-02"
 
 
 def history() -> Trial:
-    """Shanghai: 4 patients with a chemotherapy-related grade 3 neutropenia (crosses the
-    chemotherapy rule, 4 of 4). Beijing: 3 patients on chemotherapy, one with a related
-    grade 2 diarrhoea, one with an unrelated grade 3 nausea, one with nothing."""
+    """Shanghai: 4 patients with a chemotherapy-related grade 3 neutropenia, the first to
+    complete their 56-day chemotherapy window (crosses the chemotherapy rule, 4 of 4). Beijing:
+    3 patients on chemotherapy from the next day, one with a related grade 2 diarrhoea, one
+    with an unrelated grade 3 nausea, one with nothing. A lab on day 200 moves the clock past
+    every window."""
     trial = Trial()
     for i in range(1, 5):
         patient = f"SH-{i:03d}"
@@ -41,9 +43,10 @@ def history() -> Trial:
     for i in range(1, 4):
         patient = f"BJ-{i:03d}"
         trial.enrol(patient, 0, BJ)
-        trial.treat(patient, "chemotherapy", 1, BJ)
+        trial.treat(patient, "chemotherapy", 2, BJ)
     trial.ae("BJ-001", 5, *DIARRHEA, 2, ct="probable", site=BJ)
     trial.ae("BJ-002", 6, *NAUSEA, 3, site=BJ)
+    trial.lab("BJ-003", FOLLOWED_DAY, "ALT", 1.0, BJ)
     return trial
 
 
@@ -300,15 +303,17 @@ def test_a_reader_sees_the_api_numbers_the_rules_and_the_alerts(filled: Board) -
 
     rules = filled.client.get("/v1/rules", headers=filled.bearer("officer")).json()["rules"]
     chemo_rule = next(r for r in rules if r["rule_id"] == "chemotherapy-related-g3")
-    # by log time (day 6) only the 4 counted patients are evaluable for the 56-day window
-    assert chemo_rule["status"] == "crossed" and (chemo_rule["n"], chemo_rule["x"]) == (4, 4)
+    # every window has elapsed (day 200): all 7 are evaluable; the rule crossed when the first
+    # 4 to complete their window (Shanghai's) were all counted, and stays crossed
+    assert chemo_rule["status"] == "crossed" and (chemo_rule["n"], chemo_rule["x"]) == (7, 4)
     card = re.search(
         r'<article class="rule crossed" id="rule-chemotherapy-related-g3".*?</article>', html, re.S
     )
     assert card is not None
     assert '<span class="badge crossed">Crossed</span>' in card.group(0)
-    assert '<dd data-field="n">4</dd>' in card.group(0)
+    assert '<dd data-field="n">7</dd>' in card.group(0)
     assert '<dd data-field="x">4</dd>' in card.group(0)
+    assert '<dd data-field="crossed-at">4</dd>' in card.group(0)
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="boundary-plot"' in card.group(0)
     assert html.count('class="boundary-plot"') == sum(
         r["kind"] in ("bayesian", "pocock") for r in rules

@@ -77,9 +77,13 @@ def test_metrics_show_ingest_state_and_rules(runtime: Runtime) -> None:
     rule = {"rule": "chemotherapy-related-g3", "modality": "chemotherapy"}
     kind = next(r.kind for r in runtime.plan.rules if r.id == rule["rule"])
     assert value(samples, "safety_stream_rule_state", kind=kind, **rule) == 2
-    counted = value(samples, "safety_stream_rule_counted_patients", **rule)
-    boundary = value(samples, "safety_stream_rule_boundary_patients", **rule)
-    assert counted >= boundary and value(samples, "safety_stream_rule_margin_patients", **rule) <= 0
+    # crossed when the first four patients to complete the window (the crossing trial's: their
+    # chemotherapy began first) were all counted; it stays crossed as the sample's patients join
+    counter = next(c for c in runtime.monitor.counting if c.rule.id == rule["rule"])
+    assert counter.crossed_at == 4 and counter.counted_among_first(4) == 4
+    assert counter.table.at(4) == 4
+    assert value(samples, "safety_stream_rule_counted_patients", **rule) == counter.x
+    assert value(samples, "safety_stream_rule_boundary_patients", **rule) == counter.boundary()
     assert value(samples, "safety_stream_derived_events_total", kind="boundary.crossed") >= 1
     assert value(samples, "safety_stream_projection_lag_events") == 0
     assert value(samples, "safety_stream_log_position") == runtime.store.head()

@@ -124,15 +124,16 @@ async def test_monitor_and_notify_publish_what_the_store_holds_once(
     with runtime.store.write() as session:
         for event in trial.events:
             session.append(event)
+    head = len(trial.events)
     found = agents(runtime, tmp_path)
     async with found["monitor"].test_context() as monitor:
-        await monitor.put(b'{"head": 15}', partition=0)
+        await monitor.put(json.dumps({"head": head}).encode(), partition=0)
         await settle()
         await monitor.put(b'{"head": null}', partition=0)  # a heartbeat: nothing new
         await settle()
-    assert runtime.projector.state.position == 15
+    assert runtime.projector.state.position == head
     events = topic(sent, "events")
-    assert [json.loads(v)["position"] for _, v in events] == list(range(1, 16))
+    assert [json.loads(v)["position"] for _, v in events] == list(range(1, head + 1))
     assert [k for k, _ in events] == [e.patient_id.encode() for e in trial.events]
     assert json.loads(events[0][1])["event"] == json.loads(encode_json(trial.events[0]))
     derived = [json.loads(v) for _, v in topic(sent, "derived")]

@@ -103,10 +103,16 @@ HEPATIC_FAILURE = ("Hepatic failure", 10019663)
 ALT_INCREASED = ("Alanine aminotransferase increased", 10001551)
 
 
-def crossing_trial(patients: int = 5, site: str = "S1", prefix: str = "P") -> Trial:
-    """Under the SPARKLE-L plan: each patient has a chemotherapy-related grade 3 neutropenia.
+FOLLOWED_DAY = 200
+"""A day past every SPARKLE-L window of patients enrolled on day 0 (the longest is 182 days)."""
 
-    Four patients cross the chemotherapy rule (4 of 4) and approach the overall one; the fifth
+
+def crossing_trial(patients: int = 5, site: str = "S1", prefix: str = "P") -> Trial:
+    """Under the SPARKLE-L plan: each patient has a chemotherapy-related grade 3 neutropenia,
+    and a last, normal lab on day 200 moves the clock past every window.
+
+    As the windows complete (the chemotherapy one on day 57, the on-study one on day 182),
+    four patients cross the chemotherapy rule (4 of 4) and approach the overall one; the fifth
     crosses the overall rule too (5 of 5).
     """
     trial = Trial()
@@ -115,4 +121,5 @@ def crossing_trial(patients: int = 5, site: str = "S1", prefix: str = "P") -> Tr
         trial.enrol(patient, 0, site)
         trial.treat(patient, "chemotherapy", 1, site)
         trial.ae(patient, 3 + i, *NEUTROPENIA, 3, ct="possible", site=site)
+    trial.lab(f"{prefix}{patients}", FOLLOWED_DAY, "ALT", 1.0, site)
     return trial

@@ -8,9 +8,9 @@ new verdicts, and the boundary at n is looked up in a table computed once: O(1) 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -67,8 +67,12 @@ class CountState:
     transitions: dict[str, int] = field(default_factory=dict)  # kind -> how many emitted
     # the observed path: (n, x) after every change, from (0, 0); what boundary plots draw
     path: list[tuple[float, int]] = field(default_factory=lambda: [(0, 0)])
-    order: list[str] = field(default_factory=list)  # patients in the order they became evaluable
-    clock: datetime | None = None  # time-weighted rules: the time the weights are taken at
+    # evaluable patients in clinical order: (when their window ended, patient id)
+    order: list[tuple[datetime, str]] = field(default_factory=list)
+    keys: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    crossed_at: int | None = None  # the first look at which the boundary is reached
+    stale: bool = False  # a patient already in the order changed: find crossed_at again
+    clock: datetime | None = None  # the monitor's clock when patients were last judged
 
     @property
     def weighted(self) -> bool:
@@ -97,15 +101,61 @@ class CountState:
             )
             self.reweigh(self.clock)
             return
-        if verdict.evaluable and not old.evaluable:
-            self.order.append(patient_id)
-        elif old.evaluable and not verdict.evaluable:
-            self.order.remove(patient_id)
         self.n += verdict.evaluable - old.evaluable
         self.x += (verdict.evaluable and bool(verdict.counted)) - (
             old.evaluable and bool(old.counted)
         )
+        if verdict.evaluable and not old.evaluable:
+            self._enter(patient_id, verdict)
+        elif old.evaluable and not verdict.evaluable:
+            self.order.remove(self.keys.pop(patient_id))
+            self.stale = True
+        elif verdict.evaluable and bool(verdict.counted) != bool(old.counted):
+            self.stale = True
+        if self.rule.population.window is None:
+            self.stale = True
         self._trace()
+
+    def _enter(self, patient_id: str, verdict: Verdict) -> None:
+        """A patient becomes evaluable: in clinical order, usually last (their window ended
+        after everyone else's); a late one goes where their window's end puts them."""
+        when = verdict.evaluable_from or self.clock or datetime.min.replace(tzinfo=UTC)
+        key = (when, patient_id)
+        self.keys[patient_id] = key
+        if self.order and key < self.order[-1]:
+            insort(self.order, key)
+            self.stale = True
+            return
+        self.order.append(key)
+        if self.crossed_at is None and not self.stale:
+            bound = self.bound_at(len(self.order))
+            if bound is not None and self.x >= bound:
+                self.crossed_at = len(self.order)
+
+    def bound_at(self, look: int) -> int | None:
+        """The boundary if ``look`` patients is a look of the rule (a Bayesian rule looks at
+        every n past its planned maximum too, with the same posterior rule)."""
+        rule = self.rule
+        if isinstance(rule, BayesianRule) and look > rule.max_n:
+            return bayes_boundary(look, rule.theta, rule.cutoff, rule.prior)
+        if look not in self.table.looks:
+            return None
+        return self.table.at(look)
+
+    def _first_crossing(self) -> int | None:
+        if self.rule.population.window is None:
+            # no window, no completed patients: every exposed patient counts at once and can
+            # still have the event, so the rule is judged on the current count alone
+            n = int(self.n)
+            bound = self.bound_at(n)
+            return n if bound is not None and self.x >= bound else None
+        counted = 0
+        for look, (_, patient_id) in enumerate(self.order, 1):
+            counted += bool(self.verdicts[patient_id].counted)
+            bound = self.bound_at(look)
+            if bound is not None and counted >= bound:
+                return look
+        return None
 
     def reweigh(self, clock: datetime | None) -> None:
         """Time-weighted rules: n at ``clock`` (the follow-up of every exposed patient)."""
@@ -121,45 +171,42 @@ class CountState:
 
     def look(self) -> int | None:
         """The last look reached (whole-patient rules), None before the first."""
-        index = bisect_right(self.table.looks, int(self.n)) - 1
+        n = int(self.n)
+        if isinstance(self.rule, BayesianRule) and n > self.rule.max_n:
+            return n
+        index = bisect_right(self.table.looks, n) - 1
         return None if index < 0 else self.table.looks[index]
 
     def next_look(self) -> int | None:
-        index = bisect_right(self.table.looks, int(self.n))
+        n = int(self.n)
+        if isinstance(self.rule, BayesianRule) and n >= self.rule.max_n:
+            return n + 1
+        index = bisect_right(self.table.looks, n)
         return self.table.looks[index] if index < len(self.table.looks) else None
 
     def counted_among_first(self, look: int) -> int:
-        return sum(bool(self.verdicts[p].counted) for p in self.order[:look])
+        return sum(bool(self.verdicts[p].counted) for _, p in self.order[:look])
 
     def boundary(self) -> int | None:
-        """The boundary of the look in force (for Bayesian rules past max_n, at n itself)."""
+        """The boundary of the look in force: the last look reached."""
         if self.weighted:
             return None
-        if isinstance(self.rule, BayesianRule) and self.n > self.rule.max_n:
-            rule = self.rule
-            return bayes_boundary(int(self.n), rule.theta, rule.cutoff, rule.prior)
         look = self.look()
-        return None if look is None else self.table.at(look)
+        return None if look is None else self.bound_at(look)
 
     def assess(self) -> int:
-        """Crossed at the boundary; approached when one more counted patient would cross."""
+        """Crossed once the boundary is reached at a look (it stays crossed as n grows, unless
+        corrected data undo it); approached when one more counted patient would cross at the
+        next look; past max_n without a crossing, a Pocock rule is beyond its planned n."""
         if self.weighted:
             return self._assess_weighted()
-        rule = self.rule
-        beyond = self.n > rule.max_n
-        if beyond and isinstance(rule, PocockRule):
-            final = self.table.looks[-1]
-            bound = self.table.at(final)
-            crossed = bound is not None and self.counted_among_first(final) >= bound
-            return CROSSED if crossed else BEYOND
-        look = int(self.n) if beyond else self.look()
-        bound = self.boundary()
-        if look is not None and bound is not None and self.counted_among_first(look) >= bound:
+        if self.stale:
+            self.crossed_at, self.stale = self._first_crossing(), False
+        if self.crossed_at is not None:
             return CROSSED
-        upcoming = self.next_look() if not beyond else int(self.n) + 1
-        following = self.table.at(upcoming) if upcoming is not None and not beyond else None
-        if beyond and isinstance(rule, BayesianRule):
-            following = bayes_boundary(int(self.n) + 1, rule.theta, rule.cutoff, rule.prior)
+        beyond = self.n > self.rule.max_n
+        upcoming = self.next_look()
+        following = None if upcoming is None else self.bound_at(upcoming)
         if self.x >= 1 and following is not None and self.x + 1 >= following:
             return APPROACHED
         return BEYOND if beyond else OK
@@ -195,6 +242,7 @@ class CountState:
             "margin": None if bound is None else bound - self.x,
             "max_n": rule.max_n,
             "beyond_planned_n": self.n > rule.max_n,
+            "crossed_at_n": self.crossed_at,
             "status": STATUS_NAMES[self.status],
             "counted_ae_ids": self.counted_evidence(),
         }

@@ -247,9 +247,9 @@ class Monitor:
             n = f"{counter.n:.1f} patient-windows of follow-up"
         else:
             n = f"{int(counter.n)} evaluable patients"
-            look = counter.look()
-            if look is not None and look < counter.n and new == CROSSED:
-                n += f" (at the look at n = {look}: {counter.counted_among_first(look)})"
+            first = counter.crossed_at
+            if first is not None and first < counter.n and new == CROSSED:
+                n += f" (reached at n = {first}: {counter.counted_among_first(first)} counted)"
         summary = f"{rule.title}: {verb} - {counter.x} of {n}"
         if bound is not None:
             summary += f" (stop at {bound})"

@@ -34,9 +34,10 @@ class RuleStatus(BaseModel):
     status: Literal["ok", "approached", "crossed", "beyond_planned_n"]
     evaluability: Literal["completed", "time_weighted"] | None = None
     exposed: int | None = None
-    n: float | None = None  # a sum of follow-up weights for time-weighted rules
+    n: int | float | None = None  # a sum of follow-up weights for time-weighted rules
     not_evaluable_left_early: int | None = None
     next_look: int | None = None
+    crossed_at_n: int | None = None  # the first look at which the boundary was reached
     x: int | None = None
     boundary: int | None = None
     margin: int | None = None
@@ -64,6 +65,7 @@ def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
                 exposed=counter.exposed,
                 not_evaluable_left_early=counter.left_early,
                 next_look=evidence.get("next_look"),
+                crossed_at_n=evidence.get("crossed_at_n"),
                 n=counter.n,
                 x=counter.x,
                 boundary=evidence["boundary"],
