@@ -439,8 +439,6 @@ def test_a_missing_store_is_an_error_and_is_not_created(
 ) -> None:
     db = tmp_path / "missing.db"
     # a missing store is bad input (exit status 2), and reading never creates one
-    assert (
-        report_command.run(command("--db", f"sqlite:///{db}", "--as-of", CUT_OFF)) == 2
-    )  # bad input: a usage error
+    assert report_command.run(command("--db", f"sqlite:///{db}", "--as-of", CUT_OFF)) == 2
     assert f"no store at {db}" in capsys.readouterr().err
     assert not db.exists()
