@@ -55,6 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
     plan_commands = plan.add_subparsers(dest="plan_command", required=True)
     check = plan_commands.add_parser("check", help="validate a plan and list its rules")
     check.add_argument("plan_file", type=Path, metavar="PLAN.yaml", help="the plan file to check")
+    check.add_argument(
+        "--simulate",
+        type=positive_int,
+        metavar="N",
+        help="also simulate N trials per scenario through the monitor: P(stop) as run",
+    )
+    check.add_argument(
+        "--accrual-days",
+        type=positive_int,
+        default=240,
+        help="days over which the planned patients enrol (default 240)",
+    )
+    check.add_argument(
+        "--dropout",
+        type=_fraction,
+        default=0.0,
+        help="share of patients who leave follow-up at a random time in their window (0)",
+    )
+    check.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    check.add_argument(
+        "--workers", type=positive_int, default=2, help="processes to simulate with (default 2)"
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable simulation output")
 
     serve = commands.add_parser("serve", help="run the embedded runtime (API, store, projections)")
     _db(serve)
@@ -191,6 +214,16 @@ def positive_int(text: str) -> int:
     return number
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction from 0 to below 1")
+    return value
+
+
 def _encoding(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoding",
@@ -263,7 +296,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plan":
         from safety_stream.commands import plan
 
-        return plan.run(args.plan_file)
+        return plan.run(args.plan_file, args)
     if args.command == "boundaries":
         return boundaries.run(args)
     if args.command == "grafana":

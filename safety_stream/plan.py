@@ -139,6 +139,12 @@ class BayesianRule(_Rule):
     cutoff: Probability
     min_n: int = Field(default=1, ge=1)
     max_n: int = Field(gt=0)
+    expected_rate: Probability | None = Field(
+        default=None, description="The rate expected if the treatment is as safe as hoped"
+    )
+    unacceptable_rate: Probability | None = Field(
+        default=None, description="A rate the rule must detect (default: theta)"
+    )
 
     @model_validator(mode="after")
     def _prior_alone_does_not_stop(self) -> Self:
@@ -148,6 +154,13 @@ class BayesianRule(_Rule):
             raise ValueError("evaluability 'time_weighted' needs a window to weigh follow-up by")
         if self.min_n > self.max_n:
             raise ValueError(f"min_n ({self.min_n}) is above max_n ({self.max_n})")
+        from safety_stream.monitoring.boundaries import bayes_boundary
+
+        if bayes_boundary(self.max_n, self.theta, self.cutoff, self.prior) is None:
+            raise ValueError(
+                f"even {self.max_n} counted patients of {self.max_n} would not make "
+                f"P(p > {self.theta}) exceed {self.cutoff}: the rule can never stop"
+            )
         alone = posterior_above(self.theta, 0, self.min_n, self.prior)
         if alone > self.cutoff:
             raise ValueError(
@@ -185,6 +198,16 @@ class PocockRule(_Rule):
             or self.looks[0] < 1
         ):
             raise ValueError(f"looks must increase strictly within 1..{self.max_n}")
+        from safety_stream.monitoring.boundaries import pocock_table
+
+        looks = tuple(self.looks) if self.looks is not None else None
+        if all(
+            b is None for b in pocock_table(self.max_n, self.p0, self.alpha, looks).stop_if_at_least
+        ):
+            raise ValueError(
+                f"no boundary keeps the crossing probability at p0 {self.p0} within alpha "
+                f"{self.alpha} with these looks: the rule can never stop"
+            )
         return self
 
 

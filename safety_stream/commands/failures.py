@@ -84,7 +84,12 @@ def _expected(error: Exception) -> bool:
 
 
 def _one_line(text: str) -> str:
-    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+    """Several lines as one: "head:\n  a\n  b" becomes "head: a; b"."""
+    out = ""
+    for line in (line.strip() for line in text.strip().splitlines()):
+        if line:
+            out += line if not out else (" " if out.endswith(":") else "; ") + line
+    return out
 
 
 def _silence_stdout() -> None:

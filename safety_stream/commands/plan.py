@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from safety_stream.monitoring.boundaries import BoundaryTable
@@ -15,6 +16,7 @@ from safety_stream.plan import (
     SentinelRule,
     load_plan,
 )
+from safety_stream.simulate.operating import rule_rates
 
 
 def describe(plan: MonitoringPlan) -> list[str]:
@@ -74,7 +76,16 @@ def _rule_detail(rule: Rule) -> list[str]:
             ),
             f"stop if at least (by n): {_ranges(table)}",
         ]
-        rates = [rule.theta] if isinstance(rule, BayesianRule) else [rule.p0, rule.p1]
+        expected, unacceptable = rule_rates(rule)
+        rates = [p for p in (expected, unacceptable) if p is not None]
+        lines.append(
+            f"evaluable: {rule.population.evaluability}"
+            + (
+                " (whole patients once the window has elapsed; the exact OCs below hold)"
+                if rule.population.evaluability == "completed"
+                else " (TITE weights; OCs by simulation only: --simulate N)"
+            )
+        )
         if table.nominal_level is not None:
             lines.append(f"common nominal level {table.nominal_level:.5f}")
         for p in rates:
@@ -82,6 +93,12 @@ def _rule_detail(rule: Rule) -> list[str]:
             lines.append(
                 f"at p = {p:.2f}: P(stop) {point.p_stop:.3f}, before n = {rule.max_n} "
                 f"{point.p_stop_early:.3f}, E[N] {point.expected_n:.1f}"
+            )
+        power = table.operating_characteristics(unacceptable).p_stop
+        if power < 0.5:
+            lines.append(
+                f"WARNING: P(stop) at the unacceptable rate {unacceptable:.2f} is only "
+                f"{power:.3f} (< 0.5): the rule would usually miss it"
             )
         return lines
     if isinstance(rule, SentinelRule):
@@ -96,7 +113,21 @@ def _rule_detail(rule: Rule) -> list[str]:
     ]
 
 
-def run(path: Path) -> int:
+def run(path: Path, args: argparse.Namespace | None = None) -> int:
     plan = load_plan(path)  # a PlanError lists every problem (exit status 2)
-    print("\n".join(describe(plan)))
+    as_json = args is not None and args.json and args.simulate is not None
+    if not as_json:
+        print("\n".join(describe(plan)), flush=True)
+    if args is not None and args.simulate is not None:
+        from safety_stream.commands import plan_simulate
+        from safety_stream.simulate.operating import OcSettings
+
+        settings = OcSettings(
+            trials=args.simulate,
+            accrual_days=args.accrual_days,
+            dropout=args.dropout,
+            seed=args.seed,
+            workers=args.workers,
+        )
+        print("\n".join(plan_simulate.run(plan, settings, as_json)))
     return 0

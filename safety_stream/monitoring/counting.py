@@ -78,14 +78,19 @@ class CountState:
     def weighted(self) -> bool:
         return self.rule.population.evaluability == "time_weighted"
 
-    def rematch(self, ae: AeState) -> None:
-        """Re-decide whether one AE matches the filter, after it was reported or amended."""
+    def rematch(self, ae: AeState) -> bool:
+        """Re-decide whether one AE matches the filter, after it was reported or amended;
+        whether the patient's matching AEs changed."""
         if not counts_by_term(self.rule.counts):
-            return
+            return False
+        mine = self.matched.get(ae.patient_id)
+        before = None if mine is None else mine.get(ae.ae_id)
         if ae_matches(ae, self.rule.counts):
             self.matched.setdefault(ae.patient_id, {})[ae.ae_id] = ae.onset_date
-        else:
-            self.matched.get(ae.patient_id, {}).pop(ae.ae_id, None)
+            return before != ae.onset_date
+        if mine is not None:
+            mine.pop(ae.ae_id, None)
+        return before is not None
 
     def update(self, patient_id: str, verdict: Verdict) -> None:
         old = self.verdicts.get(patient_id, NOT_EXPOSED)

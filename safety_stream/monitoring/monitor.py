@@ -37,7 +37,12 @@ from safety_stream.monitoring.counting import (
     table_for,
 )
 from safety_stream.monitoring.derived import DerivedEvent, DerivedKind, derive
-from safety_stream.monitoring.matching import ae_matches, expedited_due, judge_patient
+from safety_stream.monitoring.matching import (
+    ALL_MODALITIES,
+    ae_matches,
+    expedited_due,
+    judge_patient,
+)
 from safety_stream.plan import (
     BayesianRule,
     ExpeditedReportRule,
@@ -77,6 +82,19 @@ class ReportClock:
     dues: int = 1  # how many report.due were emitted (a shortened clock emits another)
 
 
+def _modalities_of(plan: MonitoringPlan, counter: CountState) -> set[str]:
+    """The modalities whose administration can change a patient's verdict under a rule."""
+    population = counter.rule.population
+    exposed = str(population.exposed_to)
+    found = set(ALL_MODALITIES) if exposed == "any" else {exposed}
+    windows = [population.window]
+    windows += [plan.composites[c].window for c in counter.rule.counts.composites]
+    for name in windows:
+        if name is not None and plan.windows[name].modality is not None:
+            found.add(str(plan.windows[name].modality))
+    return found
+
+
 class Monitor:
     def __init__(self, plan: MonitoringPlan) -> None:
         self._start(plan)
@@ -93,6 +111,11 @@ class Monitor:
         ]
         self._composite_rules = [c for c in self.counting if c.rule.counts.composites]
         self._weighted = [c for c in self.counting if c.weighted]
+        # which rules a treatment of each modality can change (exposure or a window's anchor)
+        self._by_modality = {
+            modality: [c for c in self.counting if modality in _modalities_of(plan, c)]
+            for modality in ALL_MODALITIES
+        }
         self.sentinels = [r for r in plan.rules if isinstance(r, SentinelRule)]
         self.raised: dict[str, list[str]] = {r.id: [] for r in self.sentinels}
         self.reporting = next((r for r in plan.rules if isinstance(r, ExpeditedReportRule)), None)
@@ -108,12 +131,7 @@ class Monitor:
         """The derived events that follow from ``event`` (already applied to ``state``)."""
         out: list[DerivedEvent] = []
         moment = event.recorded_at.astimezone(UTC)
-        if moment > self.clock:
-            self.clock = moment
-            self._fire_timers(state, position, out)
-            for counter in self._weighted:  # follow-up grew for every patient on study
-                counter.reweigh(self.clock)
-                self._transition(counter, position, out)
+        out += self.advance(state, moment, position)  # follow-up grew for everyone on study
         kind = type(event)
         if kind is AdverseEventReported:
             self._patient_aes.setdefault(event.patient_id, []).append(event.event_id)
@@ -125,10 +143,14 @@ class Monitor:
             ae_id = event.related_ae_id  # type: ignore[attr-defined]
         if ae_id is not None:
             ae = state.aes.get(ae_id)
-            if ae is not None:
-                for counter in self.counting:
-                    counter.rematch(ae)
-        if kind in RELEVANT_TO_ALL:
+        if ae is not None:
+            # only rules whose matching AEs changed, or that look at AEs through composites
+            changed = [c for c in self.counting if c.rematch(ae) or c.rule.counts.composites]
+            self._judge(state, event.patient_id, position, out, changed)
+        elif kind is TreatmentAdministered:
+            modality = str(event.treatment.modality)  # type: ignore[attr-defined]
+            self._judge(state, event.patient_id, position, out, self._by_modality[modality])
+        elif kind in RELEVANT_TO_ALL:
             self._judge(state, event.patient_id, position, out, self.counting)
         elif kind in RELEVANT_TO_COMPOSITES:
             self._judge(state, event.patient_id, position, out, self._composite_rules)
@@ -137,6 +159,18 @@ class Monitor:
             self._report_clock(ae, moment, position, out)
         # again at the end: a late report can open a clock whose due time the log has passed
         self._fire_timers(state, position, out)
+        return out
+
+    def advance(self, state: TrialState, moment: datetime, position: int) -> list[DerivedEvent]:
+        """Time passes to ``moment`` with no new event: windows complete, clocks run out."""
+        out: list[DerivedEvent] = []
+        moment = moment.astimezone(UTC)
+        if moment > self.clock:
+            self.clock = moment
+            self._fire_timers(state, position, out)
+            for counter in self._weighted:
+                counter.reweigh(self.clock)
+                self._transition(counter, position, out)
         return out
 
     def rebuild(self, store: EventStore, upto: int) -> None:
