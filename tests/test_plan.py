@@ -100,10 +100,8 @@ def test_plan_check_fails_on_a_bad_plan(tmp_path: Path, capsys: pytest.CaptureFi
     bad.write_text(plan_text(plan_format=2))
     assert main(["plan", "check", str(bad)]) == 2  # bad input
     err = capsys.readouterr().err
-    assert (
-        err
-        == f"safety-stream plan check: {bad}: invalid monitoring plan: plan_format: Input should be 1\n"
-    )
+    prefix = f"safety-stream plan check: {bad}: invalid monitoring plan: "
+    assert err == prefix + "plan_format: Input should be 1\n"
 
 
 def test_a_bayesian_prior_that_alone_would_stop_is_refused() -> None:
