@@ -15,7 +15,7 @@ from trial_builder import ALT_INCREASED, ASCITES, DIARRHEA, NEUTROPENIA, T0, Tri
 
 from safety_stream.cli import main
 from safety_stream.events import EventBase
-from safety_stream.monitoring.boundaries import bayes_table, posterior_above
+from safety_stream.monitoring.boundaries import bayes_boundary, bayes_table, posterior_above
 from safety_stream.monitoring.derived import DerivedEvent
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.monitoring.status import rule_statuses
@@ -387,3 +387,147 @@ def test_a_late_report_whose_clock_has_already_run_out_is_overdue_at_once() -> N
         if d.rule_id == "expedited"
     ]
     assert clocks == [("report.due", late), ("report.overdue", late)]
+
+
+# -- evaluability that does not depend on the outcome ------------------------------------------
+
+
+def windowed_run(**overrides: Any) -> Run:
+    population = {"exposed_to": "chemotherapy", "window": "chemo_first_4_cycles"}
+    return Run(plan_with(bayes(population=population, **overrides)))
+
+
+@pytest.mark.parametrize(
+    ("leaving", "event_day", "evaluable", "counted"),
+    [
+        ("patient.withdrawn", None, False, False),  # left on day 30 without the event
+        ("patient.lost_to_follow_up", None, False, False),
+        ("patient.died", None, False, False),  # died of an unrelated cause
+        ("patient.withdrawn", 20, True, True),  # had the event before leaving: an event
+        ("patient.died", 20, True, True),
+        ("patient.withdrawn", 40, False, False),  # an event after leaving is not seen
+        (None, None, True, False),  # followed to the end of the window: event-free
+    ],
+)
+def test_a_patient_who_leaves_early_without_the_event_is_not_counted_as_event_free(
+    leaving: str | None, event_day: int | None, evaluable: bool, counted: bool
+) -> None:
+    run = windowed_run()
+    trial = exposed_trial(1)  # chemo on day 1: the window ends on day 57
+    if event_day is not None and event_day < 30:
+        trial.ae("P1", event_day, *NEUTROPENIA, 3, ct="definite")
+    if leaving == "patient.withdrawn":
+        trial.add(leaving, "P1", 30, reason="consent_withdrawn")
+    elif leaving == "patient.lost_to_follow_up":
+        trial.add(leaving, "P1", 30, last_contact_date=(T0 + timedelta(days=30)).date().isoformat())
+    elif leaving == "patient.died":
+        trial.add(leaving, "P1", 30, death_date=(T0 + timedelta(days=30)).date().isoformat(),
+                  primary_cause="disease progression")  # fmt: skip
+    run.post(trial.events)
+    assert run.status("chemo").n == 0  # nobody is evaluable before the window ends
+    run.monitor.advance(run.projector.state, T0 + timedelta(days=60), 99)
+    status = run.status("chemo")
+    assert (status.n, status.x) == ((1, 1) if counted else (1, 0) if evaluable else (0, 0))
+    assert status.not_evaluable_left_early == (0 if evaluable or leaving is None else 1)
+
+
+def test_a_fatal_outcome_counts_as_grade_5_and_raises_the_death_sentinel() -> None:
+    deaths = bayes(
+        "deaths",
+        population={"exposed_to": "chemotherapy"},
+        counts={"min_grade": 5, "related_to": ["chemotherapy"]},
+    )
+    run = Run(plan_with(deaths, *SENTINELS))
+    trial = exposed_trial(2)
+    fatal = trial.ae("P1", 5, *NEUTROPENIA, 4, ct="probable")
+    cited = trial.ae("P2", 5, *DIARRHEA, 4, ct="possible")
+    run.post(trial.events)
+    assert run.status("deaths").x == 0 and run.kinds("death") == []
+    trial.events.clear()
+    trial.add("ae.resolved", "P1", 9, ae_id=fatal, outcome="fatal",
+              end_date=(T0 + timedelta(days=9)).date().isoformat())  # fmt: skip
+    trial.add("patient.died", "P2", 10, death_date=(T0 + timedelta(days=10)).date().isoformat(),
+              primary_cause="diarrhoea", related_ae_id=cited)  # fmt: skip
+    run.post(trial.events)
+    assert run.status("deaths").x == 2
+    raised = [d.details["ae_id"] for d in run.repository.derived.values() if d.rule_id == "death"]
+    assert raised == [fatal, cited]
+
+
+def pocock_rule(**overrides: Any) -> dict[str, Any]:
+    rule = {
+        "id": "gs", "title": "group-sequential", "kind": "pocock", "illustrative": True,
+        "population": {"exposed_to": "chemotherapy", "window": "chemo_first_4_cycles"},
+        "counts": {"min_grade": 3, "related_to": ["chemotherapy"]},
+        "p0": 0.2, "p1": 0.5, "alpha": 0.1, "max_n": 8, "looks": [4, 8],
+    }  # fmt: skip
+    rule.update(overrides)
+    return rule
+
+
+def staggered(patients: int, counted: set[int]) -> Trial:
+    """Patient i starts chemotherapy on day i (their window ends on day i + 56)."""
+    trial = Trial()
+    for i in range(1, patients + 1):
+        trial.enrol(f"P{i}", i - 1)
+        trial.treat(f"P{i}", "chemotherapy", i)
+        if i in counted:
+            trial.ae(f"P{i}", i + 10, *NEUTROPENIA, 3, ct="definite")
+    return trial
+
+
+def test_a_group_sequential_rule_is_judged_at_its_looks_only() -> None:
+    run = Run(plan_with(pocock_rule()))
+    table = run.monitor.counting[0].table
+    assert table.looks == (4, 8) and table.at(4) is not None and table.at(8) is not None
+    bound_4 = table.at(4)
+    assert bound_4 is not None and bound_4 >= 2
+    # patients 1-3 are event-free, 4-6 have the event: at the look (n = 4) 1 counted, no stop;
+    # between looks (n = 6) x = 3 would exceed the look-4 boundary, but nothing is judged there
+    run.post(staggered(6, {4, 5, 6}).events)
+    run.monitor.advance(run.projector.state, T0 + timedelta(days=6 + 57), 99)
+    status = run.status("gs")
+    assert (status.n, status.x) == (6, 3) and status.status != "crossed"
+    assert status.next_look == 8
+    assert "boundary.crossed" not in run.kinds("gs")
+
+
+def test_past_its_planned_n_a_pocock_rule_is_beyond_it_and_never_crosses_afresh() -> None:
+    run = Run(plan_with(pocock_rule(looks=None, max_n=4, alpha=0.2)))
+    run.post(staggered(8, {5, 6, 7, 8}).events)
+    run.monitor.advance(run.projector.state, T0 + timedelta(days=100), 99)
+    status = run.status("gs")
+    assert (status.n, status.x) == (8, 4)
+    assert status.status == "beyond_planned_n" and "boundary.crossed" not in run.kinds("gs")
+
+
+def test_past_its_planned_n_a_bayesian_rule_goes_on_with_the_same_posterior_rule() -> None:
+    run = windowed_run(max_n=4, min_n=1, theta=0.3, cutoff=0.9)
+    run.post(staggered(8, {6, 7, 8}).events)
+    run.monitor.advance(run.projector.state, T0 + timedelta(days=100), 99)
+    status = run.status("chemo")
+    counter = run.monitor.counting[0]
+    assert (status.n, status.x) == (8, 3)
+    # the boundary at n = 4 (3) would call 3 of 8 a crossing; the rule's own boundary at 8 does not
+    assert counter.table.at(4) == 3 and bayes_boundary(8, 0.3, 0.9, (1.0, 1.0)) == 4
+    assert status.boundary == 4 and status.status == "beyond_planned_n"
+    assert "boundary.crossed" not in run.kinds("chemo")
+    trial = Trial()
+    trial.ae("P5", 60, *NEUTROPENIA, 3, ct="definite")  # a late report: P5 counted, 4 of 8
+    run.post(trial.events)
+    assert run.status("chemo").status == "crossed"  # a real crossing, at n = 8
+
+
+def test_time_weighted_patients_add_their_follow_up_so_far() -> None:
+    population = {
+        "exposed_to": "chemotherapy", "window": "chemo_first_4_cycles",
+        "evaluability": "time_weighted",
+    }  # fmt: skip
+    run = Run(plan_with(bayes(population=population, min_n=1)))
+    trial = exposed_trial(2)  # chemo on day 1, window 56 days
+    trial.ae("P1", 15, *NEUTROPENIA, 3, ct="definite")  # a counted event: weight 1
+    run.post(trial.events)
+    run.monitor.advance(run.projector.state, T0 + timedelta(days=29), 99)
+    status = run.status("chemo")
+    assert status.x == 1 and status.n == pytest.approx(1 + 28 / 56)  # P2: 28 of 56 days
+    assert status.posterior_probability == pytest.approx(posterior_above(0.30, 1, 1.5, (1, 1)))

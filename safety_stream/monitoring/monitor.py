@@ -221,7 +221,12 @@ class Monitor:
         )
         counter.clock = self.clock
         counter.update(patient_id, verdict)
-        if verdict.exposed and not verdict.evaluable and verdict.evaluable_from is not None:
+        if (
+            verdict.exposed
+            and not verdict.evaluable
+            and verdict.evaluable_from is not None
+            and verdict.evaluable_from > self.clock  # a leaver stays unevaluable: no new timer
+        ):
             self._schedule(verdict.evaluable_from, "evaluable", (counter.index, patient_id))
         self._transition(counter, position, out)
 
