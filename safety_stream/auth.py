@@ -23,6 +23,15 @@ Role = Literal["site", "safety_officer", "dsmb", "admin"]
 ROLES: tuple[Role, ...] = ("site", "safety_officer", "dsmb", "admin")
 
 
+TOKEN_PREFIX = "sst_"
+
+
+def new_token() -> str:
+    """A bearer token: 256 random bits, URL-safe, prefixed so it never starts with '-' (a
+    command line would read it as an option) and secret scanners can recognise it."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 class CredentialError(SafetyStreamError):
     """A credential cannot be created (e.g. the name is taken)."""
 
@@ -64,7 +73,7 @@ class InMemoryCredentials:
     def add(self, name: str, role: Role, site_id: str | None) -> str:
         if any(p.name == name for p in self._by_hash.values()):
             raise CredentialError(f"a credential named {name!r} already exists")
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         self._by_hash[token_hash(token)] = Principal(name, role, site_id)
         return token
 
@@ -77,7 +86,7 @@ class SqlCredentials:
         self._engine = engine
 
     def add(self, name: str, role: Role, site_id: str | None) -> str:
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         row = {
             "name": name,
             "role": role,

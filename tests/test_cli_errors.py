@@ -215,3 +215,14 @@ def test_every_option_and_argument_has_help() -> None:
 
     walk(build_parser(), "safety-stream")
     assert missing == []
+
+
+def test_tokens_never_read_as_options() -> None:
+    """A token starting with '-' made `post --token TOKEN` fail to parse (seen in CI)."""
+    from safety_stream.auth import new_token
+    from safety_stream.cli import build_parser
+
+    for _ in range(200):
+        token = new_token()
+        assert not token.startswith("-")
+        assert build_parser().parse_args(["post", "--token", token, "f.ndjson"]).token == token

@@ -31,14 +31,14 @@ WINDOW_DAYS = 56  # chemo_first_4_cycles, from the first chemotherapy
 TRIALS = 300
 PATIENTS = 30
 
-BAYES = {
+BAYES: dict[str, Any] = {
     "id": "r", "title": "rule", "kind": "bayesian", "illustrative": True,
     "population": {"exposed_to": "chemotherapy", "window": "chemo_first_4_cycles"},
     "counts": {"min_grade": 3, "related_to": ["chemotherapy"]},
     "prior": [0.5, 0.5], "theta": 0.35, "cutoff": 0.80, "min_n": 5, "max_n": PATIENTS,
     "expected_rate": 0.20,
 }  # fmt: skip
-POCOCK = {
+POCOCK: dict[str, Any] = {
     "id": "r", "title": "rule", "kind": "pocock", "illustrative": True,
     "population": {"exposed_to": "chemotherapy", "window": "chemo_first_4_cycles"},
     "counts": {"min_grade": 3, "related_to": ["chemotherapy"]},
