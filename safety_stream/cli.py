@@ -187,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("--by", required=True, help="who acknowledges (recorded)")
     ack.add_argument("--note", help="why, or what was done (recorded with the acknowledgement)")
     _db(ack)
+    monitor = commands.add_parser(
+        "monitor", help="fold trial histories in memory through the monitor (nothing stored)"
+    )
+    monitor.add_argument(
+        "files", nargs="+", metavar="FILE", help="one trial history per file (NDJSON/JSON/CSV)"
+    )
+    monitor.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
+    monitor.add_argument(
+        "--now", help="the monitoring clock at the end (default: the latest time in the file)"
+    )
+    monitor.add_argument("--json", action="store_true", help="machine-readable output")
     migrate = commands.add_parser(
         "migrate", help="create the store or upgrade its schema to this version's"
     )
@@ -307,6 +318,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return demo.run(args)
     if args.command == "report":
         return report.run(args)
+    if args.command == "monitor":
+        from safety_stream.commands import monitor
+        from safety_stream.runtime import load_plan_or_default
+
+        return monitor.run(load_plan_or_default(args.plan), args.files, args.now, args.json)
     return _store_commands(args)
 
 

@@ -189,6 +189,12 @@ class CountState:
         index = bisect_right(self.table.looks, n)
         return self.table.looks[index] if index < len(self.table.looks) else None
 
+    def crossing_time(self) -> str | None:
+        """When the last patient of the crossing look completed their window (ISO, UTC)."""
+        if self.crossed_at is None or self.crossed_at > len(self.order):
+            return None
+        return self.order[self.crossed_at - 1][0].isoformat().replace("+00:00", "Z")
+
     def counted_among_first(self, look: int) -> int:
         return sum(bool(self.verdicts[p].counted) for _, p in self.order[:look])
 
@@ -248,6 +254,8 @@ class CountState:
             "max_n": rule.max_n,
             "beyond_planned_n": self.n > rule.max_n,
             "crossed_at_n": self.crossed_at,
+            # when the crossing look's data were complete: the time it is seen with timely data
+            "crossed_with_data_of": self.crossing_time(),
             "status": STATUS_NAMES[self.status],
             "counted_ae_ids": self.counted_evidence(),
         }
