@@ -13,7 +13,7 @@ import httpx
 from realservers import free_port, stop_process
 
 from safety_stream.simulate.generator import simulate
-from safety_stream.simulate.rates import SimulationConfig
+from safety_stream.simulate.rates import scenario
 
 EXECUTABLE = str(Path(sys.executable).with_name("safety-stream"))
 
@@ -43,10 +43,12 @@ def test_demo_shows_a_boundary_crossing_and_its_alert_and_keeps_the_database(
 ) -> None:
     port = free_port()
     out = run_demo(tmp_path, port)
-    records = simulate(SimulationConfig(patients=40))  # the demo's default: 40 patients, seed 1
+    # the demo's default: 40 patients, seed 1, a chemotherapy backbone far more toxic than planned
+    records = simulate(scenario("chemotherapy-toxicity", patients=40))
     valid = sum(r.valid for r in records)
 
     assert f"serving http://127.0.0.1:{port}" in out
+    assert "scenario chemotherapy-toxicity: the 5-FU backbone is made far more toxic" in out
     assert f"safety board http://127.0.0.1:{port}/board" in out
     # the alert is printed as it happens, and the summary names the crossed rule
     crossing_lines = [line for line in out.splitlines() if "boundary.crossed" in line]

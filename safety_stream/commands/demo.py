@@ -14,13 +14,16 @@ from safety_stream.client import PostError
 from safety_stream.commands.simulate import add_scenario_options, config_of
 from safety_stream.errors import SafetyStreamError, UsageError
 
+DEMO_SCENARIO = "chemotherapy-toxicity"
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "demo",
         help="serve, simulate six sites posting a trial in accelerated time, watch it live",
     )
-    add_scenario_options(parser, patients=40)  # the plan's planned sample size
+    # the plan's planned sample size; a toxic backbone, so that a boundary is really crossed
+    add_scenario_options(parser, patients=40, default=DEMO_SCENARIO)
     parser.add_argument(
         "--dir",
         type=Path,
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     options = DemoOptions(
         config=config,
+        scenario=args.scenario,
         directory=args.dir,
         host=args.host,
         port=args.port,

@@ -14,12 +14,15 @@ from safety_stream.simulate.posting import SimulatedSites
 from safety_stream.simulate.rates import SCENARIOS, SimulationConfig, scenario
 
 
-def add_scenario_options(parser: argparse.ArgumentParser, patients: int) -> None:
+def add_scenario_options(
+    parser: argparse.ArgumentParser, patients: int, default: str = "default"
+) -> None:
     parser.add_argument(
         "--scenario",
         choices=list(SCENARIOS),
-        default="default",
-        help="published rates (default), or one modality far more toxic than planned",
+        default=default,
+        help=f"'default': published rates; or one modality far more toxic than planned "
+        f"(default here: {default})",
     )
     parser.add_argument("--seed", type=int, default=1, help="same seed, same trial (default 1)")
     parser.add_argument("--patients", type=int, default=patients, help=f"default {patients}")

@@ -32,6 +32,16 @@ from safety_stream.simulate.generator import simulate
 from safety_stream.simulate.posting import PostingStats, SimulatedSites
 from safety_stream.simulate.rates import SimulationConfig
 
+SCENARIO_NOTES = {
+    "default": "scenario default: the published toxicity rates of this regimen; a safe trial "
+    "should cross no stopping boundary",
+    "chemotherapy-toxicity": "scenario chemotherapy-toxicity: the 5-FU backbone is made far "
+    "more toxic than planned (85 % of patients with a related grade >= 3 AE), so a stopping "
+    "boundary is really crossed; --scenario default posts the published rates",
+    "immunotherapy-toxicity": "scenario immunotherapy-toxicity: the PD-1 antibody is made far "
+    "more toxic than planned (60 %), so a stopping boundary is really crossed",
+}
+
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -41,6 +51,7 @@ class DemoOptions:
     port: int = 8080
     seconds: float = 40.0
     keep_serving: bool = False
+    scenario: str = "default"
 
 
 @dataclass
@@ -94,6 +105,8 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     console.print(f"[bold]safety-stream demo[/]: {len(records):,} submissions from "
                   f"{len(sites)} simulated sites, {options.config.patients} patients, "
                   f"scenario seed {options.config.seed}")  # fmt: skip
+    console.print(SCENARIO_NOTES.get(options.scenario, f"scenario {options.scenario}"),
+                  highlight=False)  # fmt: skip
     console.print(f"serving {url} (API docs {url}/docs, safety board {url}/board); "
                   f"log {files.server_log}")  # fmt: skip
     server = DemoServer(files, options.host, port)
