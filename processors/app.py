@@ -194,6 +194,22 @@ def create_app(
 
     @app.page("/healthz")
     async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "log_position": runtime.projector.state.position})
+        return web.json(
+            {
+                "status": "ok",
+                "log_position": runtime.projector.state.position,
+                "assigned": _assigned(app),
+            }
+        )
 
     return WorkerApp(app, {"ingest": ingest, "monitor": monitor, "notify": notify})
+
+
+def _assigned(app: faust.App) -> list[str]:
+    """The topic partitions this worker holds now ("topic/partition"), for operators and for
+    tests that must wait until a consumer group has settled."""
+    try:
+        held = app.consumer.assignment()
+    except Exception:  # the consumer is not running yet (or any more)
+        return []
+    return sorted(f"{tp.topic}/{tp.partition}" for tp in held)

@@ -127,6 +127,14 @@ class WorkerProcess:
             if line.startswith("safety_stream_ingest_records_total{")
         )
 
+    def assigned(self) -> set[str]:
+        """The topic partitions the worker holds ("topic/partition"), from its /healthz."""
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).json()
+        except httpx.HTTPError:
+            return set()
+        return set(answer.get("assigned", []))
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no offset commit, no flush."""
         self.process.send_signal(signal.SIGKILL)
@@ -226,3 +234,27 @@ def wait_until_taken(db: str, settings: KafkaSettings, count: int, timeout: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"after {timeout} s: {progress(db, settings)}")
         time.sleep(0.05)
+
+
+def wait_until_settled(
+    workers: list[WorkerProcess], settings: KafkaSettings, timeout: float = 120
+) -> None:
+    """Until the workers between them hold every submissions partition once, and still do
+    2 s later: a group that has settled, so records produced now are not moved mid-stream."""
+    from safety_stream.kafka.topics import Topics
+
+    topic = Topics.of(settings).submissions
+    wanted = {f"{topic}/{n}" for n in range(settings.submission_partitions)}
+    deadline = time.monotonic() + timeout
+    stable_since = None
+    while time.monotonic() < deadline:
+        held = [{a for a in w.assigned() if a.startswith(f"{topic}/")} for w in workers]
+        settled = set().union(*held) == wanted and sum(map(len, held)) == len(wanted)
+        if settled and all(held):
+            stable_since = stable_since or time.monotonic()
+            if time.monotonic() - stable_since >= 2:
+                return
+        else:
+            stable_since = None
+        time.sleep(0.2)
+    raise AssertionError(f"the consumer group did not settle in {timeout} s")

@@ -86,15 +86,28 @@ def test_an_ae_related_to_two_modalities_counts_in_both() -> None:
     assert [row.name for row in table.by_term] == ["Diarrhea"]
 
 
-def test_evaluable_patients_need_the_whole_window_or_the_event() -> None:
+def test_evaluable_patients_need_the_whole_window_whatever_their_outcome() -> None:
+    """As the stopping rules count them: an event does not make a patient evaluable sooner
+    (the table's window rows once did, and disagreed with the rules)."""
     trial = small_trial()
     window = {"late": Window(anchor="last_exposure", modality=Modality.CHEMOTHERAPY, days=30)}
     state = project(trial.events)
-    # day 30: chemo on day 7 + 30 days = day 37 not reached; only P1 and P4 (events) evaluable
+    # day 30: chemo on day 7 + 30 days = day 37 not reached: nobody is evaluable, P1 and P4's
+    # events notwithstanding
     early = modality_table(state, Modality.CHEMOTHERAPY, T0 + timedelta(days=30), windows=window)
-    assert (early.evaluable[0].evaluable, early.evaluable[0].grade3_or_worse.count) == (2, 2)
+    assert (early.evaluable[0].evaluable, early.evaluable[0].grade3_or_worse.count) == (0, 0)
     late = modality_table(state, Modality.CHEMOTHERAPY, T0 + timedelta(days=37), windows=window)
-    assert late.evaluable[0].evaluable == 4
+    assert (late.evaluable[0].evaluable, late.evaluable[0].grade3_or_worse.count) == (4, 2)
+
+
+def test_a_patient_who_left_the_window_early_without_the_event_is_not_evaluable() -> None:
+    trial = small_trial()
+    trial.add("patient.withdrawn", "P2", 20, reason="consent_withdrawn")
+    window = {"late": Window(anchor="last_exposure", modality=Modality.CHEMOTHERAPY, days=30)}
+    late = modality_table(
+        project(trial.events), Modality.CHEMOTHERAPY, T0 + timedelta(days=37), windows=window
+    )
+    assert (late.evaluable[0].evaluable, late.evaluable[0].grade3_or_worse.count) == (3, 2)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

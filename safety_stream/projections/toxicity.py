@@ -3,14 +3,16 @@
 Patients are counted, not events: each exposed patient counts once, at the worst current grade
 of the AEs related to the modality (attribution at least "possible" by default). Retracted AEs
 never count. Denominators are the patients exposed to the modality; a window narrows them to
-the patients evaluable for it (followed for the whole window, or who already had a counted
-grade >= 3 AE). Intervals are exact (Clopper-Pearson, 95%).
+the patients evaluable for it, as the stopping rules count them: the window has fully elapsed
+(an event does not make a patient evaluable sooner), and a patient who left before its end
+without a related grade >= 3 AE in it is not evaluable; only AEs whose onset lies in the window
+count there. Intervals are exact (Clopper-Pearson, 95%).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
@@ -80,6 +82,36 @@ def _related(ae: AeState, modality: Modality, threshold: int) -> bool:
     )
 
 
+LEFT = frozenset({"withdrawn", "died", "lost_to_follow_up"})
+
+
+def _in_window(
+    patient: PatientState, window: Window, as_of: datetime, onsets: list[date]
+) -> bool | None:
+    """None when not evaluable for the window at ``as_of``; else whether a severe related AE
+    began inside it."""
+    anchor = _anchor(patient, window)
+    if anchor is None:
+        return None
+    end = anchor + timedelta(days=window.days)
+    if end > as_of:
+        return None  # not followed for the whole window yet, event or not
+    start = patient.enrolled_at if window.anchor == "enrolment" else _first(patient, window)
+    if start is None:
+        return None
+    counted = any(start.date() <= onset <= end.date() for onset in onsets)
+    left = patient.status_at if patient.status in LEFT else None
+    if left is not None and left < end and not counted:
+        return None  # left before the end of the window without the event
+    return counted
+
+
+def _first(patient: PatientState, window: Window) -> datetime | None:
+    assert window.modality is not None
+    exposure = patient.exposure.get(window.modality.value)
+    return None if exposure is None else exposure.first
+
+
 def _anchor(patient: PatientState, window: Window) -> datetime | None:
     if window.anchor == "enrolment":
         return patient.enrolled_at
@@ -127,9 +159,12 @@ def modality_table(
     worst_by_term: dict[tuple[str, str], int] = {}
     worst_by_soc: dict[tuple[str, str], int] = {}
     socs: dict[str, str] = {}
+    severe_onsets: dict[str, list[date]] = defaultdict(list)
     for ae in state.aes.values():
         if ae.patient_id not in exposed or not _related(ae, modality, threshold):
             continue
+        if ae.grade >= SEVERE or ae.fatal:
+            severe_onsets[ae.patient_id].append(ae.onset_date)
         worst[ae.patient_id] = max(ae.grade, worst.get(ae.patient_id, 0))
         key = (ae.ctcae_term, ae.patient_id)
         worst_by_term[key] = max(ae.grade, worst_by_term.get(key, 0))
@@ -147,13 +182,12 @@ def modality_table(
     for name, window in (windows or {}).items():
         if window.modality not in (None, modality):
             continue
-        span = timedelta(days=window.days)
-        evaluable = [
-            pid
-            for pid, p in exposed.items()
-            if pid in severe or ((a := _anchor(p, window)) is not None and a + span <= as_of)
-        ]
-        counted = sum(pid in severe for pid in evaluable)
+        evaluable, counted = [], 0
+        for pid, patient in exposed.items():
+            judged = _in_window(patient, window, as_of, severe_onsets.get(pid, []))
+            if judged is not None:
+                evaluable.append(pid)
+                counted += judged
         evaluable_rows.append(
             WindowRow(
                 window=name,
