@@ -267,12 +267,18 @@ def test_sites_dashboard_has_a_site_variable_and_says_ingest_has_no_site(
             assert 'site="$site"' in exprs, panel["title"]
 
 
-def test_rule_states_are_mapped_to_ok_approached_crossed(dashboards: list[dict[str, Any]]) -> None:
+def test_rule_states_are_mapped_to_ok_approached_crossed_beyond(
+    dashboards: list[dict[str, Any]],
+) -> None:
+    from safety_stream.metrics_state import STATE_VALUES
+
     expected = {
         "0": {"text": "OK", "color": "green", "index": 0},
         "1": {"text": "Approached", "color": "orange", "index": 1},
         "2": {"text": "Crossed", "color": "red", "index": 2},
+        "3": {"text": "Beyond planned n", "color": "blue", "index": 3},
     }
+    assert sorted(STATE_VALUES.values()) == [int(k) for k in expected]  # every state is mapped
     panels = {p["title"]: p for p in content_panels(dashboards[0])}
     stat = panels["Rule states"]
     assert stat["fieldConfig"]["defaults"]["mappings"] == [{"type": "value", "options": expected}]
