@@ -56,8 +56,16 @@ class Window(_Strict):
 
 
 class LabAboveUln(_Strict):
+    """A lab value above a multiple of its ULN. Where the patient's baseline (the last value
+    before the window opens) is already above that multiple, ``baseline_abnormal_times`` asks
+    for that multiple of the baseline instead (QUANTEC non-classic RILD: CTCAE grade 4 levels,
+    > 20 x baseline, for transaminases that were > 5 x ULN at baseline)."""
+
     lab: LabTest
     above_uln: float = Field(gt=0, description="Multiple of the upper limit of normal")
+    baseline_abnormal_times: float | None = Field(
+        default=None, gt=1, description="Multiple of an abnormal baseline needed instead"
+    )
 
 
 class AdverseEventMatch(_Strict):

@@ -238,6 +238,14 @@ def rild_plan() -> MonitoringPlan:
         ([("cp", -5, 5), ("cp", 30, 6)], False),  # a rise of 1
         ([("ae", 30, ASCITES, 2)], False),  # classic needs ALP > 2 x ULN too
         ([("ae", 30, ASCITES, 2), ("lab", 31, "ALP", 2.5)], True),
+        # baseline already > 5 x ULN: only CTCAE grade 4 levels (> 20 x baseline) count
+        ([("lab", -10, "ALT", 6.0), ("lab", 20, "ALT", 7.0)], False),
+        ([("lab", -10, "ALT", 6.0), ("lab", 20, "ALT", 130.0)], True),
+        ([("lab", -10, "ALT", 1.5), ("lab", 20, "ALT", 5.5)], True),  # a normal-ish baseline
+        # ALP with an abnormal baseline: twice the baseline
+        ([("lab", -10, "ALP", 2.5), ("ae", 30, ASCITES, 2), ("lab", 31, "ALP", 3.0)], False),
+        ([("lab", -10, "ALP", 2.5), ("ae", 30, ASCITES, 2), ("lab", 31, "ALP", 5.5)], True),
+        ([("cp", 10, 5)], False),  # no assessment before SBRT: no rise to judge
     ],
 )
 def test_rild_composite_counts_within_three_months_of_sbrt(
@@ -261,6 +269,21 @@ def test_rild_composite_counts_within_three_months_of_sbrt(
     trial.lab("P1", sbrt_day + 160, "ALT", 1.0)  # moves the clock past the 90-day window
     run.post(trial.events)
     assert (run.status("rild").n, run.status("rild").x) == (1, 1 if counted else 0)
+
+
+def test_the_child_pugh_baseline_is_the_last_assessment_before_sbrt_however_logged() -> None:
+    run = Run(rild_plan())
+    trial = Trial()
+    trial.enrol("P1")
+    trial.child_pugh("P1", 2, 6)  # screening
+    trial.treat("P1", "radiotherapy", 20)
+    trial.child_pugh("P1", 50, 7)  # one point above the last pre-SBRT score (5, logged below)
+    trial.child_pugh("P1", 15, 5)  # the pre-SBRT assessment, logged late
+    trial.lab("P1", 160, "ALT", 1.0)  # the clock passes the 90-day window
+    run.post(trial.events)
+    # baseline 5 (day 15, the last before SBRT), not 6 (the first) nor 7 (the first logged
+    # after SBRT): a rise of 2
+    assert (run.status("rild").n, run.status("rild").x) == (1, 1)
 
 
 def _add(trial: Trial, kind: str, day: int, rest: list[Any]) -> None:

@@ -116,13 +116,21 @@ def ae_matches(ae: AeState, match: EventFilter) -> bool:
 def _condition_holds(
     condition: Condition, patient: PatientState, aes: list[AeState], span: Span | None
 ) -> bool:
+    """Whether a composite's condition holds for a patient inside ``span`` (all time if None).
+
+    Baselines are the last value before the span opens (for a window anchored on SBRT: the
+    last before the first fraction), by clinical time, whatever order they were logged in.
+    """
     inside = span.holds if span is not None else (lambda _moment: True)
     if isinstance(condition, LabAboveUln):
         test = condition.lab.value
-        return any(
-            name == test and ratio > condition.above_uln and inside(when)
-            for name, ratio, when in patient.lab_history
-        )
+        values = sorted((when, ratio) for name, ratio, when in patient.lab_history if name == test)
+        threshold = condition.above_uln
+        if span is not None and condition.baseline_abnormal_times is not None:
+            before = [ratio for when, ratio in values if when < span.start]
+            if before and before[-1] > condition.above_uln:
+                threshold = before[-1] * condition.baseline_abnormal_times
+        return any(ratio > threshold and inside(when) for when, ratio in values)
     if isinstance(condition, AdverseEventMatch):
         return any(
             ae.status != "retracted"
@@ -132,13 +140,17 @@ def _condition_holds(
             for ae in aes
         )
     if isinstance(condition, ChildPughRise):
-        history = patient.child_pugh_history
-        if not history:
-            return False
-        baseline = history[0][0]
+        history = sorted((when, score) for score, when in patient.child_pugh_history)
+        if span is None:
+            baseline, later = (history[0][1], history[1:]) if history else (None, [])
+        else:
+            earlier = [score for when, score in history if when < span.start]
+            baseline = earlier[-1] if earlier else None
+            later = [(when, score) for when, score in history if when >= span.start]
+        if baseline is None:
+            return False  # no assessment before the window: a rise cannot be judged
         return any(
-            score - baseline >= condition.child_pugh_rise and inside(when)
-            for score, when in history[1:]
+            score - baseline >= condition.child_pugh_rise and inside(when) for when, score in later
         )
     if isinstance(condition, AllOf):
         return all(_condition_holds(part, patient, aes, span) for part in condition.all_of)
