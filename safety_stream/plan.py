@@ -73,6 +73,11 @@ class AdverseEventMatch(_Strict):
     min_grade: int = Field(default=1, ge=1, le=5)
 
 
+class LabBelowUln(_Strict):
+    lab: LabTest
+    below_uln: float = Field(gt=0, description="Multiple of the upper limit of normal")
+
+
 class ChildPughRise(_Strict):
     child_pugh_rise: int = Field(ge=1, le=10, description="Rise in points from baseline")
 
@@ -85,7 +90,13 @@ class AnyOf(_Strict):
     any_of: list[Condition] = Field(min_length=1)
 
 
-Condition = LabAboveUln | AdverseEventMatch | ChildPughRise | AllOf | AnyOf
+class SameDraw(_Strict):
+    """Lab conditions that hold together on one calendar day (one blood draw), e.g. Hy's law."""
+
+    same_day: list[Condition] = Field(min_length=1)
+
+
+Condition = LabAboveUln | LabBelowUln | AdverseEventMatch | ChildPughRise | AllOf | AnyOf | SameDraw
 
 
 class Composite(_Strict):
@@ -226,6 +237,16 @@ class SentinelRule(_Rule):
     match: EventFilter
 
 
+class LabSentinelRule(_Rule):
+    """A lab-driven signal raised once per patient when its condition first holds (e.g. a
+    potential Hy's law case; immune-mediated hepatitis by ALT > 5 x ULN on the PD-1 antibody)."""
+
+    kind: Literal["lab_sentinel"]
+    exposed_to: Modality | Literal["any"] = "any"
+    when: Condition
+    source: str = Field(description="Where the definition comes from")
+
+
 class ExpeditedReportRule(_Rule):
     """21 CFR 312.32(c): serious, unexpected, suspected adverse reactions reported in 15 calendar
     days from awareness; fatal or life-threatening ones in 7."""
@@ -237,7 +258,8 @@ class ExpeditedReportRule(_Rule):
 
 
 Rule = Annotated[
-    BayesianRule | PocockRule | SentinelRule | ExpeditedReportRule, Field(discriminator="kind")
+    BayesianRule | PocockRule | SentinelRule | LabSentinelRule | ExpeditedReportRule,
+    Field(discriminator="kind"),
 ]
 
 
@@ -272,6 +294,11 @@ class MonitoringPlan(_Strict):
             population = getattr(rule, "population", None)
             if population is not None and population.window not in (None, *self.windows):
                 yield f"rule '{rule.id}': unknown window '{population.window}'"
+            if isinstance(rule, LabSentinelRule):
+                for term in _condition_terms(rule.when):
+                    if ctcae.lookup(term) is None:
+                        yield _term_problem(f"rule '{rule.id}'", term)
+                continue
             counted = getattr(rule, "counts", None) or getattr(rule, "match", None)
             if counted is None:
                 continue
@@ -295,8 +322,14 @@ class MonitoringPlan(_Strict):
 def _condition_terms(condition: Condition) -> list[str]:
     if isinstance(condition, AdverseEventMatch):
         return list(condition.ae_terms)
-    if isinstance(condition, AllOf | AnyOf):
-        parts = condition.all_of if isinstance(condition, AllOf) else condition.any_of
+    if isinstance(condition, AllOf | AnyOf | SameDraw):
+        parts = (
+            condition.all_of
+            if isinstance(condition, AllOf)
+            else condition.any_of
+            if isinstance(condition, AnyOf)
+            else condition.same_day
+        )
         return [t for part in parts for t in _condition_terms(part)]
     return []
 

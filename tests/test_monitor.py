@@ -554,3 +554,50 @@ def test_time_weighted_patients_add_their_follow_up_so_far() -> None:
     status = run.status("chemo")
     assert status.x == 1 and status.n == pytest.approx(1 + 28 / 56)  # P2: 28 of 56 days
     assert status.posterior_probability == pytest.approx(posterior_above(0.30, 1, 1.5, (1, 1)))
+
+
+# -- lab-driven sentinels ------------------------------------------------------------------------
+
+
+def lab_sentinels() -> list[dict[str, Any]]:
+    return [r for r in BASE["rules"] if r["kind"] == "lab_sentinel"]
+
+
+@pytest.mark.parametrize(
+    ("draws", "raised"),
+    [
+        ([(10, "ALT", 4.0), (10, "bilirubin_total", 2.5), (10, "ALP", 1.0)], True),
+        ([(10, "AST", 3.5), (10, "bilirubin_total", 2.1), (10, "ALP", 1.5)], True),
+        # not one draw: the bilirubin came two days later
+        ([(10, "ALT", 4.0), (10, "ALP", 1.0), (12, "bilirubin_total", 2.5), (12, "ALP", 1.0)],
+         False),
+        # cholestatic (ALP >= 2 x ULN): not Hy's law
+        ([(10, "ALT", 4.0), (10, "bilirubin_total", 2.5), (10, "ALP", 3.0)], False),
+        ([(10, "ALT", 2.9), (10, "bilirubin_total", 2.5), (10, "ALP", 1.0)], False),
+    ],
+)  # fmt: skip
+def test_hys_law_needs_all_three_in_one_draw(
+    draws: list[tuple[int, str, float]], raised: bool
+) -> None:
+    run = Run(plan_with(*lab_sentinels()))
+    trial = exposed_trial(1)
+    for day, test, times in draws + draws:  # drawn twice: raised once per patient at most
+        trial.lab("P1", day, test, times)
+    run.post(trial.events)
+    signals = [d for d in run.repository.derived.values() if d.rule_id == "hys-law"]
+    assert len(signals) == (1 if raised else 0)
+    if raised:
+        assert "P1" not in signals[0].summary and signals[0].severity == "critical"
+
+
+def test_immune_hepatitis_counts_labs_from_the_first_pd1_dose_only() -> None:
+    run = Run(plan_with(*lab_sentinels()))
+    trial = exposed_trial(2)
+    trial.lab("P1", 5, "ALT", 6.0)  # before any PD-1 antibody: not immune-mediated
+    trial.treat("P1", "immunotherapy", 8)
+    trial.treat("P2", "immunotherapy", 8)
+    trial.lab("P2", 20, "ALT", 6.0)  # on the antibody, > 5 x ULN
+    run.post(trial.events)
+    raised = [d for d in run.repository.derived.values() if d.rule_id == "immune-hepatitis-g3-lab"]
+    assert [d.details["site_id"] for d in raised] == ["S1"] and len(raised) == 1
+    assert run.status("immune-hepatitis-g3-lab").raised == 1

@@ -33,6 +33,8 @@ def test_the_sparkle_l_plan_has_the_rules_the_protocol_needs() -> None:
         "rild": "pocock",
         "treatment-related-death": "sentinel",
         "immune-hepatitis-g4": "sentinel",
+        "hys-law": "lab_sentinel",
+        "immune-hepatitis-g3-lab": "lab_sentinel",
         "expedited-reports": "expedited_report",
     }
     thresholds = [r for r in plan.rules if isinstance(r, BayesianRule | PocockRule)]

@@ -10,6 +10,7 @@ from safety_stream.monitoring.counting import table_for
 from safety_stream.plan import (
     BayesianRule,
     ExpeditedReportRule,
+    LabSentinelRule,
     MonitoringPlan,
     PocockRule,
     Rule,
@@ -101,6 +102,9 @@ def _rule_detail(rule: Rule) -> list[str]:
                 f"{power:.3f} (< 0.5): the rule would usually miss it"
             )
         return lines
+    if isinstance(rule, LabSentinelRule):
+        exposed = "" if rule.exposed_to == "any" else f" in patients exposed to {rule.exposed_to}"
+        return [f"raises once per patient when its lab condition first holds{exposed}"]
     if isinstance(rule, SentinelRule):
         match = rule.match
         terms = ", ".join(match.terms) or "any term"

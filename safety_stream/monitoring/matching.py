@@ -9,7 +9,7 @@ Retracted AEs never count; an AE counts at its current grade and attribution.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
@@ -23,8 +23,10 @@ from safety_stream.plan import (
     Condition,
     EventFilter,
     LabAboveUln,
+    LabBelowUln,
     MonitoringPlan,
     Population,
+    SameDraw,
     Window,
 )
 from safety_stream.projections.state import AeState, PatientState
@@ -113,7 +115,7 @@ def ae_matches(ae: AeState, match: EventFilter) -> bool:
     return any(ATTRIBUTION_RANK[ae.attribution[m]] >= threshold for m in modalities)  # type: ignore[index]
 
 
-def _condition_holds(
+def condition_holds(
     condition: Condition, patient: PatientState, aes: list[AeState], span: Span | None
 ) -> bool:
     """Whether a composite's condition holds for a patient inside ``span`` (all time if None).
@@ -152,10 +154,24 @@ def _condition_holds(
         return any(
             score - baseline >= condition.child_pugh_rise and inside(when) for when, score in later
         )
+    if isinstance(condition, LabBelowUln):
+        test = condition.lab.value
+        return any(
+            name == test and ratio < condition.below_uln and inside(when)
+            for name, ratio, when in patient.lab_history
+        )
+    if isinstance(condition, SameDraw):
+        days = sorted({when.date() for _, _, when in patient.lab_history if inside(when)})
+        for day in days:
+            drawn = [lab for lab in patient.lab_history if lab[2].date() == day]
+            one_draw = replace(patient, lab_history=drawn)
+            if all(condition_holds(part, one_draw, aes, span) for part in condition.same_day):
+                return True
+        return False
     if isinstance(condition, AllOf):
-        return all(_condition_holds(part, patient, aes, span) for part in condition.all_of)
+        return all(condition_holds(part, patient, aes, span) for part in condition.all_of)
     assert isinstance(condition, AnyOf)
-    return any(_condition_holds(part, patient, aes, span) for part in condition.any_of)
+    return any(condition_holds(part, patient, aes, span) for part in condition.any_of)
 
 
 def composite_holds(
@@ -166,7 +182,7 @@ def composite_holds(
         span = window_span(patient, plan.windows[composite.window])
         if span is None:
             return False
-    return _condition_holds(composite.when, patient, aes, span)
+    return condition_holds(composite.when, patient, aes, span)
 
 
 def exposed(patient: PatientState, population: Population) -> bool:

@@ -37,6 +37,7 @@ from safety_stream.monitoring.counting import (
     table_for,
 )
 from safety_stream.monitoring.derived import DerivedEvent, DerivedKind, derive
+from safety_stream.monitoring.lab_signals import LabSignals
 from safety_stream.monitoring.matching import (
     ALL_MODALITIES,
     ae_matches,
@@ -46,6 +47,7 @@ from safety_stream.monitoring.matching import (
 from safety_stream.plan import (
     BayesianRule,
     ExpeditedReportRule,
+    LabSentinelRule,
     MonitoringPlan,
     PocockRule,
     SentinelRule,
@@ -68,6 +70,9 @@ RELEVANT_TO_ALL = frozenset(
     }
 )
 RELEVANT_TO_COMPOSITES = frozenset({LabResulted, ChildPughAssessed})
+LAB_SIGNAL_EVENTS = frozenset(
+    {LabResulted, ChildPughAssessed, TreatmentAdministered, AdverseEventReported, *AE_AMENDMENTS}
+)
 JUST_AFTER = timedelta(microseconds=1)  # a report is overdue once the clock is past its due time
 
 
@@ -117,7 +122,12 @@ class Monitor:
             for modality in ALL_MODALITIES
         }
         self.sentinels = [r for r in plan.rules if isinstance(r, SentinelRule)]
+        self.lab_signals = LabSignals(
+            [r for r in plan.rules if isinstance(r, LabSentinelRule)], plan.version
+        )
+        # sentinel id -> what raised it: AE ids, or the event that completed a lab signal
         self.raised: dict[str, list[str]] = {r.id: [] for r in self.sentinels}
+        self.raised.update(self.lab_signals.raised)
         self.reporting = next((r for r in plan.rules if isinstance(r, ExpeditedReportRule)), None)
         self.clocks: dict[UUID, ReportClock] = {}
         self._patient_aes: dict[str, list[UUID]] = {}
@@ -157,6 +167,16 @@ class Monitor:
         if ae is not None:
             self._sentinels(ae, position, out)
             self._report_clock(ae, moment, position, out)
+        if self.lab_signals.rules and kind in LAB_SIGNAL_EVENTS:
+            patient = state.patients.get(event.patient_id)
+            if patient is not None:
+                out += self.lab_signals.observe(
+                    patient,
+                    lambda: self._patient_ae_states(state, event.patient_id),
+                    str(event.event_id),
+                    self.clock,
+                    position,
+                )
         # again at the end: a late report can open a clock whose due time the log has passed
         self._fire_timers(state, position, out)
         return out

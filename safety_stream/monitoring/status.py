@@ -76,7 +76,7 @@ def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
                 p_value=evidence.get("p_value"),
             )
         )
-    for sentinel in monitor.sentinels:
+    for sentinel in [*monitor.sentinels, *monitor.lab_signals.rules]:
         raised = len(monitor.raised[sentinel.id])
         out.append(
             RuleStatus(

@@ -1,0 +1,64 @@
+"""Lab-driven sentinels: a signal raised once per patient when a lab condition first holds.
+
+For example a potential Hy's law case (ALT or AST > 3 x ULN with total bilirubin > 2 x ULN and
+ALP < 2 x ULN in one draw; FDA guidance on drug-induced liver injury, 2009), or immune-mediated
+hepatitis by ALT > 5 x ULN (CTCAE grade 3) in a patient on the PD-1 antibody. The derived
+event's key is the id of the event that completed the condition, never a patient id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from safety_stream.monitoring.derived import DerivedEvent, derive
+from safety_stream.monitoring.matching import Span, condition_holds
+from safety_stream.plan import LabSentinelRule
+from safety_stream.projections.state import AeState, PatientState
+
+
+class LabSignals:
+    def __init__(self, rules: list[LabSentinelRule], plan_version: str) -> None:
+        self.rules = rules
+        self.version = plan_version
+        self.raised: dict[str, list[str]] = {rule.id: [] for rule in rules}
+        self._patients: dict[str, set[str]] = {rule.id: set() for rule in rules}
+
+    def observe(
+        self,
+        patient: PatientState,
+        aes: Callable[[], list[AeState]],
+        cause: str,
+        clock: datetime,
+        position: int,
+    ) -> list[DerivedEvent]:
+        """Signals that hold for ``patient`` now and were not raised for them before."""
+        out = []
+        for rule in self.rules:
+            done = self._patients[rule.id]
+            if patient.patient_id in done:
+                continue
+            since = _since(patient, rule)
+            if since is None or not condition_holds(rule.when, patient, aes(), since):
+                continue
+            done.add(patient.patient_id)
+            self.raised[rule.id].append(cause)
+            details = {"site_id": patient.site_id, "caused_by_event": cause}
+            summary = f"{rule.title}: site {patient.site_id}"
+            raised = derive(
+                "sentinel.raised", rule.id, self.version, cause, clock, position, summary, details
+            )
+            out.append(raised)
+        return out
+
+
+FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _since(patient: PatientState, rule: LabSentinelRule) -> Span | None:
+    """From the first exposure the rule asks for (None: not exposed yet); labs drawn before it
+    do not count. With no exposure asked for, every lab counts."""
+    if rule.exposed_to == "any":
+        return Span(datetime.min.replace(tzinfo=UTC), FOREVER)
+    exposure = patient.exposure.get(str(rule.exposed_to))
+    return None if exposure is None else Span(exposure.first, FOREVER)
