@@ -115,3 +115,33 @@ def test_a_bayesian_prior_that_alone_would_stop_is_refused() -> None:
     assert "0.810 > cutoff 0.8" in problem
     rule["min_n"] = 2  # P(p > 0.1 | 0 of 2) = 0.729: fine
     assert parse_plan(yaml.safe_dump(document)).rules[1].id == "radiotherapy-related-g3"
+
+
+def test_a_rule_that_can_never_stop_is_refused() -> None:
+    document = yaml.safe_load(PLAN.read_text())
+    document["rules"][0].update(theta=0.95, cutoff=0.99, max_n=10)  # 10 of 10 is not enough
+    (problem,) = problems_of(yaml.safe_dump(document))
+    assert "the rule can never stop" in problem
+    document = yaml.safe_load(PLAN.read_text())
+    document["rules"][2].update(alpha=0.001, max_n=3, p0=0.5)  # no boundary fits alpha
+    (problem,) = problems_of(yaml.safe_dump(document))
+    assert "the rule can never stop" in problem
+
+
+def test_plan_check_warns_of_low_power_and_an_expected_rate_above_the_unacceptable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = yaml.safe_load(PLAN.read_text())
+    overall = document["rules"][0]
+    overall.update(theta=0.5, cutoff=0.9, expected_rate=0.6)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(document))
+    assert main(["plan", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: the expected rate 0.60 is not below the unacceptable rate 0.50" in out
+    assert "WARNING: P(stop) at the unacceptable rate 0.50 is only 0.326 (< 0.5)" in out
+    overall.update(theta=0.5, cutoff=0.6, expected_rate=0.3)  # a sensitive rule: no warning
+    path.write_text(yaml.safe_dump(document))
+    assert main(["plan", "check", str(path)]) == 0
+    out = capsys.readouterr().out.split("radiotherapy-related-g3")[0]
+    assert "WARNING" not in out

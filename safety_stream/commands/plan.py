@@ -95,6 +95,11 @@ def _rule_detail(rule: Rule) -> list[str]:
                 f"at p = {p:.2f}: P(stop) {point.p_stop:.3f}, before n = {rule.max_n} "
                 f"{point.p_stop_early:.3f}, E[N] {point.expected_n:.1f}"
             )
+        if expected is not None and expected >= unacceptable:
+            lines.append(
+                f"WARNING: the expected rate {expected:.2f} is not below the unacceptable rate "
+                f"{unacceptable:.2f}: a trial as toxic as expected would usually be stopped"
+            )
         power = table.operating_characteristics(unacceptable).p_stop
         if power < 0.5:
             lines.append(
