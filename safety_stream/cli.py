@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from safety_stream import __version__
 from safety_stream.commands import boundaries, demo, grafana, report, simulate
+from safety_stream.commands.arguments import encoding_option, fraction, port_number, positive_int
 from safety_stream.commands.failures import CliParser, run_reporting_errors
 from safety_stream.errors import UsageError
 from safety_stream.kafka.config import KafkaSettings
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="files, directories or '-'")
     validate.add_argument("--format", choices=["ndjson", "json", "csv"], help="skip sniffing")
-    _encoding(validate)
+    encoding_option(validate)
     validate.add_argument("--json", action="store_true", help="machine-readable output")
 
     schemas = commands.add_parser("schemas", help="the JSON Schema wire contract")
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--dropout",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         help="share of patients who leave follow-up at a random time in their window (0)",
     )
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=500,
         help="records per request (default 500); each request is stored all at once",
     )
-    _encoding(post)
+    encoding_option(post)
     _kafka(post, "produce straight to Kafka instead of the API (needs broker credentials)")
 
     verify = commands.add_parser("verify", help="walk the hash chain of the log")
@@ -203,53 +204,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _db(migrate)
     return parser
-
-
-def port_number(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
-    return port
-
-
-def positive_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return number
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction from 0 to below 1")
-    return value
-
-
-def _encoding(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--encoding",
-        type=_known_encoding,
-        help="a CSV export's text encoding when it is not UTF-8, e.g. cp1252 (Excel on Windows)",
-    )
-
-
-def _known_encoding(text: str) -> str:
-    from safety_stream.validation.records import known_encoding
-
-    try:
-        return known_encoding(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
