@@ -203,8 +203,8 @@ def _counted_event(
         names = [t.term for t in ctcae.terms.values() if t.soc in rule.counts.socs]
     term = ctcae.lookup(names[0]) if names else ctcae.lookup(DEFAULT_TERM[0])
     assert term is not None
+    # the least grade the rule counts (a death only where the rule asks for one)
     grade = min(g for g in term.grades if g >= min(rule.counts.min_grade, max(term.grades)))
-    grade = 4 if grade == 5 and 4 in term.grades else grade
     related = rule.counts.related_to
     modalities = ["chemotherapy"] if related == "any" else [str(m) for m in related]
     attribution = {
