@@ -43,7 +43,10 @@ def ingest_base_url(url: str) -> str:
     text = url.strip()
     if "://" not in text:
         text = "http://" + text
-    parsed = httpx.URL(text) if _parsable(text) else None
+    try:
+        parsed: httpx.URL | None = httpx.URL(text)
+    except (httpx.InvalidURL, ValueError):
+        parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(
             f"--url {url!r} is not the server's address (expected e.g. http://127.0.0.1:8080)"
@@ -52,14 +55,6 @@ def ingest_base_url(url: str) -> str:
     for suffix in ("/v1/events", "/v1"):
         path = path.removesuffix(suffix)
     return str(parsed.copy_with(path=path or "/", query=None, fragment=None)).rstrip("/")
-
-
-def _parsable(text: str) -> bool:
-    try:
-        httpx.URL(text)
-    except (httpx.InvalidURL, ValueError):
-        return False
-    return True
 
 
 @dataclass

@@ -42,13 +42,21 @@ def _site_token(db: str, site: str) -> str:
     return added.stdout.splitlines()[-1]
 
 
-def _count(served: ServeProcess, path: str) -> int:
+def _position(served: ServeProcess) -> int:
     """The log's position: how many events are stored."""
     answer = httpx.get(
-        f"{served.url}{path}", headers={"Authorization": f"Bearer {served.token}"}, timeout=10
+        f"{served.url}/healthz", headers={"Authorization": f"Bearer {served.token}"}, timeout=10
     )
     answer.raise_for_status()
     return int(answer.json()["position"])
+
+
+def _enrol_sample(served: ServeProcess, capsys: pytest.CaptureFixture[str]) -> int:
+    """Post the sample trial (its enrolments) as the admin; the log position after it."""
+    sample = str(EXAMPLES / "sparkle-l-sample.ndjson")
+    assert main(["post", "--url", served.url, "--token", served.token, sample]) == 0
+    capsys.readouterr()
+    return _position(served)
 
 
 def _export(tmp_path: Path, name: str, delimiter: str, replace: tuple[str, str] | None) -> Path:
@@ -83,17 +91,14 @@ def test_a_cp1252_semicolon_export_is_posted_with_its_encoding(
     server: tuple[ServeProcess, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     served, site_token = server
-    sample = str(EXAMPLES / "sparkle-l-sample.ndjson")
-    assert main(["post", "--url", served.url, "--token", served.token, sample]) == 0
-    capsys.readouterr()
-    before = _count(served, "/healthz")
+    before = _enrol_sample(served, capsys)
     export = _export(tmp_path, "excel.csv", ";", ("tired", "fatigué"))
     args = ["post", "--url", served.url, "--token", site_token, str(export)]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"safety-stream post: {export} is not valid UTF-8: byte 0xe9 on line")
     assert "give --encoding cp1252" in err and "nothing of" in err
-    assert _count(served, "/healthz") == before  # nothing was sent
+    assert _position(served) == before  # nothing was sent
     assert main([*args, "--encoding", "cp1252"]) == 0
     assert "stored 6, duplicates 0, rejected 0" in capsys.readouterr().out
     history = httpx.get(
@@ -108,10 +113,7 @@ def test_a_half_valid_row_stores_nothing_of_itself(
     server: tuple[ServeProcess, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     served, site_token = server
-    sample = str(EXAMPLES / "sparkle-l-sample.ndjson")
-    assert main(["post", "--url", served.url, "--token", served.token, sample]) == 0
-    capsys.readouterr()
-    before = _count(served, "/healthz")
+    before = _enrol_sample(served, capsys)
     # row 2's AE ends before it began: its resolution is rejected, and so is its AE
     export = _export(tmp_path, "half.csv", ",", ("2026-01-17,2026-01-25", "2026-01-17,2026-01-10"))
     assert main(["post", "--url", served.url, "--token", site_token, str(export)]) == 1
@@ -119,7 +121,7 @@ def test_a_half_valid_row_stores_nothing_of_itself(
     assert "row 2: (record): another event of this row was rejected" in out
     assert "row 2 (ae.resolved): AEENDTC (end_date): end 2026-01-10 is before" in out
     assert "stored 4, duplicates 0, rejected 2" in out
-    assert _count(served, "/healthz") == before + 4  # rows 1, 3, 4 and 5; nothing of row 2
+    assert _position(served) == before + 4  # rows 1, 3, 4 and 5; nothing of row 2
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from safety_stream.monitoring.counting import table_for
@@ -111,10 +111,7 @@ def render(rows: list[Row], settings: OcSettings, patients: int) -> list[str]:
 
 def run(plan: MonitoringPlan, settings: OcSettings, as_json: bool) -> list[str]:
     workers = max(1, min(settings.workers, os.cpu_count() or 1))
-    settings = OcSettings(
-        settings.trials, settings.accrual_days, settings.dropout, settings.seed,
-        settings.patients, workers,
-    )  # fmt: skip
+    settings = replace(settings, workers=workers)
     rows = simulate_rows(plan, settings)
     patients = settings.patients or plan.trial.planned_enrolment
     if as_json:

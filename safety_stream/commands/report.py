@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from safety_stream.report.model import ReportVersion
-    from safety_stream.store.sql import SqlEventStore
 
 DATE_FORMS = (
     "YYYY-MM-DD (the end of that day, UTC) or an ISO 8601 time with a UTC offset, "
@@ -92,13 +91,6 @@ def parse_moment(text: str, option: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def open_log(url: str) -> SqlEventStore:
-    """The store at ``url`` for reading; fails clearly if there is none or it needs migrating."""
-    from safety_stream.store.opening import open_store
-
-    return open_store(url, create=False)
-
-
 def default_out(as_of: datetime, version: ReportVersion, fmt: str) -> Path:
     return Path(f"dsmb-report-{as_of.date().isoformat()}-{version}.{fmt}")
 
@@ -112,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from safety_stream.report.snapshot import snapshot_as_of
     from safety_stream.runtime import load_plan_or_default
     from safety_stream.settings import Settings
+    from safety_stream.store.opening import open_store
 
     version: ReportVersion = args.report_version
     try:
@@ -127,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = load_plan_or_default(args.plan)
         chromium = find_chromium(args.chromium) if args.report_format == "pdf" else None
-        store = open_log(args.db or Settings().db)
+        store = open_store(args.db or Settings().db, create=False)  # never creates one
         try:
             now = snapshot_as_of(store, plan, as_of)
             before = None if since is None else snapshot_as_of(store, plan, since)

@@ -2,7 +2,10 @@
 
 The rule holds every patient's verdict and the two numbers that matter: n evaluable patients
 and x counted among them. A changed patient adjusts n and x by the difference of their old and
-new verdicts, and the boundary at n is looked up in a table computed once: O(1) per event.
+new verdicts, and the boundary at n is looked up in a table computed once. A patient who enters
+n last (the usual case) costs O(1); a change to a patient already counted, or one who enters
+out of clinical order, makes the first crossing be found again, O(n) once. Time-weighted rules
+sum their patients' weights, O(patients), whenever their clock moves.
 """
 
 from __future__ import annotations
@@ -189,11 +192,12 @@ class CountState:
         index = bisect_right(self.table.looks, n)
         return self.table.looks[index] if index < len(self.table.looks) else None
 
-    def crossing_time(self) -> str | None:
-        """When the last patient of the crossing look completed their window (ISO, UTC)."""
+    def crossing_time(self) -> datetime | None:
+        """When the last patient of the crossing look completed their window: when the crossing
+        is seen with timely data, however late the data arrived."""
         if self.crossed_at is None or self.crossed_at > len(self.order):
             return None
-        return self.order[self.crossed_at - 1][0].isoformat().replace("+00:00", "Z")
+        return self.order[self.crossed_at - 1][0]
 
     def counted_among_first(self, look: int) -> int:
         return sum(bool(self.verdicts[p].counted) for _, p in self.order[:look])
@@ -255,7 +259,7 @@ class CountState:
             "beyond_planned_n": self.n > rule.max_n,
             "crossed_at_n": self.crossed_at,
             # when the crossing look's data were complete: the time it is seen with timely data
-            "crossed_with_data_of": self.crossing_time(),
+            "crossed_with_data_of": _iso(self.crossing_time()),
             "status": STATUS_NAMES[self.status],
             "counted_ae_ids": self.counted_evidence(),
         }
@@ -275,3 +279,7 @@ class CountState:
             )
             details["p0"] = rule.p0
         return details
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

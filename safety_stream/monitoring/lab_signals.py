@@ -12,9 +12,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from safety_stream.monitoring.derived import DerivedEvent, derive
-from safety_stream.monitoring.matching import Span, condition_holds
+from safety_stream.monitoring.matching import condition_holds
 from safety_stream.plan import LabSentinelRule
 from safety_stream.projections.state import AeState, PatientState
+from safety_stream.projections.windows import Span
 
 
 class LabSignals:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from uuid import UUID
 
 from safety_stream.events import ATTRIBUTION_RANK, Attribution, Modality
@@ -27,28 +27,11 @@ from safety_stream.plan import (
     MonitoringPlan,
     Population,
     SameDraw,
-    Window,
 )
 from safety_stream.projections.state import AeState, PatientState
+from safety_stream.projections.windows import Span, left_at, window_span
 
 ALL_MODALITIES = tuple(m.value for m in Modality)
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A closed time range a window covers for one patient."""
-
-    start: datetime
-    end: datetime
-
-    def holds(self, moment: datetime) -> bool:
-        return self.start <= moment <= self.end
-
-    def holds_date(self, day: date) -> bool:
-        return self.start.date() <= day <= self.end.date()
-
-    def dates(self) -> tuple[date, date]:
-        return self.start.date(), self.end.date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,23 +65,6 @@ class Verdict:
 
 
 NOT_EXPOSED = Verdict(False, False, (), None)
-LEFT_STATUSES = frozenset({"withdrawn", "died", "lost_to_follow_up"})
-
-
-def window_span(patient: PatientState, window: Window) -> Span | None:
-    """From enrolment (or first exposure) to ``days`` after the window's anchor."""
-    if window.anchor == "enrolment":
-        anchor = start = patient.enrolled_at
-    else:
-        assert window.modality is not None
-        exposure = patient.exposure.get(window.modality.value)
-        if exposure is None:
-            return None
-        start = exposure.first
-        anchor = exposure.first if window.anchor == "first_exposure" else exposure.last
-    if anchor is None or start is None:
-        return None
-    return Span(start, anchor + timedelta(days=window.days))
 
 
 def ae_matches(ae: AeState, match: EventFilter) -> bool:
@@ -225,8 +191,8 @@ def judge_patient(
         return Verdict(True, True, tuple(evidence), None)
     if span is None:  # exposed, but not (yet) to what anchors the window
         return Verdict(True, False, tuple(evidence), None)
-    left_at = patient.status_at if patient.status in LEFT_STATUSES else None
-    left_early = left_at is not None and left_at < span.end and not evidence
+    left = left_at(patient)
+    left_early = left is not None and left < span.end and not evidence
     followed = span.end <= clock
     return Verdict(
         True,
@@ -235,7 +201,7 @@ def judge_patient(
         span.end,
         left_early,
         span,
-        left_at,
+        left,
     )
 
 

@@ -56,9 +56,9 @@ from safety_stream.projections.state import AeState, PatientState, TrialState, a
 from safety_stream.store.base import EventStore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Which events can change a patient's verdict: exposure and AEs for every counting rule, labs
-# and Child-Pugh scores only for rules that count composites; enrolment and status changes for
-# none (a patient counts from their first exposure).
+# Which events can change a patient's verdict: exposure (for the rules of that modality), AEs
+# and leaving follow-up for every counting rule, labs and Child-Pugh scores only for rules that
+# count composites; enrolment for none (a patient counts from their first exposure).
 RELEVANT_TO_ALL = frozenset(
     {
         TreatmentAdministered,
@@ -218,7 +218,6 @@ class Monitor:
         if patient is None or not counters:
             return
         for counter in counters:
-            counter.clock = self.clock
             self._rejudge(state, counter, patient, position, out)
 
     def _rejudge(

@@ -12,13 +12,14 @@ count there. Intervals are exact (Clopper-Pearson, 95%).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
 from safety_stream.events import ATTRIBUTION_RANK, Attribution, Modality
 from safety_stream.plan import Window
 from safety_stream.projections.state import AeState, PatientState, TrialState
+from safety_stream.projections.windows import left_at, window_span
 from safety_stream.stats import clopper_pearson
 
 SEVERE = 3  # grade >= 3: severe or worse (CTCAE v5.0)
@@ -82,44 +83,19 @@ def _related(ae: AeState, modality: Modality, threshold: int) -> bool:
     )
 
 
-LEFT = frozenset({"withdrawn", "died", "lost_to_follow_up"})
-
-
 def _in_window(
     patient: PatientState, window: Window, as_of: datetime, onsets: list[date]
 ) -> bool | None:
     """None when not evaluable for the window at ``as_of``; else whether a severe related AE
     began inside it."""
-    anchor = _anchor(patient, window)
-    if anchor is None:
-        return None
-    end = anchor + timedelta(days=window.days)
-    if end > as_of:
-        return None  # not followed for the whole window yet, event or not
-    start = patient.enrolled_at if window.anchor == "enrolment" else _first(patient, window)
-    if start is None:
-        return None
-    counted = any(start.date() <= onset <= end.date() for onset in onsets)
-    left = patient.status_at if patient.status in LEFT else None
-    if left is not None and left < end and not counted:
+    span = window_span(patient, window)
+    if span is None or span.end > as_of:
+        return None  # not exposed to its anchor, or not followed for the whole window yet
+    counted = any(span.holds_date(onset) for onset in onsets)
+    left = left_at(patient)
+    if left is not None and left < span.end and not counted:
         return None  # left before the end of the window without the event
     return counted
-
-
-def _first(patient: PatientState, window: Window) -> datetime | None:
-    assert window.modality is not None
-    exposure = patient.exposure.get(window.modality.value)
-    return None if exposure is None else exposure.first
-
-
-def _anchor(patient: PatientState, window: Window) -> datetime | None:
-    if window.anchor == "enrolment":
-        return patient.enrolled_at
-    assert window.modality is not None
-    exposure = patient.exposure.get(window.modality.value)
-    if exposure is None:
-        return None
-    return exposure.first if window.anchor == "first_exposure" else exposure.last
 
 
 def _grade_rows(worst: dict[tuple[str, str], int], socs: dict[str, str] | None) -> list[GradeRow]:

@@ -276,13 +276,9 @@ def _one_trial(
         at = counter.crossed_at
         stopped = at is not None and at <= rule.max_n
         day = None
-        if stopped:
-            when = next(
-                d.occurred_at
-                for d in folded.derived
-                if d.rule_id == rule.id and d.kind == "boundary.crossed"
-            )
-            day = (when - T0).total_seconds() / 86400
+        seen = counter.crossing_time()  # with timely data: when the crossing look completed
+        if stopped and seen is not None:
+            day = (seen - T0).total_seconds() / 86400
         rate = counter.x / counter.n if counter.n else None
         early = stopped and at is not None and at < counter.table.looks[-1]
         out[rule.id] = (stopped, early, at if stopped else None, day, rate)
@@ -298,7 +294,7 @@ def _batch(
     outcomes["(any rule)"] = Outcome()
     for seed in seeds:
         results = _one_trial(plan, rates, settings, seed)
-        first: tuple[float, int] | None = None
+        first: tuple[float, int, bool] | None = None  # the first rule to stop: day, n, early
         for rule_id, (stopped, early, n, day, rate) in results.items():
             outcome = outcomes[rule_id]
             outcome.trials += 1
@@ -310,11 +306,12 @@ def _batch(
                 outcome.stops_early += early
                 outcome.stop_n.append(n)
                 outcome.stop_day.append(day)
-                first = min(first, (day, n)) if first is not None else (day, n)
+                first = min(first, (day, n, early)) if first is not None else (day, n, early)
         whole = outcomes["(any rule)"]
         whole.trials += 1
         if first is not None:
             whole.stops += 1
+            whole.stops_early += first[2]
             whole.stop_day.append(first[0])
             whole.stop_n.append(first[1])
     if not any_rule:
