@@ -208,8 +208,11 @@ def create_app(
 def _assigned(app: faust.App) -> list[str]:
     """The topic partitions this worker holds now ("topic/partition"), for operators and for
     tests that must wait until a consumer group has settled."""
+    consumer = app._consumer  # not app.consumer: reading this must not create the consumer
+    if consumer is None:
+        return []
     try:
-        held = app.consumer.assignment()
+        held = consumer.assignment()
     except Exception:  # the consumer is not running yet (or any more)
         return []
     return sorted(f"{tp.topic}/{tp.partition}" for tp in held)
