@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from realservers import free_port, wait_for
-from trial_builder import crossing_trial
+from trial_builder import BOTH_CROSS, CHEMO_CROSSES, crossing_trial
 
 from safety_stream.alerts.dispatcher import Dispatcher
 from safety_stream.events import EventBase
@@ -101,7 +101,7 @@ def test_dsmb_email_over_starttls_with_auth_has_text_html_and_no_patient_in_the_
         starttls=True, username="alerts", password="pa55", ca_file=str(cert),
     )  # fmt: skip
     try:
-        post(runtime, crossing_trial(4).events)
+        post(runtime, crossing_trial(CHEMO_CROSSES).events)
         with smtp_server(spool, port, *tls):
             assert runtime.dispatcher.run_once().delivered == 1
         (message,) = messages(spool)
@@ -110,13 +110,15 @@ def test_dsmb_email_over_starttls_with_auth_has_text_html_and_no_patient_in_the_
     subject = str(message["Subject"])
     assert subject.startswith("[SPARKLE-L] CRITICAL: STOPPING BOUNDARY CROSSED")
     assert "chemotherapy-related-g3" in subject
-    assert not any(f"P{i}" in subject for i in range(1, 5))  # patient ids never in a subject
+    patients = range(1, CHEMO_CROSSES + 1)
+    assert not any(f"P{i}" in subject for i in patients)  # patient ids never in a subject
     assert message["To"] == "dsmb@example.org, chair@example.org"
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
     assert text is not None and html is not None
     plain = text.get_content()
-    assert "counted patients: 4" in plain and "stopping boundary at this n: 4" in plain
+    n = CHEMO_CROSSES  # every patient counted: the boundary at n is n
+    assert f"counted patients: {n}" in plain and f"stopping boundary at this n: {n}" in plain
     assert "https://board.example/board/alerts/" in plain
     assert "<table>" in html.get_content()
 
@@ -131,7 +133,7 @@ def test_wrong_smtp_password_is_a_failed_delivery_that_is_kept(
         starttls=True, username="alerts", password="wrong", ca_file=str(cert), timeout_seconds=3,
     )  # fmt: skip
     try:
-        post(runtime, crossing_trial(4).events)
+        post(runtime, crossing_trial(CHEMO_CROSSES).events)
         with smtp_server(spool, port, "--tls", str(cert), str(key), "--user", "alerts:pa55"):
             result = runtime.dispatcher.run_once()
         assert result.failed == 1 and result.delivered == 0  # authentication failed
@@ -158,7 +160,7 @@ def test_smtp_server_killed_during_delivery_gets_the_alert_once_it_is_back(
     clock = Clock()
     dispatcher = Dispatcher(runtime.outbox, runtime.derived, "SPARKLE-L", clock)
     try:
-        post(runtime, crossing_trial(5).events)  # two crossings: two critical alerts
+        post(runtime, crossing_trial(BOTH_CROSS).events)  # two crossings: two critical alerts
         results = []
         with smtp_server(spool, port, hold=True) as server:
             attempt = threading.Thread(target=lambda: results.append(dispatcher.run_once()))

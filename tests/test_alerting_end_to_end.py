@@ -21,7 +21,7 @@ from realservers import (
     wait_for,
 )
 from serve_process import ServeProcess, start_safety_stream
-from trial_builder import crossing_trial
+from trial_builder import CHEMO_CROSSES, crossing_trial
 
 from safety_stream.events import encode_json
 
@@ -88,7 +88,7 @@ def test_a_crossing_reaches_the_webhook_through_prometheus_and_directly(
     stack: tuple[ServeProcess, RunningServer, WebhookReceiver],
 ) -> None:
     server, prometheus, receiver = stack
-    body = "\n".join(encode_json(e) for e in crossing_trial(4).events).encode()
+    body = "\n".join(encode_json(e) for e in crossing_trial(CHEMO_CROSSES).events).encode()
     answer = httpx.post(
         f"{server.url}/v1/events",
         content=body,
@@ -111,8 +111,10 @@ def test_a_crossing_reaches_the_webhook_through_prometheus_and_directly(
     (direct,) = notified(receiver, alertname="SafetyBoundaryCrossed", **rule)
     assert direct["labels"]["source"] == "safety-stream"
     assert direct["labels"]["kind"] == "boundary.crossed"
-    assert "4 of 4 evaluable patients" in direct["annotations"]["summary"]
-    assert not any(f"P{i}" in str(direct["labels"]) for i in range(1, 5))
+    assert (
+        f"{CHEMO_CROSSES} of {CHEMO_CROSSES} evaluable patients" in direct["annotations"]["summary"]
+    )
+    assert not any(f"P{i}" in str(direct["labels"]) for i in range(1, CHEMO_CROSSES + 1))
     # The Prometheus series the rule fired on, as queried from the live server.
     (state,) = prometheus_query(
         prometheus.url, 'safety_stream_rule_state{rule="chemotherapy-related-g3"}'

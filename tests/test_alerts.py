@@ -14,7 +14,7 @@ import yaml
 from fastapi.testclient import TestClient
 from realservers import WebhookReceiver
 from sqlalchemy import delete
-from trial_builder import crossing_trial
+from trial_builder import BOTH_CROSS, CHEMO_CROSSES, crossing_trial
 
 from safety_stream.alerts.channels import SIGNATURE_HEADER, Delivery, DeliveryError, sign
 from safety_stream.alerts.dispatcher import Dispatcher
@@ -119,7 +119,7 @@ def sent(d: Dispatcher, channel: str) -> list[str]:
 
 
 def test_alerts_are_routed_by_severity_and_delivered_once(runtime: Runtime) -> None:
-    post(runtime, crossing_trial(5).events)
+    post(runtime, crossing_trial(BOTH_CROSS).events)
     d = dispatcher(runtime, Clock())
     result = d.run_once()
     assert (result.planned, result.delivered, result.failed) == (4, 4 + 2 + 2, 0)
@@ -142,7 +142,7 @@ def test_alerts_are_routed_by_severity_and_delivered_once(runtime: Runtime) -> N
 def test_a_failing_channel_is_retried_with_backoff_and_delivered_exactly_once(
     runtime: Runtime,
 ) -> None:
-    post(runtime, crossing_trial(4).events)  # chemotherapy crossed: one critical alert
+    post(runtime, crossing_trial(CHEMO_CROSSES).events)  # chemotherapy crossed: one critical alert
     clock = Clock()
     flaky = Recorder(fail=3)
     d = dispatcher(runtime, clock, dsmb__webhook=flaky)
@@ -166,22 +166,24 @@ def test_a_failing_channel_is_retried_with_backoff_and_delivered_exactly_once(
 
 
 def test_a_sender_that_died_mid_delivery_is_retried_after_its_lease(runtime: Runtime) -> None:
-    post(runtime, crossing_trial(4).events)
+    post(runtime, crossing_trial(CHEMO_CROSSES).events)
     clock = Clock()
     runtime.outbox.plan(runtime.derived, clock.now)
     claimed = runtime.outbox.claim(clock.now)  # ... and then the process died
-    assert len(claimed) == 5  # 3 alerts to the officers, the crossing to the dsmb and chair
+    # 2 alerts to the officers (chemotherapy approached, then crossed), the crossing to the
+    # dsmb and the chair
+    assert len(claimed) == 4
     assert runtime.outbox.claim(clock.now) == []  # leased: no one else takes them
     d = dispatcher(runtime, clock)
     clock.advance(seconds=59)
     assert d.run_once().delivered == 0
     clock.advance(seconds=2)
-    assert d.run_once().delivered == 5
+    assert d.run_once().delivered == 4
     assert all(x.attempts == 2 for v in runtime.outbox.alerts() for x in v.deliveries)
 
 
 def test_planning_again_from_the_start_plans_nothing_twice(runtime: Runtime) -> None:
-    post(runtime, crossing_trial(5).events)
+    post(runtime, crossing_trial(BOTH_CROSS).events)
     clock = Clock()
     assert runtime.outbox.plan(runtime.derived, clock.now) == 4
     assert isinstance(runtime.store, SqlEventStore)
@@ -203,7 +205,7 @@ def test_acknowledge_by_api_and_cli_and_escalate_the_rest(
     )
     runtime = build_runtime(Settings(db=db, alerts=config))
     try:
-        post(runtime, crossing_trial(5).events)
+        post(runtime, crossing_trial(BOTH_CROSS).events)
         clock = Clock()
         d = dispatcher(runtime, clock)
         d.run_once()
@@ -269,7 +271,7 @@ def test_acknowledge_by_api_and_cli_and_escalate_the_rest(
 def test_the_webhook_is_signed_so_the_receiver_can_verify_it(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    post(runtime, crossing_trial(4).events)
+    post(runtime, crossing_trial(CHEMO_CROSSES).events)
     with WebhookReceiver() as receiver:
         config = write_config(tmp_path / "signed.yaml")
         document = yaml.safe_load(config.read_text())
@@ -278,7 +280,7 @@ def test_the_webhook_is_signed_so_the_receiver_can_verify_it(
         signed = build_runtime(Settings(db=str(runtime.settings.db), alerts=config))
         try:
             result = signed.dispatcher.run_once()
-            assert result.delivered == 4  # officers' file x3 and the dsmb webhook
+            assert result.delivered == 3  # officers' file x2 and the dsmb webhook
             assert len(result.errors) == 1 and "127.0.0.1:9/" in result.errors[0]  # the chair
         finally:
             signed.close()
@@ -288,7 +290,7 @@ def test_the_webhook_is_signed_so_the_receiver_can_verify_it(
     assert request.headers[SIGNATURE_HEADER] == sign(b"s3cret", timestamp, body)
     assert request.headers[SIGNATURE_HEADER] != sign(b"wrong", timestamp, body)
     assert request.body["alert"]["kind"] == "boundary.crossed"
-    assert request.body["alert"]["details"]["x"] == 4
+    assert request.body["alert"]["details"]["x"] == CHEMO_CROSSES
     assert request.body["link"].startswith("https://board.example/board/alerts/")
     assert "P1" not in request.body["title"]
 
@@ -332,9 +334,9 @@ def test_an_idle_dispatch_pass_takes_no_write_lock(sqlite_url: str, tmp_path: Pa
     """Ingest holds SQLite's write lock while it commits; an idle pass must not wait for it."""
     runtime = build_runtime(Settings(db=sqlite_url, alerts=write_config(tmp_path / "a.yaml")))
     try:
-        post(runtime, crossing_trial(4).events)
+        post(runtime, crossing_trial(CHEMO_CROSSES).events)
         d = dispatcher(runtime, Clock())
-        assert d.run_once().delivered == 5
+        assert d.run_once().delivered == 4
         results: list[Any] = []
         with runtime.store.write():  # a long ingest transaction holds the write lock
             idle = threading.Thread(target=lambda: results.append(d.run_once()))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from trial_builder import DIARRHEA, FOLLOWED_DAY, NAUSEA, NEUTROPENIA, Trial
+from trial_builder import CHEMO_CROSSES, DIARRHEA, FOLLOWED_DAY, NAUSEA, NEUTROPENIA, Trial
 
 from safety_stream.api.app import create_app
 from safety_stream.auth import Principal
@@ -29,13 +29,13 @@ SH, BJ = "CN-SH-01", "CN-BJ-02"
 
 
 def history() -> Trial:
-    """Shanghai: 4 patients with a chemotherapy-related grade 3 neutropenia, the first to
-    complete their 56-day chemotherapy window (crosses the chemotherapy rule, 4 of 4). Beijing:
+    """Shanghai: patients with a chemotherapy-related grade 3 neutropenia, the first to
+    complete their 56-day chemotherapy window (crosses the chemotherapy rule, 6 of 6). Beijing:
     3 patients on chemotherapy from the next day, one with a related grade 2 diarrhoea, one
     with an unrelated grade 3 nausea, one with nothing. A lab on day 200 moves the clock past
     every window."""
     trial = Trial()
-    for i in range(1, 5):
+    for i in range(1, CHEMO_CROSSES + 1):
         patient = f"SH-{i:03d}"
         trial.enrol(patient, 0, SH)
         trial.treat(patient, "chemotherapy", 1, SH)
@@ -293,27 +293,28 @@ def test_a_reader_sees_the_api_numbers_the_rules_and_the_alerts(filled: Board) -
         if severe["n"]:
             low, high = pct(severe["ci95_low"])[:-1], pct(severe["ci95_high"])
             assert row["g3-ci"] == f"{low}\N{EN DASH}{high}"
-    # and the numbers are the history's: 7 on chemotherapy, 4 with a related grade 3
+    # and the numbers are the history's: 9 on chemotherapy, 6 with a related grade 3
+    assert CHEMO_CROSSES == 6
     chemo = table["chemotherapy"]
-    assert (chemo["exposed"], chemo["g3-count"], chemo["g3-rate"]) == ("7", "4", "57.1%")
-    assert (chemo["grade-0"], chemo["grade-2"], chemo["grade-3"]) == ("2", "1", "4")
+    assert (chemo["exposed"], chemo["g3-count"], chemo["g3-rate"]) == ("9", "6", "66.7%")
+    assert (chemo["grade-0"], chemo["grade-2"], chemo["grade-3"]) == ("2", "1", "6")
     assert table["radiotherapy"]["exposed"] == "0"
     evaluable = cells(html, "evaluable")
-    assert evaluable["chemotherapy/chemo_first_4_cycles"]["evaluable"] == "7"
+    assert evaluable["chemotherapy/chemo_first_4_cycles"]["evaluable"] == "9"
 
     rules = filled.client.get("/v1/rules", headers=filled.bearer("officer")).json()["rules"]
     chemo_rule = next(r for r in rules if r["rule_id"] == "chemotherapy-related-g3")
-    # every window has elapsed (day 200): all 7 are evaluable; the rule crossed when the first
-    # 4 to complete their window (Shanghai's) were all counted, and stays crossed
-    assert chemo_rule["status"] == "crossed" and (chemo_rule["n"], chemo_rule["x"]) == (7, 4)
+    # every window has elapsed (day 200): all 9 are evaluable; the rule crossed when the first
+    # 6 to complete their window (Shanghai's) were all counted, and stays crossed
+    assert chemo_rule["status"] == "crossed" and (chemo_rule["n"], chemo_rule["x"]) == (9, 6)
     card = re.search(
         r'<article class="rule crossed" id="rule-chemotherapy-related-g3".*?</article>', html, re.S
     )
     assert card is not None
     assert '<span class="badge crossed">Crossed</span>' in card.group(0)
-    assert '<dd data-field="n">7</dd>' in card.group(0)
-    assert '<dd data-field="x">4</dd>' in card.group(0)
-    assert '<dd data-field="crossed-at">4</dd>' in card.group(0)
+    assert '<dd data-field="n">9</dd>' in card.group(0)
+    assert '<dd data-field="x">6</dd>' in card.group(0)
+    assert '<dd data-field="crossed-at">6</dd>' in card.group(0)
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="boundary-plot"' in card.group(0)
     assert html.count('class="boundary-plot"') == sum(
         r["kind"] in ("bayesian", "pocock") for r in rules

@@ -15,7 +15,7 @@ from conftest import require_server
 from distributed import kafka_environment, kafka_settings, start_worker, wait_until_done
 from realservers import require_binary
 from serve_process import start_safety_stream
-from trial_builder import crossing_trial
+from trial_builder import BOTH_CROSS, CHEMO_CROSSES, crossing_trial
 
 from safety_stream.client import SiteClient
 from safety_stream.events import encode_json
@@ -34,7 +34,7 @@ def test_the_api_queues_on_kafka_and_the_workers_store(postgres_url: str, tmp_pa
     token = site_token(postgres_url, "S1")
     worker = start_worker(settings, postgres_url, tmp_path)
     api = start_safety_stream(postgres_url, tmp_path, env=kafka_environment(settings))
-    events = crossing_trial(5, site="S1").events
+    events = crossing_trial(BOTH_CROSS, site="S1").events
     lines = [encode_json(e).encode() for e in events]
     forged = json.loads(lines[0]) | {"site_id": "S2", "patient_id": "X9", "event_id": str(uuid4())}
     try:
@@ -61,8 +61,8 @@ def test_the_api_queues_on_kafka_and_the_workers_store(postgres_url: str, tmp_pa
         api.stop()
         worker.stop()
     chemo = next(m for m in toxicity["modalities"] if m["modality"] == "chemotherapy")
-    assert chemo["exposed"] == 5  # the resend counted once
-    assert chemo["grade3_or_worse"]["count"] == 5
+    assert chemo["exposed"] == BOTH_CROSS  # the resend counted once
+    assert chemo["grade3_or_worse"]["count"] == BOTH_CROSS
     [forbidden] = rejected
     assert forbidden["problems"][0]["code"] == "auth.site_mismatch"
 
@@ -70,7 +70,7 @@ def test_the_api_queues_on_kafka_and_the_workers_store(postgres_url: str, tmp_pa
 def test_a_site_with_only_kcat_can_post(postgres_url: str, tmp_path: Path) -> None:
     kcat = require_binary("kcat")
     settings = kafka_settings(require_server("Kafka", "SAFETY_STREAM_TEST_KAFKA"))
-    events = crossing_trial(4, site="S7").events
+    events = crossing_trial(CHEMO_CROSSES, site="S7").events
     lines = [f"SPARKLE-L|{encode_json(e)}" for e in events]
     lines.append('SPARKLE-L|{"event_type": "ae.reported", "grade": "three"}')
     worker = start_worker(settings, postgres_url, tmp_path)
@@ -106,7 +106,7 @@ def test_topics_create_is_idempotent_and_post_kafka_queues_a_file(
         env=env, check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert listed.count("\texists") == len(listed.splitlines()) == 6  # made by kafka_settings
-    events = crossing_trial(4, site="S3").events
+    events = crossing_trial(CHEMO_CROSSES, site="S3").events
     path = tmp_path / "events.ndjson"
     path.write_text("".join(encode_json(e) + "\n" for e in events))
     posted = subprocess.run(

@@ -13,7 +13,7 @@ from conftest import EXAMPLES
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from realservers import require_binary
-from trial_builder import crossing_trial
+from trial_builder import CHEMO_CROSSES, crossing_trial
 
 from safety_stream.api.app import create_app
 from safety_stream.events import encode_json
@@ -42,7 +42,8 @@ def scrape(runtime: Runtime) -> tuple[str, dict[tuple[str, tuple[tuple[str, str]
     token = runtime.credentials.add("admin", "admin", None)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     assert client.post("/v1/events", content=SAMPLE, headers=headers).status_code == 201
-    crossing = "\n".join(encode_json(e) for e in crossing_trial(4, site="CN-GZ-09").events)
+    crossing_events = crossing_trial(CHEMO_CROSSES, site="CN-GZ-09").events
+    crossing = "\n".join(encode_json(e) for e in crossing_events)
     assert client.post("/v1/events", content=crossing.encode(), headers=headers).status_code == 201
     bad = b'{"event_type": "ae.reported", "schema_version": 1}'
     assert client.post("/v1/events", content=bad, headers=headers).status_code == 422
@@ -71,17 +72,18 @@ def test_metrics_show_ingest_state_and_rules(runtime: Runtime) -> None:
     assert rejected and all(dict(labels)["reason"].startswith("schema.") for labels in rejected)
     # The crossing trial: four chemotherapy-related grade 3 AEs at CN-GZ-09.
     assert value(samples, "safety_stream_adverse_events", modality="chemotherapy", grade="3",
-                 site="CN-GZ-09") == 4  # fmt: skip
+                 site="CN-GZ-09") == CHEMO_CROSSES  # fmt: skip
     assert value(samples, "safety_stream_site_patients_exposed", modality="chemotherapy",
-                 site="CN-GZ-09") == 4  # fmt: skip
+                 site="CN-GZ-09") == CHEMO_CROSSES  # fmt: skip
     rule = {"rule": "chemotherapy-related-g3", "modality": "chemotherapy"}
     kind = next(r.kind for r in runtime.plan.rules if r.id == rule["rule"])
     assert value(samples, "safety_stream_rule_state", kind=kind, **rule) == 2
-    # crossed when the first four patients to complete the window (the crossing trial's: their
+    # crossed when the first patients to complete the window (the crossing trial's: their
     # chemotherapy began first) were all counted; it stays crossed as the sample's patients join
     counter = next(c for c in runtime.monitor.counting if c.rule.id == rule["rule"])
-    assert counter.crossed_at == 4 and counter.counted_among_first(4) == 4
-    assert counter.table.at(4) == 4
+    assert counter.crossed_at == CHEMO_CROSSES
+    assert counter.counted_among_first(CHEMO_CROSSES) == CHEMO_CROSSES
+    assert counter.table.at(CHEMO_CROSSES) == CHEMO_CROSSES
     assert value(samples, "safety_stream_rule_counted_patients", **rule) == counter.x
     assert value(samples, "safety_stream_rule_boundary_patients", **rule) == counter.boundary()
     assert value(samples, "safety_stream_derived_events_total", kind="boundary.crossed") >= 1

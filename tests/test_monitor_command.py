@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from trial_builder import T0, crossing_trial
+from trial_builder import BOTH_CROSS, T0, crossing_trial
 
 from safety_stream.cli import main
 from safety_stream.events import encode_json
@@ -20,7 +20,7 @@ def write(path: Path, lines: list[str]) -> str:
 def test_each_file_is_one_trial_and_the_clock_ends_at_now(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trial = crossing_trial(5)
+    trial = crossing_trial(BOTH_CROSS)
     lab = trial.events.pop()  # without the day-200 lab the clock stops at day 8
     assert lab.event_type == "lab.resulted"
     early = write(tmp_path / "early.ndjson", [encode_json(e) for e in trial.events])
@@ -40,7 +40,7 @@ def test_each_file_is_one_trial_and_the_clock_ends_at_now(
     assert main(["monitor", "--json", "--now", now, early]) == 0
     rules = {r["id"]: r for r in json.loads(capsys.readouterr().out)["files"][0]["rules"]}
     chemo, overall = rules["chemotherapy-related-g3"], rules["overall-related-g3"]
-    assert (chemo["n"], chemo["x"], chemo["status"]) == (5, 5, "crossed")
+    assert (chemo["n"], chemo["x"], chemo["status"]) == (BOTH_CROSS, BOTH_CROSS, "crossed")
     assert chemo["first_crossed_at"].startswith("2026-02-27")  # day 57: the windows end
     assert overall["ever_crossed"] and overall["first_crossed_at"].startswith("2026-07-02")
 

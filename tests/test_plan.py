@@ -47,7 +47,7 @@ def test_plan_version_is_a_content_hash() -> None:
     text = PLAN.read_text()
     first = parse_plan(text)
     assert parse_plan(text + "\n# a comment changes nothing\n").version == first.version
-    changed = parse_plan(text.replace("theta: 0.15", "theta: 0.20"))
+    changed = parse_plan(text.replace("theta: 0.10", "theta: 0.12"))
     assert changed.version != first.version
     assert len(first.version) == 12
 
@@ -82,7 +82,7 @@ def test_field_errors_name_their_location() -> None:
     document["rules"][2]["p1"] = 0.3
     problems = problems_of(yaml.safe_dump(document))
     assert "rules.0.bayesian.theta: Input should be less than 1" in problems
-    assert "rules.2.pocock: p1 (0.3) must be above p0 (0.4)" in problems
+    assert "rules.2.pocock: p1 (0.3) must be above p0 (0.45)" in problems
 
 
 def test_yaml_syntax_errors_are_reported() -> None:
@@ -119,7 +119,7 @@ def test_a_bayesian_prior_that_alone_would_stop_is_refused() -> None:
 
 def test_a_rule_that_can_never_stop_is_refused() -> None:
     document = yaml.safe_load(PLAN.read_text())
-    document["rules"][0].update(theta=0.95, cutoff=0.99, max_n=10)  # 10 of 10 is not enough
+    document["rules"][0].update(theta=0.95, cutoff=0.99, min_n=1, max_n=10)  # 10 of 10: not enough
     (problem,) = problems_of(yaml.safe_dump(document))
     assert "the rule can never stop" in problem
     document = yaml.safe_load(PLAN.read_text())
@@ -133,7 +133,8 @@ def test_plan_check_warns_of_low_power_and_an_expected_rate_above_the_unacceptab
 ) -> None:
     document = yaml.safe_load(PLAN.read_text())
     overall = document["rules"][0]
-    overall.update(theta=0.5, cutoff=0.9, expected_rate=0.6)
+    overall.update(theta=0.5, cutoff=0.9, prior=[1, 1], min_n=5, expected_rate=0.6)
+    del overall["unacceptable_rate"]  # then theta is the unacceptable rate
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(document))
     assert main(["plan", "check", str(path)]) == 0

@@ -16,7 +16,7 @@ import faust.tables
 import faust.topics
 import pytest
 from conftest import EXAMPLES
-from trial_builder import crossing_trial
+from trial_builder import BOTH_CROSS, crossing_trial
 
 from processors import pipeline
 from processors.app import create_app
@@ -120,7 +120,7 @@ async def test_ingest_holds_a_site_to_its_own_events(
 async def test_monitor_and_notify_publish_what_the_store_holds_once(
     runtime: Runtime, sent: Sent, tmp_path: Path
 ) -> None:
-    trial = crossing_trial(5)
+    trial = crossing_trial(BOTH_CROSS)
     with runtime.store.write() as session:
         for event in trial.events:
             session.append(event)

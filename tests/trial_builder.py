@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from safety_stream.events import EventBase, decode_object
+from safety_stream.monitoring.counting import table_for
+from safety_stream.plan import load_plan
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -107,13 +110,29 @@ FOLLOWED_DAY = 200
 """A day past every SPARKLE-L window of patients enrolled on day 0 (the longest is 182 days)."""
 
 
-def crossing_trial(patients: int = 5, site: str = "S1", prefix: str = "P") -> Trial:
+def _all_events_crossing(rule_id: str) -> int:
+    """The number of patients, each with the counted event, at which a SPARKLE-L rule first
+    crosses (the least look n whose boundary is at most n)."""
+    rule = next(r for r in SPARKLE_L.rules if r.id == rule_id)
+    table = table_for(rule)  # type: ignore[arg-type]
+    return next(n for n, bound in zip(table.looks, table.stop_if_at_least, strict=True)
+                if bound is not None and bound <= n)  # fmt: skip
+
+
+SPARKLE_L = load_plan(Path(__file__).parent.parent / "deploy" / "plans" / "sparkle-l.yaml")
+CHEMO_CROSSES = _all_events_crossing("chemotherapy-related-g3")
+"""Patients in a ``crossing_trial`` that cross the chemotherapy rule only (6 of 6)."""
+BOTH_CROSS = _all_events_crossing("overall-related-g3")
+"""Patients in a ``crossing_trial`` that also cross the overall rule (20 of 20, from min_n)."""
+
+
+def crossing_trial(patients: int = CHEMO_CROSSES, site: str = "S1", prefix: str = "P") -> Trial:
     """Under the SPARKLE-L plan: each patient has a chemotherapy-related grade 3 neutropenia,
     and a last, normal lab on day 200 moves the clock past every window.
 
     As the windows complete (the chemotherapy one on day 57, the on-study one on day 182),
-    four patients cross the chemotherapy rule (4 of 4) and approach the overall one; the fifth
-    crosses the overall rule too (5 of 5).
+    ``CHEMO_CROSSES`` patients cross the chemotherapy rule; ``BOTH_CROSS`` patients cross the
+    overall rule too. Fewer than ``CHEMO_CROSSES`` cross nothing.
     """
     trial = Trial()
     for i in range(1, patients + 1):

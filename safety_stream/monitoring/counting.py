@@ -77,6 +77,10 @@ class CountState:
     stale: bool = False  # a patient already in the order changed: find crossed_at again
     clock: datetime | None = None  # the monitor's clock when patients were last judged
 
+    def __post_init__(self) -> None:
+        # the boundary at each look (None where no x stops there); absent: not a look
+        self._bounds = dict(zip(self.table.looks, self.table.stop_if_at_least, strict=True))
+
     @property
     def weighted(self) -> bool:
         return self.rule.population.evaluability == "time_weighted"
@@ -146,9 +150,7 @@ class CountState:
         rule = self.rule
         if isinstance(rule, BayesianRule) and look > rule.max_n:
             return bayes_boundary(look, rule.theta, rule.cutoff, rule.prior)
-        if look not in self.table.looks:
-            return None
-        return self.table.at(look)
+        return self._bounds.get(look)
 
     def _first_crossing(self) -> int | None:
         if self.rule.population.window is None:

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 
 from safety_stream.monitoring.derived import DerivedEvent, derive
 from safety_stream.monitoring.matching import condition_holds
-from safety_stream.plan import LabSentinelRule
+from safety_stream.plan import (
+    AllOf,
+    AnyOf,
+    Condition,
+    LabAboveUln,
+    LabBelowUln,
+    LabSentinelRule,
+    SameDraw,
+)
 from safety_stream.projections.state import AeState, PatientState
 from safety_stream.projections.windows import Span
 
@@ -24,6 +32,7 @@ class LabSignals:
         self.version = plan_version
         self.raised: dict[str, list[str]] = {rule.id: [] for rule in rules}
         self._patients: dict[str, set[str]] = {rule.id: set() for rule in rules}
+        self._lab_only = {rule.id for rule in rules if needs_labs(rule.when)}
 
     def observe(
         self,
@@ -37,8 +46,10 @@ class LabSignals:
         out = []
         for rule in self.rules:
             done = self._patients[rule.id]
-            if patient.patient_id in done:
-                continue
+            if patient.patient_id in done or (
+                rule.id in self._lab_only and not patient.lab_history
+            ):
+                continue  # raised once per patient; a lab-only condition needs a lab
             since = _since(patient, rule)
             if since is None or not condition_holds(rule.when, patient, aes(), since):
                 continue
@@ -54,6 +65,17 @@ class LabSignals:
 
 
 FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def needs_labs(condition: Condition) -> bool:
+    """Whether a condition can only hold for a patient with at least one lab value."""
+    if isinstance(condition, LabAboveUln | LabBelowUln | SameDraw):
+        return True
+    if isinstance(condition, AllOf):
+        return any(map(needs_labs, condition.all_of))
+    if isinstance(condition, AnyOf):
+        return all(map(needs_labs, condition.any_of))
+    return False
 
 
 def _since(patient: PatientState, rule: LabSentinelRule) -> Span | None:

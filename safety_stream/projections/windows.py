@@ -38,7 +38,7 @@ def window_span(patient: PatientState, window: Window) -> Span | None:
         anchor = start = patient.enrolled_at
     else:
         assert window.modality is not None
-        exposure = patient.exposure.get(window.modality.value)
+        exposure = patient.exposure.get(window.modality)  # a StrEnum keys as its value
         if exposure is None:
             return None
         start = exposure.first
