@@ -71,6 +71,13 @@ class LabAboveUln(_Strict):
 class AdverseEventMatch(_Strict):
     ae_terms: list[str] = Field(min_length=1)
     min_grade: int = Field(default=1, ge=1, le=5)
+    immune_related: bool | None = Field(
+        default=None, description="Only AEs marked immune-related (true) or not (false)"
+    )
+    related_only_to: list[Modality] | None = Field(
+        default=None,
+        description="Only AEs attributed (possible or stronger) to these modalities, none other",
+    )
 
 
 class LabBelowUln(_Strict):
@@ -96,7 +103,23 @@ class SameDraw(_Strict):
     same_day: list[Condition] = Field(min_length=1)
 
 
-Condition = LabAboveUln | LabBelowUln | AdverseEventMatch | ChildPughRise | AllOf | AnyOf | SameDraw
+class NoneOf(_Strict):
+    """Holds when none of its conditions holds in the window: excludes a cause, e.g. liver
+    injury explained by an immune-related AE attributed to the PD-1 antibody alone."""
+
+    none_of: list[Condition] = Field(min_length=1)
+
+
+Condition = (
+    LabAboveUln
+    | LabBelowUln
+    | AdverseEventMatch
+    | ChildPughRise
+    | AllOf
+    | AnyOf
+    | SameDraw
+    | NoneOf
+)
 
 
 class Composite(_Strict):
@@ -322,16 +345,17 @@ class MonitoringPlan(_Strict):
 def _condition_terms(condition: Condition) -> list[str]:
     if isinstance(condition, AdverseEventMatch):
         return list(condition.ae_terms)
-    if isinstance(condition, AllOf | AnyOf | SameDraw):
-        parts = (
-            condition.all_of
-            if isinstance(condition, AllOf)
-            else condition.any_of
-            if isinstance(condition, AnyOf)
-            else condition.same_day
-        )
-        return [t for part in parts for t in _condition_terms(part)]
+    if isinstance(condition, AllOf | AnyOf | SameDraw | NoneOf):
+        return [t for part in condition_parts(condition) for t in _condition_terms(part)]
     return []
+
+
+def condition_parts(condition: AllOf | AnyOf | SameDraw | NoneOf) -> list[Condition]:
+    if isinstance(condition, AllOf):
+        return condition.all_of
+    if isinstance(condition, AnyOf):
+        return condition.any_of
+    return condition.same_day if isinstance(condition, SameDraw) else condition.none_of
 
 
 def _term_problem(where: str, term: str) -> str:

@@ -246,6 +246,12 @@ def rild_plan() -> MonitoringPlan:
         ([("lab", -10, "ALP", 2.5), ("ae", 30, ASCITES, 2), ("lab", 31, "ALP", 3.0)], False),
         ([("lab", -10, "ALP", 2.5), ("ae", 30, ASCITES, 2), ("lab", 31, "ALP", 5.5)], True),
         ([("cp", 10, 5)], False),  # no assessment before SBRT: no rise to judge
+        # liver injury the investigator puts down to the PD-1 antibody alone, immune-related,
+        # is immune hepatitis, not RILD; related to SBRT too, or not immune-related, it is RILD
+        ([("lab", 20, "ALT", 6.0), ("irae", 20, ALT_INCREASED, 3, "unrelated", True)], False),
+        ([("lab", 20, "ALT", 6.0), ("irae", 20, ALT_INCREASED, 3, "possible", True)], True),
+        ([("lab", 20, "ALT", 6.0), ("irae", 20, ALT_INCREASED, 3, "unrelated", False)], True),
+        ([("lab", 20, "ALT", 6.0), ("irae", 140, ALT_INCREASED, 3, "unrelated", True)], True),
     ],
 )
 def test_rild_composite_counts_within_three_months_of_sbrt(
@@ -291,6 +297,9 @@ def _add(trial: Trial, kind: str, day: int, rest: list[Any]) -> None:
         trial.lab("P1", day, rest[0], rest[1])
     elif kind == "cp":
         trial.child_pugh("P1", day, rest[0])
+    elif kind == "irae":  # an AE related to the PD-1 antibody; to SBRT as rest[2] says
+        (term, code), grade, rt, immune = rest
+        trial.ae("P1", day, term, code, grade, rt=rt, it="probable", immune_related=immune)
     else:
         term, code = rest[0]
         trial.ae("P1", day, term, code, rest[1], rt="possible")

@@ -25,6 +25,7 @@ from safety_stream.plan import (
     LabAboveUln,
     LabBelowUln,
     MonitoringPlan,
+    NoneOf,
     Population,
     SameDraw,
 )
@@ -105,8 +106,14 @@ def condition_holds(
             and ae.ctcae_term in condition.ae_terms
             and (5 if ae.fatal else ae.grade) >= condition.min_grade
             and (span is None or span.holds_date(ae.onset_date))
+            and (condition.immune_related is None or ae.immune_related == condition.immune_related)
+            and (
+                condition.related_only_to is None or _related_only_to(ae, condition.related_only_to)
+            )
             for ae in aes
         )
+    if isinstance(condition, NoneOf):
+        return not any(condition_holds(part, patient, aes, span) for part in condition.none_of)
     if isinstance(condition, ChildPughRise):
         history = sorted((when, score) for score, when in patient.child_pugh_history)
         if span is None:
@@ -138,6 +145,13 @@ def condition_holds(
         return all(condition_holds(part, patient, aes, span) for part in condition.all_of)
     assert isinstance(condition, AnyOf)
     return any(condition_holds(part, patient, aes, span) for part in condition.any_of)
+
+
+def _related_only_to(ae: AeState, modalities: list[Modality]) -> bool:
+    """Attributed (possible or stronger) to some of ``modalities`` and to no other."""
+    threshold = ATTRIBUTION_RANK[Attribution.POSSIBLE]
+    related = {m for m, a in ae.attribution.items() if ATTRIBUTION_RANK[a] >= threshold}  # type: ignore[index]
+    return bool(related) and related <= set(modalities)
 
 
 def composite_holds(

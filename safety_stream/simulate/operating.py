@@ -36,6 +36,7 @@ from safety_stream.plan import (
     Condition,
     LabAboveUln,
     MonitoringPlan,
+    NoneOf,
     PocockRule,
 )
 from safety_stream.validation.records import RawRecord
@@ -182,6 +183,9 @@ def _lab_above(condition: Condition) -> LabAboveUln | None:
         return condition
     if isinstance(condition, AnyOf):
         return next((c for c in map(_lab_above, condition.any_of) if c is not None), None)
+    if isinstance(condition, AllOf):  # one lab condition and exclusions: the lab makes it hold
+        kept = [c for c in condition.all_of if not isinstance(c, NoneOf)]
+        return _lab_above(kept[0]) if len(kept) == 1 else None
     return None
 
 
