@@ -115,7 +115,7 @@ class SafetyStateCollector(Collector):
         )
         for modality in Modality:
             counts: Counter[tuple[str, str]] = Counter(
-                (str(ae.grade), ae.site_id)
+                (str(ae.worst), ae.site_id)
                 for ae in state.aes.values()
                 if ae.status != "retracted"
                 and ATTRIBUTION_RANK[Attribution(ae.attribution[modality.value])] >= threshold

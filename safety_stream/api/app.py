@@ -251,6 +251,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                     ctcae_term=a.ctcae_term,
                     soc=a.soc,
                     grade=a.grade,
+                    worst_grade=a.worst,
                     onset_date=a.onset_date,
                     status=a.status,
                     outcome=a.outcome,

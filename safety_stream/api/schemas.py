@@ -106,7 +106,8 @@ class AeOut(_Body):
     ae_id: str
     ctcae_term: str
     soc: str
-    grade: int
+    grade: int = Field(description="Current grade")
+    worst_grade: int = Field(description="Worst grade over the AE's course (5 if fatal)")
     onset_date: date
     status: str
     outcome: str | None

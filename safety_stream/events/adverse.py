@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from safety_stream.events.base import (
     Attribution,
@@ -97,18 +104,50 @@ class AdverseEventReported(EventBase):
     )
 
 
+class GradeChange(StrEnum):
+    """Why an update changes an AE's grade: its course (the AE got worse or better: the worst
+    grade so far stays), or a correction (the last recorded grade was wrong)."""
+
+    WORSENED = "worsened"
+    IMPROVED = "improved"
+    CORRECTED = "corrected"
+
+
 class AdverseEventUpdated(EventBase):
-    """A change of grade, attribution, seriousness or expectedness of a reported AE."""
+    """A change of grade, attribution, seriousness or expectedness of a reported AE.
+
+    With a new ``grade``, ``grade_change`` says whether the AE worsened or improved (its worst
+    grade is kept apart from its current grade) or the last grade was corrected. An update
+    without ``grade_change`` (as sent before it existed) is a correction.
+    """
 
     event_type: Literal["ae.updated"]
     schema_version: Literal[1]
     ae_id: UUID = Field(description="event_id of the ae.reported this amends")
     grade: int | None = Field(default=None, ge=1, le=5)
+    grade_change: GradeChange | None = Field(
+        default=None, description="With grade: worsened, improved or corrected"
+    )
     attribution: AttributionByModality | None = None
     seriousness: SortedSet[Seriousness] | None = None
     expectedness: Expectedness | None = None
     immune_related: bool | None = None
     reason: LongText = Field(description="Why the AE was amended")
+
+    @model_validator(mode="after")
+    def _change_needs_a_grade(self) -> AdverseEventUpdated:
+        if self.grade_change is not None and self.grade is None:
+            raise ValueError("grade_change needs the new grade")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _canonical(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # updates sent before grade_change existed keep their canonical bytes (and hashes):
+        # an absent change is left out rather than written as null
+        data = handler(self)
+        if isinstance(data, dict) and data.get("grade_change") is None:
+            data.pop("grade_change", None)
+        return data
 
 
 class AdverseEventResolved(EventBase):

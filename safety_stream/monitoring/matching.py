@@ -70,7 +70,7 @@ NOT_EXPOSED = Verdict(False, False, (), None)
 
 def ae_matches(ae: AeState, match: EventFilter) -> bool:
     """Whether a current AE matches a rule's term/SOC, grade, attribution and irAE filter."""
-    if ae.status == "retracted" or (5 if ae.fatal else ae.grade) < match.min_grade:
+    if ae.status == "retracted" or ae.worst < match.min_grade:
         return False
     if (match.terms or match.socs) and not (ae.ctcae_term in match.terms or ae.soc in match.socs):
         return False
@@ -104,7 +104,7 @@ def condition_holds(
         return any(
             ae.status != "retracted"
             and ae.ctcae_term in condition.ae_terms
-            and (5 if ae.fatal else ae.grade) >= condition.min_grade
+            and ae.worst >= condition.min_grade
             and (span is None or span.holds_date(ae.onset_date))
             and (condition.immune_related is None or ae.immune_related == condition.immune_related)
             and (

@@ -325,12 +325,13 @@ class Monitor:
             if key in self.raised[rule.id] or not ae_matches(ae, rule.match):
                 continue
             self.raised[rule.id].append(key)
-            summary = f"{rule.title}: {ae.ctcae_term}, grade {ae.grade}, site {ae.site_id}"
+            summary = f"{rule.title}: {ae.ctcae_term}, grade {ae.worst}, site {ae.site_id}"
             details = {
                 "ae_id": key,
                 "ctcae_term": ae.ctcae_term,
                 "soc": ae.soc,
-                "grade": ae.grade,
+                "grade": ae.worst,  # the worst over the AE's course
+                "current_grade": ae.grade,
                 "site_id": ae.site_id,
                 "attribution": dict(ae.attribution),
                 "immune_related": ae.immune_related,

@@ -24,6 +24,7 @@ from safety_stream.events import (
     AttributionByModality,
     ChildPughAssessed,
     EventBase,
+    GradeChange,
     LabResulted,
     PatientDied,
     PatientEnrolled,
@@ -84,6 +85,14 @@ class AeState:
     # fatal whatever its grade: resolved with outcome fatal, or cited by patient.died; counts
     # as grade 5 for every rule
     fatal: bool = False
+    # the grades over the AE's course, the current last: an improvement appends, a correction
+    # replaces the last (empty in states saved before it was kept: the course is the grade)
+    course: list[int] = field(default_factory=list)
+
+    @property
+    def worst(self) -> int:
+        """The worst grade over the AE's course (5 once it was fatal): what rules count."""
+        return 5 if self.fatal else max(self.course, default=self.grade)
 
 
 @dataclass
@@ -143,6 +152,7 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
             expectedness=report.expectedness.value,
             immune_related=report.immune_related,
             reported_at=_utc(report.recorded_at),
+            course=[report.grade],
         )
         return None, report.event_id
     if kind in AE_AMENDMENTS:
@@ -203,7 +213,12 @@ def _amend(
         ae.fatal = ae.fatal or ae.outcome == "fatal"
     else:
         if event.grade is not None:
-            ae.grade = event.grade
+            course = ae.course or [ae.grade]
+            if event.grade_change in (GradeChange.WORSENED, GradeChange.IMPROVED):
+                course.append(event.grade)
+            else:  # a correction (also an update that does not say)
+                course[-1] = event.grade
+            ae.grade, ae.course = event.grade, course
         if event.attribution is not None:
             ae.attribution = _attribution(event.attribution)
         if event.seriousness is not None:

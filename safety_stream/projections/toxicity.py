@@ -139,13 +139,13 @@ def modality_table(
     for ae in state.aes.values():
         if ae.patient_id not in exposed or not _related(ae, modality, threshold):
             continue
-        if ae.grade >= SEVERE or ae.fatal:
+        if ae.worst >= SEVERE:
             severe_onsets[ae.patient_id].append(ae.onset_date)
-        worst[ae.patient_id] = max(ae.grade, worst.get(ae.patient_id, 0))
+        worst[ae.patient_id] = max(ae.worst, worst.get(ae.patient_id, 0))
         key = (ae.ctcae_term, ae.patient_id)
-        worst_by_term[key] = max(ae.grade, worst_by_term.get(key, 0))
+        worst_by_term[key] = max(ae.worst, worst_by_term.get(key, 0))
         soc_key = (ae.soc, ae.patient_id)
-        worst_by_soc[soc_key] = max(ae.grade, worst_by_soc.get(soc_key, 0))
+        worst_by_soc[soc_key] = max(ae.worst, worst_by_soc.get(soc_key, 0))
         socs[ae.ctcae_term] = ae.soc
     grades = {str(g): 0 for g in range(6)}
     for pid in exposed:

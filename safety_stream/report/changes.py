@@ -95,7 +95,7 @@ def severe_patients(state: TrialState, modality: Modality, threshold: Attributio
         ae.patient_id
         for ae in state.aes.values()
         if ae.status != "retracted"
-        and ae.grade >= SEVERE
+        and ae.worst >= SEVERE
         and ATTRIBUTION_RANK[Attribution(ae.attribution[modality.value])] >= rank
         and (patient := state.patients.get(ae.patient_id)) is not None
         and modality.value in patient.exposure

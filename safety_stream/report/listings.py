@@ -129,7 +129,7 @@ def sae_rows(snapshot: Snapshot, threshold: Attribution) -> list[SaeRow]:
                 site_id=ae.site_id,
                 ctcae_term=ae.ctcae_term,
                 soc=ae.soc,
-                grade=ae.grade,
+                grade=ae.worst,
                 onset_date=ae.onset_date,
                 seriousness=list(ae.seriousness),
                 expectedness=ae.expectedness,
@@ -153,14 +153,14 @@ def sae_summary(snapshot: Snapshot, threshold: Attribution) -> SaeSummary:
         by_criterion={c.value: sum(c.value in a.seriousness for a in serious) for c in Seriousness},
         related=sum(bool(related_to(a, threshold)) for a in serious),
         unexpected=sum(a.expectedness == "unexpected" for a in serious),
-        fatal=sum(a.grade == 5 for a in serious),
+        fatal=sum(a.worst == 5 for a in serious),
     )
 
 
 def _fatal_aes(snapshot: Snapshot) -> dict[str, list[AeState]]:
     fatal: dict[str, list[AeState]] = {}
     for ae in snapshot.state.aes.values():
-        if ae.grade == 5 and ae.status != "retracted":
+        if ae.worst == 5 and ae.status != "retracted":
             fatal.setdefault(ae.patient_id, []).append(ae)
     return fatal
 
@@ -168,7 +168,7 @@ def _fatal_aes(snapshot: Snapshot) -> dict[str, list[AeState]]:
 def _fatal_label(ae: AeState, threshold: Attribution) -> str:
     related = related_to(ae, threshold)
     attribution = f"related: {', '.join(related)}" if related else "not related"
-    return f"{ae.ctcae_term} (grade {ae.grade}; {attribution})"
+    return f"{ae.ctcae_term} (grade {ae.worst}; {attribution})"
 
 
 def death_rows(snapshot: Snapshot, threshold: Attribution) -> list[DeathRow]:
@@ -227,7 +227,7 @@ def clock_rows(snapshot: Snapshot) -> list[ClockRow]:
                 patient_id=ae.patient_id,
                 site_id=clock.site_id,
                 ctcae_term=ae.ctcae_term,
-                grade=ae.grade,
+                grade=ae.worst,
                 fatal_or_life_threatening=clock.severe,
                 days=(clock.due - clock.opened_at).days,
                 aware_at=clock.opened_at,

@@ -154,7 +154,7 @@ def _sentinel(
                 patient_id=ae.patient_id,
                 site_id=ae.site_id,
                 ctcae_term=ae.ctcae_term,
-                grade=ae.grade,
+                grade=ae.worst,
                 onset_date=ae.onset_date,
                 raised_at=raised_at.get(key),
             )

@@ -1,11 +1,12 @@
 """The simulated trial as sites' EDC systems would export it: one CSV row per AE.
 
-An EDC export is a snapshot of the AE forms, not a history: each AE appears once with its
-current grade and attribution (after updates), its end date and outcome once resolved; an AE
-retracted as entered in error is gone. Each row carries its AE's id (``EVENT_ID``), so posting
-the same export twice counts nothing twice and the sponsor's expedited safety reports, which
-cite the AE, still find it. Enrolments, treatments and labs are not AE forms: they stay NDJSON
-(``records_before``), and so do the safety reports (``records_after``, posted after the export).
+An EDC export is a snapshot of the AE forms, not a history: each AE appears once with its worst
+grade (an improvement does not lower it; a correction does), its current attribution, its end
+date and outcome once resolved; an AE retracted as entered in error is gone. Each row carries
+its AE's id (``EVENT_ID``), so posting the same export twice counts nothing twice and the
+sponsor's expedited safety reports, which cite the AE, still find it. Enrolments, treatments
+and labs are not AE forms: they stay NDJSON (``records_before``), and so do the safety reports
+(``records_after``, posted after the export).
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def edc_rows(records: Sequence[SimulatedRecord]) -> list[dict[str, str]]:
             rows[document["event_id"]] = _row(document, number)
         elif kind == "ae.updated":
             row = rows[document["ae_id"]]
-            if "grade" in document:
+            if document.get("grade_change") in ("worsened", "improved"):  # the form's grade
+                row["AETOXGR"] = str(max(int(row["AETOXGR"]), document["grade"]))  # is the worst
+            elif "grade" in document:  # a correction
                 row["AETOXGR"] = str(document["grade"])
             for modality, column in (("radiotherapy", "AERELRT"), ("chemotherapy", "AERELCT"),
                                      ("immunotherapy", "AERELIT")):  # fmt: skip

@@ -268,7 +268,13 @@ class _Trial:
                       ae_id=ae_id, report_reference=f"IND-{ae_id[:8]}")  # fmt: skip
         if rng.random() < config.upgrade_share and grade + 1 in term.grades and grade < 4:
             grade += 1
-            follow_up("ae.updated", (2, 7), grade=grade, reason="worsened at follow-up")
+            follow_up("ae.updated", (2, 7), grade=grade, grade_change="worsened",
+                      reason="worsened at follow-up")  # fmt: skip
+        milder = [g for g in (1, 2) if g in term.grades and g < grade]
+        if severe and milder and rng.random() < config.improve_share:
+            grade = rng.choice(milder)
+            follow_up("ae.updated", (3, 10), grade=grade, grade_change="improved",
+                      reason="improving with treatment")  # fmt: skip
         if rng.random() < config.correction_share:
             corrected = dict(attribution) | {modality: "unlikely"}
             reason = "attribution corrected at source data verification"

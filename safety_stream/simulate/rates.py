@@ -120,6 +120,9 @@ class SimulationConfig(BaseModel):
     )
     low_grade_per_patient: float = Field(default=2.0, ge=0)
     upgrade_share: float = Field(default=0.10, ge=0, le=1, description="AEs that worsen")
+    improve_share: float = Field(
+        default=0.30, ge=0, le=1, description="severe AEs that improve to grade 1-2 first"
+    )
     resolve_share: float = Field(default=0.70, ge=0, le=1)
     correction_share: float = Field(default=0.05, ge=0, le=1, description="attribution fixed")
     retraction_share: float = Field(default=0.02, ge=0, le=1, description="entered in error")

@@ -27,6 +27,7 @@ from safety_stream.events import (
     AdverseEventRetracted,
     AdverseEventUpdated,
     EventBase,
+    GradeChange,
     PatientEnrolled,
     SafetyReportSubmitted,
     Seriousness,
@@ -258,6 +259,20 @@ class ReferenceChecker:
             bad = grade_problem(term, event.grade, self._ctcae.version)
             if bad:
                 problems.append(bad)
+        change = event.grade_change
+        if event.grade is not None and change in (GradeChange.WORSENED, GradeChange.IMPROVED):
+            worse = change == GradeChange.WORSENED
+            if (event.grade > facts.grade) != worse or event.grade == facts.grade:
+                problems.append(
+                    Problem(
+                        path="grade",
+                        message=f"grade_change '{change}' but grade {event.grade} is not "
+                        f"{'above' if worse else 'below'} the AE's current grade {facts.grade}",
+                        code="consistency.grade_change",
+                        allowed=f"a grade {'above' if worse else 'below'} {facts.grade}, or "
+                        "grade_change 'corrected' if the last grade was wrong",
+                    )
+                )
         if (event.grade is None) != (event.seriousness is None):
             # one of the pair changed: check it against the AE's current other half
             fatal = (
