@@ -112,11 +112,18 @@ def recount(events: list[StoredEvent], moment: datetime) -> Recount:
         elif kind == "treatment.administered":
             exposed[document["treatment"]["modality"]].add(patient)
         elif kind == "ae.reported":
-            aes[document["event_id"]] = dict(document, retracted=False)
+            aes[document["event_id"]] = dict(document, retracted=False, course=[document["grade"]])
         elif kind == "ae.updated" and document["ae_id"] in aes:
-            for key in ("grade", "attribution", "seriousness"):
+            ae = aes[document["ae_id"]]
+            for key in ("attribution", "seriousness"):
                 if document.get(key) is not None:
-                    aes[document["ae_id"]][key] = document[key]
+                    ae[key] = document[key]
+            if document.get("grade") is not None:  # the worst over the course counts
+                if document.get("grade_change") in ("worsened", "improved"):
+                    ae["course"].append(document["grade"])
+                else:  # a correction replaces the last grade
+                    ae["course"][-1] = document["grade"]
+                ae["grade"] = max(ae["course"])
         elif kind == "ae.retracted" and document["ae_id"] in aes:
             aes[document["ae_id"]]["retracted"] = True
     current = [a for a in aes.values() if not a["retracted"]]
@@ -347,6 +354,9 @@ def small_trial() -> tuple[InMemoryEventStore, Callable[[int], datetime]]:
         "PT-03", 35, *NAUSEA, 3, rt="possible",
         seriousness=["hospitalisation"], expectedness="unexpected",
     )  # fmt: skip
+    # a potential Hy's law case in one draw: ALT 4 x ULN, bilirubin 2.5 x ULN, ALP normal
+    for test, times_uln in (("ALT", 4.0), ("bilirubin_total", 2.5), ("ALP", 1.0)):
+        trial.lab("PT-03", 36, test, times_uln)
     clock = [T0]
     store = InMemoryEventStore(clock=lambda: clock[0])
     event: EventBase
@@ -381,7 +391,15 @@ def test_deaths_listing_and_expedited_report_timeliness() -> None:
     assert "Acute liver failure" in section(html, "deaths")
     assert "<strong>0 of 2</strong> reports due by the cut-off were submitted on time" in html
     sentinels = {s.status.rule_id: s.status.raised for s in closed.sentinels}
-    assert sentinels == {"treatment-related-death": 1, "immune-hepatitis-g4": 1}
+    assert sentinels == {
+        "treatment-related-death": 1, "immune-hepatitis-g4": 1,
+        "hys-law": 1, "immune-hepatitis-g3-lab": 0,
+    }  # fmt: skip
+    (hys,) = [s for s in closed.sentinels if s.status.rule_id == "hys-law"]
+    assert hys.raised is not None
+    assert [(a.patient_id, a.ctcae_term) for a in hys.raised] == [("PT-03", None)]
+    assert hys.raised[0].raised_at == day(36)  # when the last of the three results was stored
+    assert "lab criteria met" in section(html, "rules")
     opened = render_html(build_report(snapshot, None, "open"))
     assert "1 patient(s) died (1 with a fatal AE related to a study treatment)" in opened
     assert not re.search(r"PT-0\d", opened)

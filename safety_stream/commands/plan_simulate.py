@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 from safety_stream.monitoring.counting import table_for
@@ -22,8 +25,8 @@ from safety_stream.simulate.operating import (
     Outcome,
     counting_rules,
     rule_rates,
-    simulate_plan,
-    simulate_rule,
+    start_plan,
+    start_rule,
 )
 
 WHOLE_PLAN = "(any rule)"
@@ -54,25 +57,52 @@ class Row:
 
 
 def simulate_rows(plan: MonitoringPlan, settings: OcSettings) -> list[Row]:
+    """Every scenario queued at once on one pool of workers, then the rows in order."""
+    if settings.workers == 1:
+        return _rows(plan, settings, None)
+    with ProcessPoolExecutor(settings.workers) as pool:
+        return _rows(plan, settings, pool)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A row whose outcome is still being simulated."""
+
+    rule_id: str
+    scenario: str
+    rate: float | None
+    outcome: Callable[[], Outcome]
+    exact: float | None
+
+    def row(self) -> Row:
+        return Row(self.rule_id, self.scenario, self.rate, self.outcome(), self.exact)
+
+
+def _rows(plan: MonitoringPlan, settings: OcSettings, pool: Executor | None) -> list[Row]:
     rules = counting_rules(plan)
     single = [r for r in rules if not _any_modality(r)]
-    rows: list[Row] = []
+    pending: list[_Pending] = []
     for index, scenario in enumerate(("expected", "unacceptable")):
         rates = {r.id: rate for r in single if (rate := rule_rates(r)[index]) is not None}
-        together = simulate_plan(plan, rates, settings)
+        together = cache(start_plan(plan, rates, settings, pool))
         for rule in rules:
             rate = rates.get(rule.id)
             if _any_modality(rule):
                 own = rule_rates(rule)[index]
                 if own is not None:
-                    alone = simulate_rule(plan, rule.id, own, settings)
-                    rows.append(Row(rule.id, scenario, own, alone, _exact(rule, own)))
-                rows.append(Row(rule.id, f"{scenario} (others' events)", None,
-                                together[rule.id], None))  # fmt: skip
+                    alone = start_rule(plan, rule.id, own, settings, pool)
+                    pending.append(_Pending(rule.id, scenario, own, alone, _exact(rule, own)))
+                others = f"{scenario} (others' events)"
+                pending.append(_Pending(rule.id, others, None, _pick(together, rule.id), None))
             elif rate is not None:
-                rows.append(Row(rule.id, scenario, rate, together[rule.id], _exact(rule, rate)))
-        rows.append(Row(WHOLE_PLAN, scenario, None, together[WHOLE_PLAN], None))
-    return rows
+                outcome = _pick(together, rule.id)
+                pending.append(_Pending(rule.id, scenario, rate, outcome, _exact(rule, rate)))
+        pending.append(_Pending(WHOLE_PLAN, scenario, None, _pick(together, WHOLE_PLAN), None))
+    return [p.row() for p in pending]
+
+
+def _pick(deferred: Callable[[], dict[str, Outcome]], key: str) -> Callable[[], Outcome]:
+    return lambda: deferred()[key]
 
 
 def _any_modality(rule: Any) -> bool:

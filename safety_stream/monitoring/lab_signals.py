@@ -32,6 +32,8 @@ class LabSignals:
         self.version = plan_version
         self.raised: dict[str, list[str]] = {rule.id: [] for rule in rules}
         self._patients: dict[str, set[str]] = {rule.id: set() for rule in rules}
+        # per rule, the patient each raised signal is about (in the order of ``raised``)
+        self.raised_patients: dict[str, list[str]] = {rule.id: [] for rule in rules}
         self._lab_only = {rule.id for rule in rules if needs_labs(rule.when)}
 
     def observe(
@@ -55,6 +57,7 @@ class LabSignals:
                 continue
             done.add(patient.patient_id)
             self.raised[rule.id].append(cause)
+            self.raised_patients[rule.id].append(patient.patient_id)
             details = {"site_id": patient.site_id, "caused_by_event": cause}
             summary = f"{rule.title}: site {patient.site_id}"
             raised = derive(

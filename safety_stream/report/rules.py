@@ -7,7 +7,7 @@ observed (n, x) path. Sentinels list the AEs that raised them, in the closed rep
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -18,6 +18,7 @@ from safety_stream.monitoring.status import RuleStatus
 from safety_stream.plan import (
     BayesianRule,
     EventFilter,
+    LabSentinelRule,
     MonitoringPlan,
     Population,
     SentinelRule,
@@ -40,11 +41,13 @@ class CountingRuleView(_Out):
 
 
 class SentinelAe(_Out):
+    """What raised a sentinel: an AE, or (lab sentinels) a patient's labs."""
+
     patient_id: str
     site_id: str
-    ctcae_term: str
-    grade: int
-    onset_date: date
+    ctcae_term: str | None  # None: raised by labs
+    grade: int | None
+    onset_date: date | None
     raised_at: datetime | None
 
 
@@ -163,6 +166,38 @@ def _sentinel(
     return SentinelView(status=status, criterion=criterion, raised=rows)
 
 
+def _lab_sentinel(
+    snapshot: Snapshot, rule: LabSentinelRule, status: RuleStatus, closed: bool
+) -> SentinelView:
+    exposed = "" if rule.exposed_to == "any" else f" in patients exposed to {rule.exposed_to}"
+    criterion = f"labs: {rule.title}{exposed} ({' '.join(rule.source.split())})"
+    if not closed:
+        return SentinelView(status=status, criterion=criterion, raised=None)
+    raised_at = {
+        str(d.details.get("caused_by_event")): d.occurred_at
+        for d in snapshot.derived
+        if d.kind == "sentinel.raised" and d.rule_id == rule.id
+    }
+    signals = snapshot.monitor.lab_signals
+    rows = []
+    for cause, patient_id in zip(
+        signals.raised[rule.id], signals.raised_patients[rule.id], strict=True
+    ):
+        patient = snapshot.state.patients.get(patient_id)
+        rows.append(
+            SentinelAe(
+                patient_id=patient_id,
+                site_id=patient.site_id if patient is not None else "",
+                ctcae_term=None,
+                grade=None,
+                onset_date=None,
+                raised_at=raised_at.get(cause),
+            )
+        )
+    rows.sort(key=lambda r: (r.raised_at or datetime.max.replace(tzinfo=UTC), r.patient_id))
+    return SentinelView(status=status, criterion=criterion, raised=rows)
+
+
 def rule_views(
     snapshot: Snapshot, statuses: list[RuleStatus], closed: bool
 ) -> tuple[list[CountingRuleView], list[SentinelView]]:
@@ -172,5 +207,8 @@ def rule_views(
     counting = [_counting(plan, c, by_id[c.rule.id]) for c in snapshot.monitor.counting]
     sentinels = [
         _sentinel(snapshot, rule, by_id[rule.id], closed) for rule in snapshot.monitor.sentinels
+    ] + [
+        _lab_sentinel(snapshot, rule, by_id[rule.id], closed)
+        for rule in snapshot.monitor.lab_signals.rules
     ]
     return counting, sentinels

@@ -19,8 +19,8 @@ import json
 import random
 import statistics
 import uuid
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -323,24 +323,46 @@ def _batch(
     return outcomes
 
 
-def _run(
-    plan: MonitoringPlan, rates: dict[str, float], settings: OcSettings, any_rule: bool
-) -> dict[str, Outcome]:
+Deferred = Callable[[], dict[str, Outcome]]
+
+
+def _start(
+    plan: MonitoringPlan,
+    rates: dict[str, float],
+    settings: OcSettings,
+    any_rule: bool,
+    pool: Executor | None,
+) -> Deferred:
+    """Queue the trials of one scenario on ``pool`` (None: run them now); the result when
+    called. Small chunks keep every worker busy until all queued scenarios are done."""
     seeder = random.Random(settings.seed)
     seeds = [seeder.getrandbits(63) for _ in range(settings.trials)]
     plan_json = plan.model_dump_json()
-    chunks = [seeds[i :: settings.workers] for i in range(settings.workers)]
+    pieces = 1 if pool is None else settings.workers * 4
+    chunks = [seeds[i::pieces] for i in range(pieces)]
     jobs = [(plan_json, rates, settings, chunk, any_rule) for chunk in chunks if chunk]
-    if settings.workers == 1:
+    if pool is None:
         parts = [_batch(job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(settings.workers) as pool:
-            parts = list(pool.map(_batch, jobs))
+        return lambda: _merged(parts)
+    futures = [pool.submit(_batch, job) for job in jobs]
+    return lambda: _merged(f.result() for f in futures)
+
+
+def _merged(parts: Iterable[dict[str, Outcome]]) -> dict[str, Outcome]:
     merged: dict[str, Outcome] = {}
     for part in parts:
         for key, outcome in part.items():
             merged.setdefault(key, Outcome()).merge(outcome)
     return merged
+
+
+def _run(
+    plan: MonitoringPlan, rates: dict[str, float], settings: OcSettings, any_rule: bool
+) -> dict[str, Outcome]:
+    if settings.workers == 1:
+        return _start(plan, rates, settings, any_rule, None)()
+    with ProcessPoolExecutor(settings.workers) as pool:
+        return _start(plan, rates, settings, any_rule, pool)()
 
 
 def only_rule(plan: MonitoringPlan, rule_id: str) -> MonitoringPlan:
@@ -352,6 +374,21 @@ def only_rule(plan: MonitoringPlan, rule_id: str) -> MonitoringPlan:
 def simulate_rule(plan: MonitoringPlan, rule_id: str, rate: float, settings: OcSettings) -> Outcome:
     """One rule alone, every patient having its counted event with probability ``rate``."""
     return _run(only_rule(plan, rule_id), {rule_id: rate}, settings, any_rule=False)[rule_id]
+
+
+def start_rule(
+    plan: MonitoringPlan, rule_id: str, rate: float, settings: OcSettings, pool: Executor | None
+) -> Callable[[], Outcome]:
+    """``simulate_rule`` queued on ``pool``; call the result to wait for it."""
+    pending = _start(only_rule(plan, rule_id), {rule_id: rate}, settings, False, pool)
+    return lambda: pending()[rule_id]
+
+
+def start_plan(
+    plan: MonitoringPlan, rates: dict[str, float], settings: OcSettings, pool: Executor | None
+) -> Deferred:
+    """``simulate_plan`` queued on ``pool``; call the result to wait for it."""
+    return _start(plan, rates, settings, True, pool)
 
 
 def simulate_plan(
