@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from safety_stream.alerts.dispatcher import utc_now
@@ -78,6 +79,7 @@ def ingest_batch(runtime: Runtime, batch: Sequence[Submission]) -> list[IngestRe
             source=key[1],
             site_id=key[0],
             offsets=[Offset(f"kafka:{m.topic}/{m.partition}", m.offset) for m in run],
+            clock_skew=timedelta(seconds=runtime.settings.clock_skew_seconds),
         )
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
         runtime.metrics.count_report(report)

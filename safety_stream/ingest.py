@@ -13,12 +13,14 @@ import re
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 from safety_stream.ctcae import CtcaeDictionary
 from safety_stream.events import EVENT_TYPES, EventBase
 from safety_stream.store.base import EventStore, WriteSession
+from safety_stream.validation.checks import DEFAULT_CLOCK_SKEW
 from safety_stream.validation.problems import Problem
 from safety_stream.validation.records import InputFormat, RawRecord
 from safety_stream.validation.validator import Validator
@@ -134,10 +136,13 @@ def ingest(
     source: str,
     site_id: str | None,
     offsets: Sequence[Offset] | None = None,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> IngestReport:
     """Validate and store ``records``; ``site_id`` restricts writes to one site (None: any).
 
     ``offsets`` (one per record, ascending per source) makes the call idempotent per record.
+    No time of an event may be after the server received it (its store's clock), beyond
+    ``clock_skew``.
     """
     records = list(records)
     redelivered = 0
@@ -154,7 +159,10 @@ def ingest(
         if offsets is not None:
             records, redelivered = _new_records(session, records, offsets)
         session.prefetch(*lookup_keys(records))
-        validator = Validator(ctcae, outside=session, stored=session, gate=gate)
+        validator = Validator(
+            ctcae, outside=session, stored=session, gate=gate,
+            received_at=session.now(), clock_skew=clock_skew,
+        )  # fmt: skip
         results = validator.validate(records, csv_paths=input_format is InputFormat.CSV)
         for result in results:
             event = result.event

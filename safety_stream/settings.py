@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         description="Alert routing file (YAML); default: every alert to an NDJSON file here",
     )
     max_body_bytes: int = Field(default=16 << 20, gt=0, description="Largest accepted POST")
+    clock_skew_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How far ahead of the server's clock an event's times may be (site clocks)",
+    )
     kafka: KafkaSettings | None = Field(
         default=None,
         description="Distributed mode: the API produces to Kafka and workers process "

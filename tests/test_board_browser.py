@@ -193,7 +193,7 @@ def new_patient_with_grade3(site: str) -> bytes:
             verbatim_term="ANC 0.8",
         )
     )
-    days = ("2027-02-01", "2027-02-03", "2027-02-10")
+    days = ("2026-02-02", "2026-02-04", "2026-02-11")  # in the past of the server
     for event, day in zip(events, days, strict=True):
         event.update(
             event_id=str(uuid.uuid4()),

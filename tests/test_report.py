@@ -34,6 +34,7 @@ from safety_stream.report.render import render_html
 from safety_stream.report.snapshot import snapshot_as_of
 from safety_stream.runtime import default_plan
 from safety_stream.simulate import simulate
+from safety_stream.simulate.generator import T0 as SIMULATION_START
 from safety_stream.simulate.rates import scenario
 from safety_stream.store.base import StoredEvent
 from safety_stream.store.memory import InMemoryEventStore
@@ -42,8 +43,9 @@ from safety_stream.validation.records import InputFormat, RawRecord
 
 MODALITIES = [m.value for m in Modality]
 RELATED = {"possible", "probable", "definite"}  # the SPARKLE-L plan: possible or stronger
-CUT_OFF = "2026-07-31"  # mid-trial: part of the simulated log is stored after it
-CUT_OFF_END = datetime(2026, 7, 31, 23, 59, 59, 999999, tzinfo=UTC)
+Y = SIMULATION_START.year  # the simulated trial starts in January of this year
+CUT_OFF = f"{Y}-07-31"  # mid-trial: part of the simulated log is stored after it
+CUT_OFF_END = datetime(Y, 7, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 @dataclass
@@ -201,15 +203,15 @@ def test_report_tables_equal_the_projection_as_of_the_cut_off(log: Log) -> None:
 
 
 def test_same_log_and_options_give_the_same_bytes(log: Log, tmp_path: Path) -> None:
-    options = ("--as-of", CUT_OFF, "--since", "2026-05-31", "--version", "closed")
+    options = ("--as-of", CUT_OFF, "--since", f"{Y}-05-31", "--version", "closed")
     first = write_report(log, tmp_path / "a.html", *options)
     second = write_report(log, tmp_path / "b.html", *options)
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
     assert first == second
-    later = write_report(log, tmp_path / "c.html", "--as-of", "2026-08-31", "--version", "closed")
+    later = write_report(log, tmp_path / "c.html", "--as-of", f"{Y}-08-31", "--version", "closed")
     assert later != first
     # the same moment written as a day or as a time with an offset is the same report
-    zoned = "2026-08-01T07:59:59.999999+08:00"
+    zoned = f"{Y}-08-01T07:59:59.999999+08:00"
     same_day = write_report(log, tmp_path / "d.html", "--as-of", zoned, "--version", "closed")
     assert same_day == write_report(
         log, tmp_path / "e.html", "--as-of", CUT_OFF, "--version", "closed"
@@ -225,7 +227,7 @@ def test_reports_from_separate_processes_are_byte_identical(log: Log, tmp_path: 
         "report.add_parser(parser.add_subparsers(dest='command'))\n"
         "sys.exit(report.run(parser.parse_args(sys.argv[1:])))\n"
     )
-    options = ["--db", log.url, "--as-of", "2026-12-31", "--since", CUT_OFF, "--version"]
+    options = ["--db", log.url, "--as-of", f"{Y}-12-31", "--since", CUT_OFF, "--version"]
     outputs = []
     for seed, version in (("1", "closed"), ("2", "closed"), ("3", "open"), ("4", "open")):
         out = tmp_path / f"{seed}.html"
@@ -253,7 +255,7 @@ def test_a_tampered_log_gives_no_report() -> None:
 def test_open_report_has_no_patient_ids_and_closed_lists_them(log: Log, tmp_path: Path) -> None:
     everything = recount(log.events, log.events[-1].stored_at)
     sites = {json.loads(e.payload)["site_id"] for e in log.events}
-    options = ("--as-of", "2026-12-31", "--since", CUT_OFF)
+    options = ("--as-of", f"{Y}-12-31", "--since", CUT_OFF)
     opened = write_report(log, tmp_path / "open.html", *options, "--version", "open")
     closed = write_report(log, tmp_path / "closed.html", *options, "--version", "closed")
     for patient in everything.enrolled:
@@ -266,7 +268,7 @@ def test_open_report_has_no_patient_ids_and_closed_lists_them(log: Log, tmp_path
     assert re.search(r"<title>CLOSED - DSMB members only \|", closed)
     for margin in ("@top-right", "@bottom-left"):
         assert re.search(margin + r' \{ content: "CLOSED - DSMB members only";', closed)
-    expected = recount(log.events, datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
+    expected = recount(log.events, datetime(Y, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
     assert sorted(listing_patients(closed, "saes")) == sorted(
         a["patient_id"] for a in expected.serious
     )
@@ -296,12 +298,12 @@ def test_one_boundary_plot_per_counting_rule_with_the_observed_path(
 
 
 def test_first_report_and_changes_since_the_previous(log: Log, tmp_path: Path) -> None:
-    first = write_report(log, tmp_path / "first.html", "--as-of", "2026-05-31")
+    first = write_report(log, tmp_path / "first.html", "--as-of", f"{Y}-05-31")
     assert "This is the first report" in first
     second = write_report(
-        log, tmp_path / "second.html", "--as-of", CUT_OFF, "--since", "2026-05-31"
+        log, tmp_path / "second.html", "--as-of", CUT_OFF, "--since", f"{Y}-05-31"
     )
-    before = recount(log.events, datetime(2026, 5, 31, 23, 59, 59, 999999, tzinfo=UTC))
+    before = recount(log.events, datetime(Y, 5, 31, 23, 59, 59, 999999, tzinfo=UTC))
     now = recount(log.events, CUT_OFF_END)
     changes = section(second, "changes")
     enrolled = re.search(

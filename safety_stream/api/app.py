@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -365,4 +365,5 @@ def _ingest(
         runtime.ctcae,
         source=f"http:{caller.name}",
         site_id=caller.site_id if caller.role == "site" else None,
+        clock_skew=timedelta(seconds=runtime.settings.clock_skew_seconds),
     )

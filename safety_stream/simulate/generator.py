@@ -38,7 +38,7 @@ from safety_stream.simulate.rates import (
     SimulationConfig,
 )
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)  # a Monday; the whole trial lies in the past
 TRIAL = "SPARKLE-L"
 CHEMO_DAYS = (1, 15, 29, 43, 71, 85, 99, 113)
 PD1_DAYS = (1, 22, 43, 64, 85, 106)

@@ -129,6 +129,10 @@ class WriteSession(ReferenceSource, Protocol):
         """(position, payload hash) of an already stored event id."""
         ...
 
+    def now(self) -> datetime:
+        """The server's time (the store's clock): when what this session appends is received."""
+        ...
+
     def source_offset(self, source: str) -> int | None:
         """The last offset of ``source`` whose records were committed (None: none yet)."""
         ...

@@ -80,6 +80,9 @@ class _MemorySession:
     ) -> None:
         pass  # everything is already in memory
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
         stored = self._state.by_id.get(event_id)
         return None if stored is None else (stored.position, stored.payload_hash)

@@ -212,6 +212,9 @@ class _SqlSession:
             ).scalar()
         return self._sites[patient_id]
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def stored_hash(self, event_id: UUID) -> tuple[int, str] | None:
         if event_id in self._by_id:  # appended here, or looked up before (hit or miss)
             return self._by_id[event_id]

@@ -56,6 +56,38 @@ def grade_problem(term: CtcaeTerm, grade: int, version: str) -> Problem | None:
     )
 
 
+DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the server's clock a site's clock may run before its times are refused."""
+
+
+def future_problems(event: EventBase, received_at: datetime, latest: datetime) -> list[Problem]:
+    """Times of ``event`` after the server received it (beyond the clock-skew tolerance): a
+    site cannot report what has not happened yet, nor move the trial's clock ahead."""
+    problems = []
+    for path in ("occurred_at", "recorded_at"):
+        moment: datetime = getattr(event, path)
+        if moment > latest:
+            problems.append(
+                Problem(
+                    path=path,
+                    message=f"{path} {_stamp(moment)} is in the future: the server received "
+                    f"this at {_stamp(received_at)} (tolerance {_minutes(latest - received_at)})",
+                    code="time.in_the_future",
+                    allowed=f"a time on or before {_stamp(latest)}; check the site's clock and "
+                    "the date's year and month",
+                )
+            )
+    return problems
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:g} min"
+
+
 def _future_date(path: str, value: date, recorded: date, what: str) -> Problem | None:
     if value <= recorded:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import IO, Any, Protocol
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from safety_stream.ctcae import CtcaeDictionary
 from safety_stream.events import Event, EventBase, decode_json, decode_object, encode_json
 from safety_stream.store.hashing import payload_hash
-from safety_stream.validation.checks import check_event
+from safety_stream.validation.checks import DEFAULT_CLOCK_SKEW, check_event, future_problems
 from safety_stream.validation.edc_csv import column_path, read_edc_csv
 from safety_stream.validation.problems import Problem, problems_from_validation_error
 from safety_stream.validation.records import (
@@ -76,10 +77,16 @@ class Validator:
         outside: ReferenceSource | None = None,
         stored: StoredLookup | None = None,
         gate: Callable[[EventBase], list[Problem]] | None = None,
+        received_at: datetime | None = None,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
+        """``received_at``: the server's receipt time on ingest; no time of an event may lie
+        after it (beyond ``clock_skew``). None (offline validation, dry runs): not checked."""
         self._ctcae = ctcae
         self._stored = stored
         self._gate = gate  # e.g. "this credential writes only its own site's events"
+        self._latest = None if received_at is None else received_at + clock_skew
+        self._received_at = received_at
         self.references = ReferenceChecker(ctcae, outside)
 
     def validate(
@@ -148,6 +155,10 @@ class Validator:
             if resent is not None:
                 return resent
         problems = check_event(event, self._ctcae)
+        if self._latest is not None and (
+            event.occurred_at > self._latest or event.recorded_at > self._latest
+        ):
+            problems += future_problems(event, self._received_at, self._latest)  # type: ignore[arg-type]
         if prior:
             problems[:0] = prior
         references = self.references.check(event, location, raw, admit=not problems)
