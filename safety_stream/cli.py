@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from safety_stream import __version__
-from safety_stream.commands import boundaries, demo, grafana, report, simulate
+from safety_stream.commands import boundaries, decide, demo, grafana, report, simulate
 from safety_stream.commands.arguments import encoding_option, fraction, port_number, positive_int
 from safety_stream.commands.failures import CliParser, run_reporting_errors
 from safety_stream.errors import UsageError
@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("--by", required=True, help="who acknowledges (recorded)")
     ack.add_argument("--note", help="why, or what was done (recorded with the acknowledgement)")
     _db(ack)
+    decide.add_parser(commands)
     monitor = commands.add_parser(
         "monitor", help="fold trial histories in memory through the monitor (nothing stored)"
     )
@@ -310,6 +311,10 @@ def _store_commands(args: argparse.Namespace) -> int:
         if args.token is None:
             raise UsageError("give --token (the site's bearer token), or --kafka")
         return post.run(args.url, args.token, args.files, args.batch_size, args.encoding)
+    if args.command == "decide":
+        from safety_stream.commands import decide
+
+        return decide.run(args, settings.db)
     if args.command == "alerts":
         from safety_stream.commands import alerts
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from safety_stream.ctcae import CtcaeDictionary
-from safety_stream.events import EVENT_TYPES, EventBase
+from safety_stream.events import EVENT_TYPES, DsmbDecision, EventBase, PatientEnrolled
 from safety_stream.store.base import EventStore, WriteSession
 from safety_stream.validation.checks import DEFAULT_CLOCK_SKEW
 from safety_stream.validation.problems import Problem
@@ -26,7 +26,17 @@ from safety_stream.validation.records import InputFormat, RawRecord
 from safety_stream.validation.validator import Validator
 
 Status = Literal["stored", "duplicate", "rejected", "conflict", "forbidden"]
-FORBIDDEN_CODES = frozenset({"auth.site_mismatch", "reference.patient_of_other_site"})
+FORBIDDEN_CODES = frozenset(
+    {"auth.site_mismatch", "reference.patient_of_other_site", "auth.decision_not_allowed"}
+)
+CONFLICT_CODES = frozenset({"store.event_id_conflict", "governance.enrolment_paused"})
+DECISION_REFUSED = Problem(
+    path="event_type",
+    message="a DSMB decision cannot be posted as data",
+    code="auth.decision_not_allowed",
+    allowed="record decisions with POST /v1/decisions (a dsmb or safety_officer credential) or "
+    "safety-stream decide",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +123,7 @@ def _status(problems: list[Problem]) -> Status:
     codes = {p.code for p in problems}
     if codes & FORBIDDEN_CODES:
         return "forbidden"
-    if "store.event_id_conflict" in codes:
+    if codes & CONFLICT_CODES:
         return "conflict"
     return "rejected"
 
@@ -137,12 +147,17 @@ def ingest(
     site_id: str | None,
     offsets: Sequence[Offset] | None = None,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+    *,
+    may_decide: bool = False,
+    enrolment_paused: str | None = None,
 ) -> IngestReport:
     """Validate and store ``records``; ``site_id`` restricts writes to one site (None: any).
 
     ``offsets`` (one per record, ascending per source) makes the call idempotent per record.
     No time of an event may be after the server received it (its store's clock), beyond
-    ``clock_skew``.
+    ``clock_skew``. DSMB decisions are refused unless ``may_decide`` (the decisions endpoint,
+    the ``decide`` command); ``enrolment_paused`` (the decision that paused it) refuses new
+    enrolments.
     """
     records = list(records)
     redelivered = 0
@@ -151,8 +166,20 @@ def ingest(
     positions: dict[str, int] = {}
 
     def gate(event: EventBase) -> list[Problem]:
+        kind = type(event)
+        if kind is DsmbDecision and not may_decide:
+            return [DECISION_REFUSED]
         if site_id is not None and event.site_id != site_id:
             return [_site_problem(site_id)]
+        if enrolment_paused is not None and kind is PatientEnrolled:
+            return [
+                Problem(
+                    path="event_type",
+                    message=f"enrolment is paused: {enrolment_paused}",
+                    code="governance.enrolment_paused",
+                    allowed="no new patient until a DSMB decision resumes enrolment",
+                )
+            ]
         return []
 
     with store.write() as session:

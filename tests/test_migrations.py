@@ -20,3 +20,39 @@ def test_migrations_match_the_models(backend: str, request: pytest.FixtureReques
     finally:
         store.close()
     assert differences == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_patient_timeline_is_filled_in_from_the_log(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A store written before revision 0006 gets its patients' consent, death and fatal AE."""
+    from alembic import command
+    from trial_builder import NEUTROPENIA, Trial
+
+    from safety_stream.store.migrate import alembic_config, upgrade
+
+    url = request.getfixturevalue(f"{backend}_url")
+    trial = Trial()
+    trial.enrol("P1", 0)
+    fatal = trial.ae("P1", 5, *NEUTROPENIA, 5, ct="probable")
+    trial.add("patient.died", "P1", 6, death_date=trial.events[-1].onset_date.isoformat(),  # type: ignore[attr-defined]
+              primary_cause="sepsis", related_ae_id=fatal)  # fmt: skip
+    trial.enrol("P2", 1)
+    store = SqlEventStore.open(url)
+    try:
+        with store.write() as session:
+            for event in trial.events:
+                session.append(event)
+        command.downgrade(alembic_config(store.engine), "0005")  # the index as it was
+        upgrade(store.engine)  # ... filled in again from the log
+        with store.write() as session:
+            died, alive = session.patient_facts("P1"), session.patient_facts("P2")
+    finally:
+        store.close()
+    assert died is not None and alive is not None
+    assert (str(died.fatal_ae_id), died.death_date) == (fatal, trial.events[2].death_date)  # type: ignore[attr-defined]
+    assert died.consent_date == trial.events[0].consent_date  # type: ignore[attr-defined]
+    assert (alive.consent_date, alive.death_date, alive.fatal_ae_id) == (
+        trial.events[3].consent_date, None, None,  # type: ignore[attr-defined]
+    )  # fmt: skip

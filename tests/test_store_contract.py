@@ -98,7 +98,9 @@ def test_reference_lookups_see_committed_and_pending_events(store: EventStore) -
     report = decode_object(example("ae.reported"))
     with store.write() as session:
         session.append(decode_object(example("patient.enrolled")))
-        assert session.patient_site("SPK-0101") == "CN-SH-01"
+        enrolled = session.patient_facts("SPK-0101")
+        assert enrolled is not None and enrolled.site_id == "CN-SH-01"
+        assert enrolled.consent_date is not None and enrolled.death_date is None
         session.append(report)
         facts = session.ae_facts(report.event_id)
         assert facts is not None and facts.grade == 3
@@ -111,8 +113,9 @@ def test_reference_lookups_see_committed_and_pending_events(store: EventStore) -
         facts = session.ae_facts(report.event_id)
         assert facts is not None
         assert (facts.grade, facts.retracted) == (4, True)
-        assert session.patient_site("SPK-0101") == "CN-SH-01"
-        assert session.patient_site("nobody") is None
+        known = session.patient_facts("SPK-0101")
+        assert known is not None and known.site_id == "CN-SH-01"
+        assert session.patient_facts("nobody") is None
         assert session.ae_facts(uuid.uuid4()) is None
 
 

@@ -16,6 +16,7 @@ from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.validation.problems import Problem
 from safety_stream.validation.records import read_ndjson
 from safety_stream.validation.references import AeFacts
+from safety_stream.validation.timeline import PatientFacts
 from safety_stream.validation.validator import RecordResult, Validator
 
 
@@ -24,12 +25,12 @@ class InMemoryReferences:
 
     def __init__(self) -> None:
         self.aes: dict[UUID, AeFacts] = {}
-        self.patients: dict[str, str] = {}
+        self.patients: dict[str, PatientFacts] = {}
 
     def ae_facts(self, ae_id: UUID) -> AeFacts | None:
         return self.aes.get(ae_id)
 
-    def patient_site(self, patient_id: str) -> str | None:
+    def patient_facts(self, patient_id: str) -> PatientFacts | None:
         return self.patients.get(patient_id)
 
 
@@ -209,7 +210,7 @@ def test_end_before_onset_is_rejected_against_the_report_in_the_same_file() -> N
 
 def test_amending_an_ae_that_does_not_exist_is_rejected_on_ingest() -> None:
     outside = InMemoryReferences()
-    outside.patients["SPK-0101"] = "CN-SH-01"
+    outside.patients["SPK-0101"] = PatientFacts("CN-SH-01")
     missing = "7d4c2f4e-0000-4000-8000-000000000000"
     [result] = validate(_amendment("ae.updated", missing), outside=outside)
     assert only_problem(result) == (
@@ -227,7 +228,7 @@ def test_in_a_file_alone_an_unknown_ae_is_left_for_ingest_not_rejected() -> None
 
 def test_amendments_are_checked_against_the_store_on_ingest() -> None:
     outside = InMemoryReferences()
-    outside.patients["SPK-0101"] = "CN-SH-01"
+    outside.patients["SPK-0101"] = PatientFacts("CN-SH-01")
     ae_id = UUID("0b6f1c1e-2f4a-4c55-9a51-6d3e1c0a0003")
     outside.aes[ae_id] = AeFacts(
         "SPK-0101", "CN-SH-01", "Nausea", date(2026, 2, 20), grade=2, fatal=False
@@ -294,7 +295,7 @@ def test_resending_an_event_is_a_duplicate_and_reusing_its_id_is_a_conflict() ->
 
 def test_a_rejected_report_is_not_remembered_for_later_amendments() -> None:
     outside = InMemoryReferences()
-    outside.patients["SPK-0101"] = "CN-SH-01"
+    outside.patients["SPK-0101"] = PatientFacts("CN-SH-01")
     bad_report = ae(grade=5, seriousness=["death"])
     update = _amendment("ae.updated", bad_report["event_id"])
     results = validate(bad_report, update, outside=outside)

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from safety_stream import __version__
 from safety_stream.api.alerts import add_alert_routes
+from safety_stream.api.decisions import add_decision_routes
 from safety_stream.api.monitoring import add_monitoring_routes
 from safety_stream.api.schemas import (
     AeOut,
@@ -41,6 +42,7 @@ from safety_stream.api.security import Caller
 from safety_stream.auth import Principal
 from safety_stream.board import add_board_routes
 from safety_stream.events import Modality
+from safety_stream.governance import pause_reason
 from safety_stream.ingest import IngestReport, ingest
 from safety_stream.projections.projector import state_as_of
 from safety_stream.projections.state import TrialState
@@ -282,6 +284,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     add_monitoring_routes(app, runtime)
     add_alert_routes(app, runtime)
+    add_decision_routes(app, runtime)
     add_board_routes(app, runtime)
 
     @app.get("/healthz", response_model=HealthResponse)
@@ -366,4 +369,5 @@ def _ingest(
         source=f"http:{caller.name}",
         site_id=caller.site_id if caller.role == "site" else None,
         clock_skew=timedelta(seconds=runtime.settings.clock_skew_seconds),
+        enrolment_paused=pause_reason(runtime.monitor),
     )

@@ -26,6 +26,7 @@ from safety_stream.events.adverse import (
     Seriousness,
 )
 from safety_stream.events.base import ATTRIBUTION_RANK, Attribution, EventBase, Modality
+from safety_stream.events.governance import DSMB_STREAM, DecisionOutcome, DsmbDecision
 from safety_stream.events.labs import (
     ChildPughAssessed,
     ChildPughClass,
@@ -59,7 +60,8 @@ Event = Annotated[
     | AdverseEventRetracted
     | SafetyReportSubmitted
     | LabResulted
-    | ChildPughAssessed,
+    | ChildPughAssessed
+    | DsmbDecision,
     Field(discriminator="event_type"),
 ]
 
@@ -76,6 +78,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     SafetyReportSubmitted,
     LabResulted,
     ChildPughAssessed,
+    DsmbDecision,
 )
 
 
@@ -112,6 +115,7 @@ def encode_json(event: EventBase) -> str:
 __all__ = [
     "AE_AMENDMENTS",
     "ATTRIBUTION_RANK",
+    "DSMB_STREAM",
     "EVENT_MODELS",
     "EVENT_TYPES",
     "ActionTaken",
@@ -124,6 +128,8 @@ __all__ = [
     "ChemotherapyCycle",
     "ChildPughAssessed",
     "ChildPughClass",
+    "DecisionOutcome",
+    "DsmbDecision",
     "Event",
     "EventBase",
     "Expectedness",

@@ -76,6 +76,7 @@ class CountState:
     crossed_at: int | None = None  # the first look at which the boundary is reached
     stale: bool = False  # a patient already in the order changed: find crossed_at again
     clock: datetime | None = None  # the monitor's clock when patients were last judged
+    awaiting_decision: bool = False  # crossed, and the DSMB has not decided on it since
 
     def __post_init__(self) -> None:
         # the boundary at each look (None where no x stops there); absent: not a look

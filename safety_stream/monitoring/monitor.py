@@ -20,6 +20,8 @@ from safety_stream.events import (
     AE_AMENDMENTS,
     AdverseEventReported,
     ChildPughAssessed,
+    DecisionOutcome,
+    DsmbDecision,
     EventBase,
     LabResulted,
     PatientDied,
@@ -134,6 +136,10 @@ class Monitor:
         self._timers: list[tuple[datetime, int, str, Any]] = []
         self._sequence = 0
         self._pending: set[tuple[datetime, str, Any]] = set()
+        self.decisions: list[DsmbDecision] = []
+        self.enrolment_paused_by: DsmbDecision | None = None
+        # sentinel id -> how many of its raises the DSMB had seen at its last decision on it
+        self.decided_raises: dict[str, int] = {}
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -143,6 +149,9 @@ class Monitor:
         moment = event.recorded_at.astimezone(UTC)
         out += self.advance(state, moment, position)  # follow-up grew for everyone on study
         kind = type(event)
+        if kind is DsmbDecision:
+            self._decide(event, position, out)  # type: ignore[arg-type]
+            return out
         if kind is AdverseEventReported:
             self._patient_aes.setdefault(event.patient_id, []).append(event.event_id)
         ae = None
@@ -278,10 +287,14 @@ class Monitor:
 
     def _transition(self, counter: CountState, position: int, out: list[DerivedEvent]) -> None:
         new = counter.assess()
+        if counter.awaiting_decision:
+            new = CROSSED  # latched: crossed until the DSMB decides, whatever later data do
         old = counter.status
         if new == old:
             return
         counter.status = new
+        if new == CROSSED:
+            counter.awaiting_decision = True
         kind: DerivedKind | None = None
         if new == CROSSED:
             kind = "boundary.crossed"
@@ -316,6 +329,35 @@ class Monitor:
                 kind, rule.id, self.version, str(ordinal), self.clock, position, summary, details
             )
         )
+
+    # -- DSMB decisions ---------------------------------------------------------------------
+
+    def _decide(self, decision: DsmbDecision, position: int, out: list[DerivedEvent]) -> None:
+        """A decision releases the latch of the rules it answers (each then shows its state
+        under the current data) and pauses or resumes enrolment."""
+        self.decisions.append(decision)
+        answered = set(decision.answers)
+        for counter in self.counting:
+            if counter.rule.id in answered:
+                counter.awaiting_decision = False
+                self._transition(counter, position, out)
+        for rule_id, raised in self.raised.items():
+            if rule_id in answered:
+                self.decided_raises[rule_id] = len(raised)
+        if decision.outcome == DecisionOutcome.PAUSE_ENROLMENT:
+            self.enrolment_paused_by = decision
+        elif decision.outcome == DecisionOutcome.RESUME_ENROLMENT:
+            self.enrolment_paused_by = None
+
+    def awaiting_decision(self, rule_id: str) -> bool:
+        """A crossed rule or a raised sentinel the DSMB has not decided on yet."""
+        counter = next((c for c in self.counting if c.rule.id == rule_id), None)
+        if counter is not None:
+            return counter.awaiting_decision
+        return len(self.raised.get(rule_id, ())) > self.decided_raises.get(rule_id, 0)
+
+    def last_decision(self, rule_id: str) -> DsmbDecision | None:
+        return next((d for d in reversed(self.decisions) if rule_id in d.answers), None)
 
     # -- sentinels and report clocks --------------------------------------------------------
 

@@ -22,6 +22,29 @@ class ReportClockOut(BaseModel):
     state: Literal["open", "overdue", "closed"]
 
 
+class DecisionOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    outcome: str
+    decided_by: str
+    decided_at: datetime
+    rationale: str
+
+
+def _decision(monitor: Monitor, rule_id: str) -> DecisionOut | None:
+    decision = monitor.last_decision(rule_id)
+    if decision is None:
+        return None
+    return DecisionOut(
+        event_id=str(decision.event_id),
+        outcome=str(decision.outcome),
+        decided_by=decision.decided_by,
+        decided_at=decision.occurred_at,
+        rationale=decision.rationale,
+    )
+
+
 class RuleStatus(BaseModel):
     """One rule: for counting rules n, x and the boundary; sentinels and clocks their tallies."""
 
@@ -47,6 +70,9 @@ class RuleStatus(BaseModel):
     p_value: float | None = None
     raised: int | None = None  # sentinel: AEs that raised it
     clocks: list[ReportClockOut] | None = None
+    # crossed (or raised) and not yet answered by a DSMB decision: the latch holds
+    awaiting_decision: bool = False
+    last_decision: DecisionOut | None = None
 
 
 def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
@@ -74,6 +100,8 @@ def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
                 posterior_probability=evidence.get("posterior_probability"),
                 nominal_level=evidence.get("nominal_level"),
                 p_value=evidence.get("p_value"),
+                awaiting_decision=counter.awaiting_decision,
+                last_decision=_decision(monitor, rule.id),
             )
         )
     for sentinel in [*monitor.sentinels, *monitor.lab_signals.rules]:
@@ -86,6 +114,8 @@ def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
                 illustrative=sentinel.illustrative,
                 status="crossed" if raised else "ok",
                 raised=raised,
+                awaiting_decision=monitor.awaiting_decision(sentinel.id),
+                last_decision=_decision(monitor, sentinel.id),
             )
         )
     if monitor.reporting is not None:

@@ -23,6 +23,7 @@ from safety_stream.events import (
     AdverseEventUpdated,
     AttributionByModality,
     ChildPughAssessed,
+    DsmbDecision,
     EventBase,
     GradeChange,
     LabResulted,
@@ -157,6 +158,8 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
         return None, report.event_id
     if kind in AE_AMENDMENTS:
         return None, _amend(state, event)  # type: ignore[arg-type]
+    if kind is DsmbDecision:  # governance, not a patient's data: the monitor keeps it
+        return None, None
     if kind is PatientEnrolled:
         state.patients[event.patient_id] = PatientState(
             event.patient_id, event.trial_id, event.site_id, _utc(event.occurred_at)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from safety_stream.events import EventBase, PatientEnrolled, encode_json
+from safety_stream.events import EventBase, encode_json
 from safety_stream.store.base import (
     AppendResult,
     ConcurrencyError,
@@ -27,6 +27,7 @@ from safety_stream.store.base import (
 from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash
 from safety_stream.store.verify import verify_chain
 from safety_stream.validation.references import AeFacts, ae_facts_after
+from safety_stream.validation.timeline import PatientFacts, patient_facts_after
 
 Clock = Callable[[], datetime]
 
@@ -40,7 +41,7 @@ class _State:
     events: list[StoredEvent] = field(default_factory=list)
     by_id: dict[UUID, StoredEvent] = field(default_factory=dict)
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
-    patients: dict[str, str] = field(default_factory=dict)
+    patients: dict[str, PatientFacts] = field(default_factory=dict)
     aes: dict[UUID, AeFacts] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
     rejection_ids: dict[str, int] = field(default_factory=dict)  # digest -> id
@@ -72,7 +73,7 @@ class _MemorySession:
     def ae_facts(self, ae_id: UUID) -> AeFacts | None:
         return self._state.aes.get(ae_id)
 
-    def patient_site(self, patient_id: str) -> str | None:
+    def patient_facts(self, patient_id: str) -> PatientFacts | None:
         return self._state.patients.get(patient_id)
 
     def prefetch(
@@ -124,8 +125,9 @@ class _MemorySession:
         state.events.append(stored)
         state.set(state.by_id, event.event_id, stored)
         state.set(state.versions, stream, version + 1)
-        if type(event) is PatientEnrolled:
-            state.set(state.patients, event.patient_id, event.site_id)
+        patient = patient_facts_after(event, state.patients.get(event.patient_id))
+        if patient is not None:
+            state.set(state.patients, event.patient_id, patient)
         change = ae_facts_after(event, state.aes.get)
         if change is not None:
             state.set(state.aes, change[0], change[1])

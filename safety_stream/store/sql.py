@@ -54,13 +54,23 @@ from safety_stream.store.tables import (
 )
 from safety_stream.store.verify import verify_chain
 from safety_stream.validation.references import AeFacts, ae_facts_after
+from safety_stream.validation.timeline import PatientFacts, patient_facts_after
 
 APPEND_LOCK_KEY = 0x5AFE_57E0  # PostgreSQL advisory lock id of the append lock
 LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
 # Statements are built once: building a SQLAlchemy expression costs more than running it.
 FIND_AE = select(AeIndexRow).where(AeIndexRow.ae_id == bindparam("ae_id"))
-FIND_PATIENT_SITE = select(PatientIndexRow.site_id).where(
-    PatientIndexRow.patient_id == bindparam("patient_id")
+PATIENT_FACTS = (
+    PatientIndexRow.site_id,
+    PatientIndexRow.consent_date,
+    PatientIndexRow.death_date,
+    PatientIndexRow.fatal_ae_id,
+)
+FIND_PATIENT = select(*PATIENT_FACTS).where(PatientIndexRow.patient_id == bindparam("patient_id"))
+SET_PATIENT = (
+    update(PatientIndexRow)
+    .where(PatientIndexRow.patient_id == bindparam("b_patient_id"))
+    .values({c: bindparam(c) for c in PatientFacts._fields})
 )
 FIND_STORED = select(EventRow.position, EventRow.payload_hash).where(
     EventRow.event_id == bindparam("event_id")
@@ -92,7 +102,7 @@ PREFETCH_STORED = select(EventRow.event_id, EventRow.position, EventRow.payload_
     EventRow.event_id.in_(bindparam("ids", expanding=True))
 )
 PREFETCH_AES = select(AeIndexRow).where(AeIndexRow.ae_id.in_(bindparam("ids", expanding=True)))
-PREFETCH_SITES = select(PatientIndexRow.patient_id, PatientIndexRow.site_id).where(
+PREFETCH_PATIENTS = select(PatientIndexRow.patient_id, *PATIENT_FACTS).where(
     PatientIndexRow.patient_id.in_(bindparam("ids", expanding=True))
 )
 PREFETCH_VERSIONS = select(StreamRow.trial_id, StreamRow.patient_id, StreamRow.version).where(
@@ -118,6 +128,10 @@ def _facts(row: Any) -> AeFacts:
         row.fatal,
         row.retracted,
     )
+
+
+def _patient(row: Any) -> PatientFacts:
+    return PatientFacts(row.site_id, row.consent_date, row.death_date, row.fatal_ae_id)
 
 
 def _stored(row: Any) -> StoredEvent:
@@ -150,9 +164,11 @@ class _SqlSession:
         self._position, self._chain = (last[0], last[1]) if last else (0, GENESIS)
         self._events: list[dict[str, Any]] = []
         self._by_id: dict[UUID, tuple[int, str] | None] = {}
-        self._sites: dict[str, str | None] = {}  # patient -> site, as read from the index
+        # patient -> facts, as read from the index or changed here (None: not enrolled)
+        self._patient_facts: dict[str, PatientFacts | None] = {}
+        self._patients_in_db: set[str] = set()
+        self._patients_changed: dict[str, str] = {}  # patient -> trial
         self._versions: dict[tuple[str, str], tuple[int, bool]] = {}  # -> (version, in db)
-        self._patients: dict[str, tuple[str, str]] = {}
         self._aes: dict[UUID, AeFacts | None] = {}  # read from the index, or changed here
         self._aes_in_db: set[UUID] = set()
         self._aes_changed: set[UUID] = set()
@@ -178,12 +194,13 @@ class _SqlSession:
                 self._aes_in_db.add(found.ae_id)
             for ae_id in chunk:
                 self._aes.setdefault(ae_id, None)
-        wanted = [p for p in set(patient_ids) if p not in self._sites]
+        wanted = [p for p in set(patient_ids) if p not in self._patient_facts]
         for chunk in _chunks(wanted):
-            for patient_id, site_id in db.execute(PREFETCH_SITES, {"ids": chunk}):
-                self._sites[patient_id] = site_id
+            for known in db.execute(PREFETCH_PATIENTS, {"ids": chunk}):
+                self._patient_facts[known.patient_id] = _patient(known)
+                self._patients_in_db.add(known.patient_id)
             for patient_id in chunk:
-                self._sites.setdefault(patient_id, None)
+                self._patient_facts.setdefault(patient_id, None)
             with_streams = set()
             for trial_id, patient_id, version in db.execute(PREFETCH_VERSIONS, {"ids": chunk}):
                 self._versions.setdefault((trial_id, patient_id), (version, True))
@@ -202,15 +219,13 @@ class _SqlSession:
         self._aes_in_db.add(ae_id)
         return facts
 
-    def patient_site(self, patient_id: str) -> str | None:
-        pending = self._patients.get(patient_id)
-        if pending is not None:
-            return pending[1]
-        if patient_id not in self._sites:
-            self._sites[patient_id] = self._db.execute(
-                FIND_PATIENT_SITE, {"patient_id": patient_id}
-            ).scalar()
-        return self._sites[patient_id]
+    def patient_facts(self, patient_id: str) -> PatientFacts | None:
+        if patient_id not in self._patient_facts:
+            row = self._db.execute(FIND_PATIENT, {"patient_id": patient_id}).first()
+            self._patient_facts[patient_id] = None if row is None else _patient(row)
+            if row is not None:
+                self._patients_in_db.add(patient_id)
+        return self._patient_facts[patient_id]
 
     def now(self) -> datetime:
         return self._clock()
@@ -284,8 +299,11 @@ class _SqlSession:
         )
         self._by_id[event.event_id] = (self._position, digest)
         self._versions[stream] = (version + 1, in_db)
-        if type(event) is PatientEnrolled:
-            self._patients[event.patient_id] = (event.trial_id, event.site_id)
+        current = None if type(event) is PatientEnrolled else self.patient_facts(event.patient_id)
+        patient = patient_facts_after(event, current)
+        if patient is not None:
+            self._patient_facts[event.patient_id] = patient
+            self._patients_changed[event.patient_id] = event.trial_id
         change = ae_facts_after(event, self.ae_facts)
         if change is not None:
             self._aes[change[0]] = change[1]
@@ -348,14 +366,19 @@ class _SqlSession:
         ]
         if changed_streams:
             db.execute(SET_VERSION, changed_streams)
-        if self._patients:
-            db.execute(
-                insert(PatientIndexRow),
-                [
-                    {"patient_id": p, "trial_id": t, "site_id": s}
-                    for p, (t, s) in self._patients.items()
-                ],
-            )
+        new_patients, changed_patients = [], []
+        for patient_id, trial_id in self._patients_changed.items():
+            patient = self._patient_facts[patient_id]
+            assert patient is not None
+            if patient_id in self._patients_in_db:
+                changed_patients.append({"b_patient_id": patient_id, **patient._asdict()})
+            else:
+                new_patients.append({"patient_id": patient_id, "trial_id": trial_id,
+                                     **patient._asdict()})  # fmt: skip
+        if new_patients:
+            db.execute(insert(PatientIndexRow), new_patients)
+        if changed_patients:
+            db.execute(SET_PATIENT, changed_patients)
         updated, inserted = [], []
         for ae_id in self._aes_changed:
             facts = self._aes[ae_id]

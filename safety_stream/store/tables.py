@@ -93,13 +93,17 @@ class StreamRow(Base):
 
 
 class PatientIndexRow(Base):
-    """Which site enrolled each patient (write-side index for reference checks)."""
+    """Which site enrolled each patient, their consent and death dates and their fatal AE
+    (write-side index for reference and timeline checks)."""
 
     __tablename__ = "patient_index"
 
     patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     trial_id: Mapped[str] = mapped_column(String(64))
     site_id: Mapped[str] = mapped_column(String(64))
+    consent_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    death_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    fatal_ae_id: Mapped[uuid.UUID | None] = mapped_column(Uuid(), nullable=True)
 
 
 class AeIndexRow(Base):

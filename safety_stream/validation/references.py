@@ -26,6 +26,7 @@ from safety_stream.events import (
     AdverseEventResolved,
     AdverseEventRetracted,
     AdverseEventUpdated,
+    DsmbDecision,
     EventBase,
     GradeChange,
     PatientEnrolled,
@@ -35,6 +36,13 @@ from safety_stream.events import (
 )
 from safety_stream.validation.checks import death_consistency, grade_problem
 from safety_stream.validation.problems import Problem
+from safety_stream.validation.timeline import (
+    PatientFacts,
+    facts_of_enrolment,
+    fatal_outcome_problem,
+    patient_facts_after,
+    timeline_problems,
+)
 
 _AMENDMENTS = frozenset(AE_AMENDMENTS)
 # Event classes are final, so exact type tests are safe here; they matter because pydantic's
@@ -58,7 +66,7 @@ class ReferenceSource(Protocol):
 
     def ae_facts(self, ae_id: UUID) -> AeFacts | None: ...
 
-    def patient_site(self, patient_id: str) -> str | None: ...
+    def patient_facts(self, patient_id: str) -> PatientFacts | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +87,7 @@ class ReferenceChecker:
         self._outside = outside
         # keyed by UUID.int: hashing an int is native, UUID.__hash__ is Python code
         self._aes: dict[int, AeFacts] = {}
-        self._patients: dict[str, str] = {}
+        self._patients: dict[str, PatientFacts] = {}
         self._seen_raw: dict[int, bytes] = {}
         self._seen_at: dict[int, str] = {}
 
@@ -93,11 +101,16 @@ class ReferenceChecker:
         if key in self._seen_raw:
             return self._resend(event, raw, key)
         kind = type(event)
+        known = self._patients.get(event.patient_id)
         if (  # the common case: a known patient of this site, nothing else to resolve
             kind not in _AMENDMENTS
             and kind is not PatientEnrolled
-            and self._patients.get(event.patient_id) == event.site_id
+            and known is not None
+            and known.site_id == event.site_id
         ):
+            timeline = timeline_problems(event, known, self._find_ae)
+            if timeline:
+                return ReferenceResult(timeline, [])
             if admit:  # inlined, not a helper call: this path runs for most events
                 self._seen_raw[key] = raw
                 self._seen_at[key] = location
@@ -105,7 +118,8 @@ class ReferenceChecker:
             return CLEAN
         problems: list[Problem] = []
         unresolved: list[str] = []
-        self._check_patient(event, problems, unresolved)
+        if kind is not DsmbDecision:  # a decision belongs to no patient
+            self._check_patient(event, problems, unresolved)
         if type(event) in _AMENDMENTS:
             self._check_amendment(event, problems, unresolved)  # type: ignore[arg-type]
         if admit and not problems:
@@ -148,11 +162,22 @@ class ReferenceChecker:
             self._aes[event.event_id.int] = facts_of_report(cast(AdverseEventReported, event))
             return
         if kind is PatientEnrolled:
-            self._patients[event.patient_id] = event.site_id
+            self._patients[event.patient_id] = facts_of_enrolment(cast(PatientEnrolled, event))
             return
         change = ae_facts_after(event, self._find_ae)
         if change is not None:
             self._aes[change[0].int] = change[1]
+        patient = patient_facts_after(event, self._patient_facts(event.patient_id))
+        if patient is not None:
+            self._patients[event.patient_id] = patient
+
+    def _patient_facts(self, patient_id: str) -> PatientFacts | None:
+        facts = self._patients.get(patient_id)
+        if facts is None and self._outside is not None:
+            facts = self._outside.patient_facts(patient_id)
+            if facts is not None:
+                self._patients[patient_id] = facts
+        return facts
 
     def _find_ae(self, ae_id: UUID) -> AeFacts | None:
         facts = self._aes.get(ae_id.int)
@@ -163,9 +188,8 @@ class ReferenceChecker:
     def _check_patient(
         self, event: EventBase, problems: list[Problem], unresolved: list[str]
     ) -> None:
-        site = self._patients.get(event.patient_id)
-        if site is None and self._outside is not None:
-            site = self._outside.patient_site(event.patient_id)
+        facts = self._patient_facts(event.patient_id)
+        site = None if facts is None else facts.site_id
         if type(event) is PatientEnrolled:
             if site is not None:
                 problems.append(
@@ -197,6 +221,8 @@ class ReferenceChecker:
                     allowed="the site that enrolled the patient",
                 )
             )
+        elif facts is not None:
+            problems.extend(timeline_problems(event, facts, self._find_ae))
 
     def _check_amendment(
         self,
@@ -241,6 +267,8 @@ class ReferenceChecker:
             )
         elif type(event) is AdverseEventUpdated:
             self._check_update(event, facts, problems)
+        elif type(event) is AdverseEventResolved and (fatal := fatal_outcome_problem(event, facts)):
+            problems.append(fatal)
         elif type(event) is AdverseEventResolved and event.end_date < facts.onset_date:
             problems.append(
                 Problem(

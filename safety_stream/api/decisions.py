@@ -1,0 +1,78 @@
+"""DSMB decisions: record one (a dsmb or safety_officer credential), list them (readers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from safety_stream.api.monitoring import READERS_ONLY, reader_only
+from safety_stream.api.schemas import ErrorBody
+from safety_stream.api.security import Caller
+from safety_stream.events import DecisionOutcome, DsmbDecision, Modality
+from safety_stream.governance import DECIDING_ROLES, DecisionError, build_decision, record_decision
+from safety_stream.runtime import Runtime
+
+
+class DecisionIn(BaseModel):
+    answers: list[str] = Field(min_length=1, description="Rule ids the decision answers")
+    outcome: DecisionOutcome
+    rationale: str = Field(min_length=1, max_length=2000)
+    modality: Modality | None = Field(default=None, description="With stop_modality")
+
+
+class DecisionRecorded(BaseModel):
+    position: int
+    decision: DsmbDecision
+    enrolment_paused: bool
+
+
+def add_decision_routes(app: FastAPI, runtime: Runtime) -> None:
+    @app.get("/v1/decisions", response_model=list[DsmbDecision], responses=READERS_ONLY)
+    def decisions(caller: Caller) -> list[DsmbDecision]:
+        """Every DSMB decision in log order."""
+        reader_only(caller)
+        runtime.projector.catch_up()
+        return list(runtime.monitor.decisions)
+
+    @app.post(
+        "/v1/decisions",
+        status_code=201,
+        response_model=DecisionRecorded,
+        responses={
+            **READERS_ONLY,
+            422: {"model": ErrorBody, "description": "unknown rule, or an incomplete decision"},
+        },
+    )
+    async def decide(body: DecisionIn, caller: Caller) -> DecisionRecorded:
+        """Record a DSMB decision on crossed rules or raised sentinels: it releases their latch;
+        ``pause_enrolment`` refuses new enrolments (409) until ``resume_enrolment``."""
+        if caller.role not in DECIDING_ROLES:
+            raise HTTPException(
+                403, "decisions are recorded by a dsmb or safety_officer credential"
+            )
+        if runtime.producer is not None:
+            raise HTTPException(
+                501, "distributed mode: record decisions with safety-stream decide --db"
+            )
+        try:
+            decision = build_decision(
+                runtime.plan, body.answers, body.outcome.value, body.rationale, caller.name,
+                datetime.now(UTC), None if body.modality is None else body.modality.value,
+            )  # fmt: skip
+        except DecisionError as error:
+            raise HTTPException(422, str(error)) from None
+        report = await run_in_threadpool(
+            record_decision, runtime.store, runtime.ctcae, decision, f"http:{caller.name}"
+        )
+        (outcome,) = report.outcomes
+        if outcome.status != "stored" or outcome.position is None:
+            raise HTTPException(422, "; ".join(p.message for p in outcome.problems))
+        await run_in_threadpool(runtime.projector.follow, report.appended)
+        return DecisionRecorded(
+            position=outcome.position,
+            decision=decision,
+            enrolment_paused=runtime.monitor.enrolment_paused_by is not None,
+        )

@@ -1,0 +1,51 @@
+"""Governance events: the DSMB's decisions on crossed stopping rules and raised sentinels.
+
+A decision is an event in the same tamper-evident log as the data it answers. It belongs to no
+patient: it lives in the trial's ``DSMB`` stream (``site_id`` and ``patient_id`` are both
+``DSMB``), and is recorded by a reader credential with the ``dsmb`` or ``safety_officer`` role,
+never by a site.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from safety_stream.events.base import EventBase, LongText, Modality, ShortText
+
+DSMB_STREAM = "DSMB"
+
+
+class DecisionOutcome(StrEnum):
+    CONTINUE_UNCHANGED = "continue_unchanged"
+    CONTINUE_WITH_MODIFICATION = "continue_with_modification"
+    PAUSE_ENROLMENT = "pause_enrolment"
+    RESUME_ENROLMENT = "resume_enrolment"
+    STOP_MODALITY = "stop_modality"
+    TERMINATE = "terminate"
+
+
+class DsmbDecision(EventBase):
+    """What the DSMB decided about crossed rules or raised sentinels (``answers``: rule ids).
+
+    ``pause_enrolment`` makes the server refuse new enrolments until a later decision says
+    ``resume_enrolment``; every decision releases the latch of the rules it answers.
+    """
+
+    event_type: Literal["dsmb.decision"]
+    schema_version: Literal[1]
+    site_id: Literal["DSMB"]
+    patient_id: Literal["DSMB"]
+    answers: list[ShortText] = Field(min_length=1, description="Rule ids the decision answers")
+    outcome: DecisionOutcome
+    modality: Modality | None = Field(default=None, description="With stop_modality: which")
+    rationale: LongText
+    decided_by: ShortText = Field(description="The credential that recorded the decision")
+
+    @model_validator(mode="after")
+    def _modality_with_stop(self) -> DsmbDecision:
+        if (self.outcome == DecisionOutcome.STOP_MODALITY) != (self.modality is not None):
+            raise ValueError("modality is given with outcome stop_modality, and only then")
+        return self
