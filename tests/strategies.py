@@ -11,6 +11,7 @@ from safety_stream.events import (
     EVENT_MODELS,
     ActionTaken,
     Attribution,
+    DecisionOutcome,
     EventBase,
     Expectedness,
     LabTest,
@@ -129,6 +130,27 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         {"score": st.integers(5, 15), "child_pugh_class": st.sampled_from("ABC")},
         optional={"ascites": st.sampled_from(["none", "mild", "moderate_severe"])},
     ),
+    "dsmb.decision": st.one_of(
+        st.fixed_dictionaries(
+            {
+                "answers": st.lists(texts, min_size=1, max_size=3),
+                "outcome": st.sampled_from(
+                    [o for o in DecisionOutcome if o != DecisionOutcome.STOP_MODALITY]
+                ),
+                "rationale": texts,
+                "decided_by": texts,
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "answers": st.lists(texts, min_size=1, max_size=3),
+                "outcome": st.just(DecisionOutcome.STOP_MODALITY),
+                "modality": st.sampled_from(Modality),
+                "rationale": texts,
+                "decided_by": texts,
+            }
+        ),
+    ),
 }
 assert set(PAYLOADS) == {wire_name(m) for m in EVENT_MODELS}
 
@@ -147,6 +169,8 @@ def events_of(kind: str) -> st.SearchStrategy[EventBase]:
             "recorded_at": times,
         }
     )
+    if kind == "dsmb.decision":  # a decision lives in the trial's DSMB stream
+        envelope = envelope.map(lambda head: head | {"site_id": "DSMB", "patient_id": "DSMB"})
     return st.builds(
         lambda head, body: model.model_validate(
             {"event_type": kind, "schema_version": 1, **head, **body}
