@@ -311,7 +311,7 @@ def test_a_reader_sees_the_api_numbers_the_rules_and_the_alerts(filled: Board) -
         r'<article class="rule crossed" id="rule-chemotherapy-related-g3".*?</article>', html, re.S
     )
     assert card is not None
-    assert '<span class="badge crossed">Crossed</span>' in card.group(0)
+    assert '<span class="badge crossed">Crossed, awaiting DSMB decision</span>' in card.group(0)
     assert '<dd data-field="n">9</dd>' in card.group(0)
     assert '<dd data-field="x">6</dd>' in card.group(0)
     assert '<dd data-field="crossed-at">6</dd>' in card.group(0)

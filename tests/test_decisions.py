@@ -5,6 +5,8 @@ refuses enrolments until a later decision resumes them."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +16,9 @@ from trial_builder import CHEMO_CROSSES, crossing_trial
 
 from safety_stream.cli import main
 from safety_stream.events import encode_json
+from safety_stream.report.model import build_report
+from safety_stream.report.render import render_html
+from safety_stream.report.snapshot import snapshot_as_of
 from safety_stream.runtime import build_runtime
 from safety_stream.settings import Settings
 
@@ -36,6 +41,18 @@ def ndjson(events: list[Any]) -> bytes:
 def rule(api: Api, rule_id: str = RULE) -> dict[str, Any]:
     rules = api.get("officer", "/v1/rules").json()["rules"]
     return next(r for r in rules if r["rule_id"] == rule_id)
+
+
+def board(api: Api) -> str:
+    page = api.client.get("/board", headers={"Authorization": f"Bearer {api.tokens['officer']}"})
+    assert page.status_code == 200
+    return str(page.text)
+
+
+def card(page: str) -> str:
+    found = re.search(rf'<article class="rule [a-z_]+" id="rule-{RULE}".*?</article>', page, re.S)
+    assert found is not None
+    return found.group(0)
 
 
 def derived_kinds(api: Api) -> list[str]:
@@ -65,7 +82,11 @@ def test_a_crossing_stays_latched_until_the_dsmb_decides(api: Api) -> None:
     assert latched["x"] == CHEMO_CROSSES - 2  # the current numbers stay visible
     kinds = derived_kinds(api)
     assert "boundary.cleared" not in kinds
+    page = board(api)
+    assert 'data-field="awaiting-decision"><span class="big">1</span>' in page
+    assert "Crossed, awaiting DSMB decision" in card(page)
 
+    undecided_at = datetime.now(UTC)
     answer = decide(api, answers=[RULE], outcome="continue_unchanged",
                     rationale="Two grades were corrected at source verification.")  # fmt: skip
     assert answer.status_code == 201, answer.text
@@ -75,6 +96,18 @@ def test_a_crossing_stays_latched_until_the_dsmb_decides(api: Api) -> None:
     assert decided["last_decision"]["decided_by"] == "dsmb-chair"
     kinds = derived_kinds(api)
     assert kinds[-1] == "boundary.cleared"
+    page = board(api)
+    assert 'data-field="awaiting-decision"><span class="big">0</span>' in page
+    assert "awaiting DSMB decision" not in card(page)
+    assert 'data-field="decision">continue unchanged' in card(page)
+    # the DSMB report lists the crossing with its decision; before it, "no decision yet"
+    store, plan = api.runtime.store, api.runtime.plan
+    for moment, expected in ((undecided_at, "no decision yet"),
+                             (datetime.now(UTC), "continue unchanged on")):  # fmt: skip
+        dsmb_report = build_report(snapshot_as_of(store, plan, moment), None, "open")
+        (crossing,) = [c for c in dsmb_report.crossings if c.rule_id == RULE]
+        assert crossing.decision.startswith(expected)
+        assert expected in render_html(dsmb_report)
     # the decision is an event of the log, in the hash chain, and survives a restart
     stored = [e for e in api.runtime.store.read() if e.event_type == "dsmb.decision"]
     assert len(stored) == 1 and json.loads(stored[0].payload)["answers"] == [RULE]

@@ -53,7 +53,7 @@ def test_demo_shows_a_boundary_crossing_and_its_alert_and_keeps_the_database(
     # the alert is printed as it happens, and the summary names the crossed rule
     crossing_lines = [line for line in out.splitlines() if "boundary.crossed" in line]
     assert crossing_lines and crossing_lines[0].startswith("ALERT #")
-    assert "Boundary crossed: " in out
+    assert "Boundary crossed, awaiting a DSMB decision: " in out
     assert f"the sites posted {len(records):,} records" in out
     assert f"stored {valid:,}, rejected {len(records) - valid:,}" in out
 
@@ -61,7 +61,8 @@ def test_demo_shows_a_boundary_crossing_and_its_alert_and_keeps_the_database(
     delivered = [json.loads(line) for line in (demo / "alerts.ndjson").read_text().splitlines()]
     crossed = [d for d in delivered if d["alert"]["kind"] == "boundary.crossed"]
     assert crossed, "the crossing was delivered to the demo's alert channel"
-    assert crossed[0]["alert"]["rule_id"] in out.split("Boundary crossed: ")[1].splitlines()[0]
+    summary = out.split("Boundary crossed, awaiting a DSMB decision: ")[1].splitlines()[0]
+    assert crossed[0]["alert"]["rule_id"] in summary
     # no patient identifier in what the terminal showed (ids look like SITE-01-0001)
     assert "-00" not in "\n".join(line for line in out.splitlines() if "ALERT" in line)
 
@@ -91,6 +92,11 @@ def test_demo_shows_a_boundary_crossing_and_its_alert_and_keeps_the_database(
     assert made.returncode == 0, made.stderr
     written = tmp_path / made.stdout.split("wrote ", 1)[1].split(":", 1)[0]
     assert f"log position {valid}" in made.stdout and written.stat().st_size > 10_000
+    # ... and so does the one that records the DSMB's decision on the latched crossing
+    decide_line = next(line for line in out.splitlines() if "record the DSMB's decision" in line)
+    decide_args = shlex.split(decide_line.split("refuses new patients): ", 1)[1])
+    decided = subprocess.run(decide_args, cwd=tmp_path, capture_output=True, text=True)
+    assert decided.returncode == 0 and "recorded decision" in decided.stdout, decided.stderr
 
     # a second run starts from a new database (the same event ids are stored again, not
     # answered as duplicates of the previous run)

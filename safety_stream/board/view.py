@@ -113,6 +113,12 @@ class BoardView:
         return sum(c.rule.status == "crossed" for c in self.rules or [])
 
     @property
+    def awaiting_decision(self) -> int:
+        """Crossed rules and raised sentinels the DSMB has not decided on yet (latched)."""
+        rules = sum(c.rule.awaiting_decision for c in self.rules or [])
+        return rules + sum(s.awaiting_decision for s in self.sentinels or [])
+
+    @property
     def approached(self) -> int:
         return sum(c.rule.status == "approached" for c in self.rules or [])
 

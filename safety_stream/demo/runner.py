@@ -186,9 +186,13 @@ def _simulate_and_watch(
     toxicity, rules = watcher.get("/v1/toxicity"), watcher.get("/v1/rules")
     console.print(toxicity_table(toxicity))
     console.print(rules_table(rules))
-    crossed = sorted(
-        {a["alert"]["rule_id"] for a in watcher.alerts if a["alert"]["kind"] == "boundary.crossed"}
-    )
+    # from the final table, so that the summary says what the table shows: a crossing stays
+    # latched (awaiting a DSMB decision) whatever later data did
+    crossed = [
+        r["rule_id"]
+        for r in rules["rules"]
+        if r["kind"] in ("bayesian", "pocock") and r["awaiting_decision"]
+    ]
     stats = outcome.get("stats") or PostingStats()
     return DemoResult(0.0, stats, watcher.alerts, crossed, url)
 
@@ -207,14 +211,20 @@ def _summary(console: Console, result: DemoResult, files: DemoFiles, url: str) -
         f"letters), duplicates {stats.duplicates:,}; simulated trial time up to "
         f"{stats.simulated_until.date() if stats.simulated_until else '-'}."
     )
+    command = command_prefix()
     if result.crossed_rules:
         console.print(
-            f"[bold red]Boundary crossed[/]: {', '.join(result.crossed_rules)}; "
-            f"{len(result.alerts)} alerts raised, {outbox_lines} delivered to {files.alert_outbox}"
+            f"[bold red]Boundary crossed[/], awaiting a DSMB decision: "
+            f"{', '.join(result.crossed_rules)}; {len(result.alerts)} alerts raised, "
+            f"{outbox_lines} delivered to {files.alert_outbox}\n"
+            f"  record the DSMB's decision (it releases the latch; pause_enrolment refuses new "
+            f"patients): {command} decide --db {files.db_url} --rule {result.crossed_rules[0]} "
+            f"--outcome pause_enrolment --rationale 'minuted reasons' --by dsmb-chair",
+            soft_wrap=True,
+            highlight=False,
         )
     else:
         console.print(f"No boundary crossed; {len(result.alerts)} alerts raised.")
-    command = command_prefix()
     host, port = url.removeprefix("http://").rsplit(":", 1)
     today = datetime.now(UTC).date().isoformat()  # the report's cut-off is the time stored
     console.print(

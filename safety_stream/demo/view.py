@@ -56,7 +56,8 @@ def rules_table(rules: dict[str, Any]) -> Table:
             tally = {s: sum(c["state"] == s for c in clocks) for s in ("open", "overdue", "closed")}
             counts = f"{tally['open']} open, {tally['overdue']} overdue, {tally['closed']} closed"
             boundary, margin = "-", "-"
-        table.add_row(rule["rule_id"], Text(state, STATE_STYLE[state]), counts, boundary, margin)
+        label = f"{state}, awaiting DSMB decision" if rule.get("awaiting_decision") else state
+        table.add_row(rule["rule_id"], Text(label, STATE_STYLE[state]), counts, boundary, margin)
     return table
 
 

@@ -35,7 +35,13 @@ from safety_stream.report.listings import (
     sae_summary,
     timeliness,
 )
-from safety_stream.report.rules import CountingRuleView, SentinelView, rule_views
+from safety_stream.report.rules import (
+    CountingRuleView,
+    CrossingRow,
+    SentinelView,
+    crossing_rows,
+    rule_views,
+)
 from safety_stream.report.snapshot import Snapshot
 
 ReportVersion = Literal["open", "closed"]
@@ -93,6 +99,7 @@ class Report(_Out):
     deaths: DeathSummary
     death_rows: list[DeathRow] | None
     changes: ReportChanges | None  # None: the first report
+    crossings: list[CrossingRow]  # in the period (since the previous report), with decisions
 
     @property
     def closed(self) -> bool:
@@ -162,4 +169,5 @@ def build_report(now: Snapshot, before: Snapshot | None, version: ReportVersion)
         deaths=death_summary(now, threshold),
         death_rows=death_rows(now, threshold) if closed else None,
         changes=None if before is None else report_changes(before, now, threshold, closed),
+        crossings=crossing_rows(now, None if before is None else before.moment, closed),
     )

@@ -198,6 +198,53 @@ def _lab_sentinel(
     return SentinelView(status=status, criterion=criterion, raised=rows)
 
 
+class CrossingRow(_Out):
+    """One crossing (or raised sentinel) in the period, with the DSMB's answer to it."""
+
+    rule_id: str
+    title: str
+    kind: str  # boundary.crossed | sentinel.raised
+    at: datetime
+    summary: str | None  # None in the open report (a sentinel's summary names its site)
+    decision: str  # "no decision yet", or the outcome, who and when
+
+
+def crossing_rows(snapshot: Snapshot, since: datetime | None, closed: bool) -> list[CrossingRow]:
+    """Every crossing and raised sentinel after ``since`` up to the cut-off, each with the
+    first DSMB decision on its rule recorded after it."""
+    titles = {rule.id: rule.title for rule in snapshot.monitor.plan.rules}
+    rows = []
+    for derived in snapshot.derived:
+        if derived.kind not in ("boundary.crossed", "sentinel.raised"):
+            continue
+        if since is not None and derived.occurred_at <= since:
+            continue
+        answer = next(
+            (
+                d for d in snapshot.monitor.decisions
+                if derived.rule_id in d.answers and d.recorded_at >= derived.occurred_at
+            ),
+            None,
+        )  # fmt: skip
+        decision = (
+            "no decision yet"
+            if answer is None
+            else f"{str(answer.outcome).replace('_', ' ')} on "
+            f"{answer.occurred_at.date().isoformat()} ({answer.decided_by}): {answer.rationale}"
+        )
+        rows.append(
+            CrossingRow(
+                rule_id=derived.rule_id,
+                title=titles.get(derived.rule_id, derived.rule_id),
+                kind=derived.kind,
+                at=derived.occurred_at,
+                summary=derived.summary if closed else None,
+                decision=decision,
+            )
+        )
+    return rows
+
+
 def rule_views(
     snapshot: Snapshot, statuses: list[RuleStatus], closed: bool
 ) -> tuple[list[CountingRuleView], list[SentinelView]]:
