@@ -12,7 +12,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,36 @@ def command(*options: str) -> argparse.Namespace:
 def write_report(log: Log, out: Path, *options: str) -> str:
     assert report_command.run(command("--db", log.url, "--out", str(out), *options)) == 0
     return out.read_text(encoding="utf-8")
+
+
+def test_a_clinical_cut_off_takes_what_happened_by_then_from_a_snapshot(
+    log: Log, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--cutoff selects by clinical date, --snapshot fixes the database state; both on the
+    cover; a cut-off that selects nothing says so and exits 1."""
+    cutoff = f"{Y}-05-31"
+    head = log.events[-1].position
+    html = write_report(log, tmp_path / "c.html", "--cutoff", cutoff, "--snapshot", str(head))
+    enrolled = {
+        json.loads(e.payload)["patient_id"]
+        for e in log.events
+        if e.event_type == "patient.enrolled"
+        and json.loads(e.payload)["occurred_at"][:10] <= cutoff
+    }
+    cover = html.split("</dl>", 1)[0]
+    assert f"events dated on or before {cutoff}" in cover
+    assert f"up to log position {head}" in cover
+    store = SqlEventStore.open(log.url)
+    try:
+        snapshot = snapshot_as_of(store, default_plan(), datetime.now(UTC),
+                                  date.fromisoformat(cutoff), head)  # fmt: skip
+    finally:
+        store.close()
+    assert build_report(snapshot, None, "open").enrolment.enrolled == len(enrolled) > 0
+    assert snapshot.after_cutoff > 0 and snapshot.position == head
+    assert f"--cutoff {cutoff}" in html and f"--snapshot {head}" in html
+    assert report_command.run(command("--db", log.url, "--cutoff", f"{Y - 2}-12-31")) == 1
+    assert "no event dated on or before" in capsys.readouterr().err
 
 
 # --- an independent recount from the raw stored events ------------------------------------
@@ -440,7 +470,11 @@ def test_pdf_without_chromium_says_what_to_install(
         (("--as-of", "2026-02-30"), "--as-of: expected YYYY-MM-DD"),
         (("--as-of", "2026-06-30T12:00:00"), "--as-of: '2026-06-30T12:00:00' has no UTC offset"),
         (("--as-of", "2026-06-30", "--since", "30/05/2026"), "--since: expected YYYY-MM-DD"),
-        (("--as-of", "2026-06-30", "--since", "2026-07-01"), "must be before --as-of"),
+        (("--as-of", "2026-06-30", "--since", "2026-07-01"), "must be before the cut-off"),
+        (("--cutoff", "2026-06-31"), "--cutoff: '2026-06-31' is not a date"),
+        (("--cutoff", "30/06/2026"), "--cutoff: expected YYYY-MM-DD"),
+        (("--cutoff", "2026-06-30", "--as-of", "2026-06-30"), "--as-of is the old form"),
+        ((), "give --cutoff YYYY-MM-DD"),
     ],
 )
 def test_bad_dates_are_usage_errors(
@@ -450,7 +484,8 @@ def test_bad_dates_are_usage_errors(
     assert report_command.run(command("--db", f"sqlite:///{db}", *options)) == 2
     error = capsys.readouterr().err
     assert message in error
-    assert "ISO 8601 time with a UTC offset" in error or "before" in message
+    if message.startswith(("--as-of:", "--since:")):  # the forms a time may take are listed
+        assert "ISO 8601 time with a UTC offset" in error
     assert not db.exists()
 
 

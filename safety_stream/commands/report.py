@@ -43,10 +43,26 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     report.add_argument("--plan", type=Path, help="monitoring plan (default: SPARKLE-L)")
     report.add_argument(
-        "--as-of", required=True, metavar="DATE", help=f"data cut-off: {DATE_FORMS}"
+        "--cutoff",
+        metavar="YYYY-MM-DD",
+        help="clinical data cut-off: events whose clinical date (onset, treatment, lab draw, "
+        "death...) is on or before it; rules are judged at the end of that day",
     )
     report.add_argument(
-        "--since", metavar="DATE", help="the previous report's --as-of: adds what changed since"
+        "--snapshot",
+        metavar="TIME|POSITION",
+        help=f"the database state used: events stored by then ({DATE_FORMS}), or up to a log "
+        "position (default: everything stored now)",
+    )
+    report.add_argument(
+        "--as-of",
+        metavar="DATE",
+        help=f"deprecated: events stored by then ({DATE_FORMS}); use --cutoff and --snapshot",
+    )
+    report.add_argument(
+        "--since",
+        metavar="DATE",
+        help="the previous report's cut-off (--cutoff, or --as-of): adds what changed since",
     )
     report.add_argument(
         "--version",
@@ -108,26 +124,44 @@ def run(args: argparse.Namespace) -> int:
 
     version: ReportVersion = args.report_version
     try:
-        as_of = parse_moment(args.as_of, "--as-of")
+        selection = parse_selection(args)
+        as_of, cutoff, upto = selection
         since = None if args.since is None else parse_moment(args.since, "--since")
-        if since is not None and since >= as_of:
-            raise UsageError(
-                f"--since ({since.isoformat()}) must be before --as-of ({as_of.isoformat()})"
-            )
+        if since is not None and since >= (end_of(cutoff) if cutoff else as_of):
+            raise UsageError(f"--since ({since.isoformat()}) must be before the cut-off")
     except UsageError as error:
         print(f"safety-stream report: {error}", file=sys.stderr)
         return 2
+    if args.as_of is not None:
+        print(
+            "safety-stream report: --as-of is deprecated: use --cutoff (clinical dates) and "
+            "--snapshot (what was stored by then)",
+            file=sys.stderr,
+        )
     try:
         plan = load_plan_or_default(args.plan)
         chromium = find_chromium(args.chromium) if args.report_format == "pdf" else None
         store = open_store(args.db or Settings().db, create=False)  # never creates one
         try:
-            now = snapshot_as_of(store, plan, as_of)
-            before = None if since is None else snapshot_as_of(store, plan, since)
+            now = snapshot_as_of(store, plan, as_of, cutoff, upto)
+            before = (
+                None
+                if since is None
+                else snapshot_as_of(store, plan, since, None if cutoff is None else since.date())
+            )
         finally:
             store.close()
+        if now.included == 0:
+            what = f"dated on or before {cutoff}" if cutoff else "stored by the snapshot"
+            print(
+                f"safety-stream report: no event {what} (the log holds {now.events} events by "
+                "the snapshot): nothing to report; check --cutoff and --snapshot",
+                file=sys.stderr,
+            )
+            return 1
         html = render_html(build_report(now, before, version))
-        out = args.out or default_out(as_of, version, args.report_format)
+        out = args.out or default_out(end_of(cutoff) if cutoff else as_of, version,
+                                      args.report_format)  # fmt: skip
         if version == "closed":  # patient-level listings: readable by the owner only
             out.touch(mode=0o600)
             out.chmod(0o600)
@@ -149,8 +183,35 @@ def run(args: argparse.Namespace) -> int:
             "then will change the report (it names the log position it was built from)",
             file=sys.stderr,
         )
-    print(
-        f"wrote {out}: {version} report, data as of {as_of.isoformat()}, "
-        f"log position {now.position}"
-    )
+    data = f"clinical cut-off {cutoff}, snapshot" if cutoff else "data as of"
+    print(f"wrote {out}: {version} report, {data} {as_of.isoformat()}, log position {now.position}")
     return 0
+
+
+def end_of(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time.min, UTC) - timedelta(microseconds=1)
+
+
+def parse_selection(args: argparse.Namespace) -> tuple[datetime, date | None, int | None]:
+    """(stored by, clinical cut-off, last log position) from --cutoff, --snapshot, --as-of."""
+    if args.as_of is not None and (args.cutoff is not None or args.snapshot is not None):
+        raise UsageError("--as-of is the old form of --snapshot: give one or the other")
+    if args.as_of is None and args.cutoff is None and args.snapshot is None:
+        raise UsageError("give --cutoff YYYY-MM-DD (and --snapshot to fix the database state)")
+    cutoff = None
+    if args.cutoff is not None:
+        if not DAY.fullmatch(args.cutoff.strip()):
+            raise UsageError(f"--cutoff: expected YYYY-MM-DD; got {args.cutoff!r}")
+        try:
+            cutoff = date.fromisoformat(args.cutoff.strip())
+        except ValueError:
+            raise UsageError(f"--cutoff: {args.cutoff!r} is not a date") from None
+    upto = None
+    stored_by = datetime.now(UTC)
+    if args.as_of is not None:
+        stored_by = parse_moment(args.as_of, "--as-of")
+    elif args.snapshot is not None and args.snapshot.strip().isdigit():
+        upto = int(args.snapshot)
+    elif args.snapshot is not None:
+        stored_by = parse_moment(args.snapshot, "--snapshot")
+    return stored_by, cutoff, upto

@@ -234,7 +234,7 @@ def _summary(console: Console, result: DemoResult, files: DemoFiles, url: str) -
         f"--host {host} --port {port}\n"
         f"  then the board {url}/board (log in with the safety-officer token), the API "
         f"{url}/docs\n"
-        f"  the DSMB report: {command} report --db {files.db_url} --as-of {today}",
+        f"  the DSMB report: {command} report --db {files.db_url} --cutoff {today}",
         soft_wrap=True,  # commands stay on one line, to be copied as printed
         highlight=False,
     )

@@ -9,7 +9,7 @@ fields are None or empty in its model, so the template cannot show them by mista
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -55,7 +55,9 @@ class _Out(BaseModel):
 class Provenance(_Out):
     """Which log the report came from, so a reader can check it against the store."""
 
-    as_of: datetime
+    as_of: datetime  # the snapshot: events stored by then
+    cutoff: date | None  # the clinical data cut-off (None: every stored event)
+    after_cutoff: int  # events stored by the snapshot but dated after the cut-off
     position: int
     events: int
     chain_head: str
@@ -148,6 +150,8 @@ def build_report(now: Snapshot, before: Snapshot | None, version: ReportVersion)
         related_at_least=threshold.value,
         provenance=Provenance(
             as_of=now.moment,
+            cutoff=now.cutoff,
+            after_cutoff=now.after_cutoff,
             position=now.position,
             events=now.events,
             chain_head=now.chain_head,

@@ -11,10 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
-from safety_stream.events import PatientDied, decode_json
+from safety_stream.events import (
+    AdverseEventReported,
+    AdverseEventResolved,
+    AdverseEventRetracted,
+    AdverseEventUpdated,
+    DsmbDecision,
+    EventBase,
+    GradeChange,
+    PatientDied,
+    PatientLostToFollowUp,
+    SafetyReportSubmitted,
+    decode_json,
+)
 from safety_stream.monitoring.derived import DerivedEvent
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan
@@ -48,20 +60,65 @@ class Snapshot:
     chain_head: str = GENESIS  # chain hash of the last event folded
     first_stored_at: datetime | None = None
     last_stored_at: datetime | None = None
+    cutoff: date | None = None  # the clinical data cut-off (None: everything stored)
+    included: int = 0  # events folded that the cut-off selected by their date (or all)
+    after_cutoff: int = 0  # events stored by the snapshot but dated after the cut-off
+
+    log_position: int = 0  # the last stored event verified (folded or after the cut-off)
 
     @property
     def position(self) -> int:
-        return self.state.position
+        """The log prefix the snapshot covers: up to this position (and ``chain_head``)."""
+        return self.log_position
 
 
-def snapshot_as_of(store: EventStore, plan: MonitoringPlan, moment: datetime) -> Snapshot:
-    """Fold the events stored up to ``moment``; raises ``LogIntegrityError`` on a broken chain."""
+def clinical_date(event: EventBase) -> date | None:
+    """The date of what an event says happened to a patient; None for what applies whenever
+    it was recorded (corrections, retractions, safety reports, DSMB decisions)."""
+    kind = type(event)
+    if kind is AdverseEventReported:
+        return event.onset_date  # type: ignore[attr-defined, no-any-return]
+    if kind is AdverseEventResolved:
+        return event.end_date  # type: ignore[attr-defined, no-any-return]
+    if kind is AdverseEventUpdated:
+        course = event.grade_change in (GradeChange.WORSENED, GradeChange.IMPROVED)  # type: ignore[attr-defined]
+        return event.occurred_at.date() if course else None
+    if kind in (AdverseEventRetracted, SafetyReportSubmitted, DsmbDecision):
+        return None
+    if kind is PatientDied:
+        return event.death_date  # type: ignore[attr-defined, no-any-return]
+    if kind is PatientLostToFollowUp:
+        return event.last_contact_date  # type: ignore[attr-defined, no-any-return]
+    return event.occurred_at.date()
+
+
+def snapshot_as_of(
+    store: EventStore,
+    plan: MonitoringPlan,
+    moment: datetime,
+    cutoff: date | None = None,
+    upto: int | None = None,
+) -> Snapshot:
+    """Fold the events stored up to ``moment`` (and at most log position ``upto``); with a
+    clinical ``cutoff``, only those whose clinical date is on or before it, and the monitoring
+    clock then runs to the end of that day. Raises ``LogIntegrityError`` on a broken chain
+    (the whole stored prefix is verified, whatever the cut-off leaves out)."""
     snapshot = Snapshot(moment=moment, state=TrialState(), monitor=Monitor(plan))
+    snapshot.cutoff = cutoff
     changes = Changes()
 
     def folding(events: Iterable[StoredEvent]) -> Iterator[StoredEvent]:
         for stored in events:
+            if upto is not None and stored.position > upto:
+                return
             event = decode_json(stored.payload)
+            day = clinical_date(event) if cutoff is not None else None
+            if day is not None and cutoff is not None and day > cutoff:
+                snapshot.after_cutoff += 1
+                snapshot.chain_head, snapshot.log_position = stored.chain_hash, stored.position
+                yield stored
+                continue
+            snapshot.included += day is not None or cutoff is None
             changes.fold(snapshot.state, event, stored.position, snapshot.monitor)
             if isinstance(event, PatientDied):
                 snapshot.deaths[event.patient_id] = Death(
@@ -74,12 +131,17 @@ def snapshot_as_of(store: EventStore, plan: MonitoringPlan, moment: datetime) ->
             if snapshot.first_stored_at is None:
                 snapshot.first_stored_at = stored.stored_at
             snapshot.last_stored_at = stored.stored_at
-            snapshot.chain_head = stored.chain_hash
+            snapshot.chain_head, snapshot.log_position = stored.chain_hash, stored.position
             yield stored
 
     verdict = verify_chain(folding(store.read(stored_until=moment)))
     if not verdict.ok:
         raise LogIntegrityError(verdict.broken_at, verdict.reason)
+    if cutoff is not None:  # windows that ended and clocks that ran out by the cut-off
+        end = datetime.combine(cutoff + timedelta(days=1), time.min, UTC) - timedelta(
+            microseconds=1
+        )
+        changes.derived += snapshot.monitor.advance(snapshot.state, min(end, moment), 0)
     snapshot.events = verdict.checked
     snapshot.derived = changes.derived
     return snapshot
