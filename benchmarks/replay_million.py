@@ -41,7 +41,7 @@ def main() -> None:
         del events
         print(f"log of {store.head():,} events built in {time.perf_counter() - started:.0f} s")
 
-        payloads = [payload for _, payload in store.payloads()]
+        payloads = [payload for _, payload, _ in store.payloads()]
         started = time.perf_counter()
         for payload in payloads:
             decode_json(payload)

@@ -18,6 +18,7 @@ import io
 import json
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from safety_stream.ctcae import ctcae_dictionary
@@ -66,9 +67,11 @@ def main() -> None:
         started = time.perf_counter()
         for start in range(0, len(events), args.batch):
             batch = events[start : start + args.batch]
+            now = datetime.now(UTC)
             with store2.write() as session:
                 session.prefetch({e.event_id for e in batch}, set(), {e.patient_id for e in batch})
-                appended = [(session.append(e).position, e) for e in batch]
+                results = [(session.append(e), e) for e in batch]
+                appended = [(r.position, e, r.stored_at or now) for r, e in results]
             projector2.follow(appended)
         rate = len(events) / (time.perf_counter() - started)
         print(f"{'append + project (pre-validated)':<34} {rate:>10,.0f} events/s  ratio "

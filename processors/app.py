@@ -33,6 +33,7 @@ from processors import pipeline
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.topics import Topics
 from safety_stream.runtime import Runtime
+from safety_stream.ticking import tick
 
 log = logging.getLogger("processors")
 T = TypeVar("T")
@@ -172,6 +173,9 @@ def create_app(
     async def monitor(stream: Any) -> None:
         async for _wakes in stream.take(BATCH, within=WITHIN):
             await _retrying("projection", pipeline.project, runtime)
+            # a window that ended or a deadline that passed with no new data: a clock.ticked
+            # in the log, as the embedded runtime records it (the heartbeat wakes this agent)
+            await _retrying("clock tick", tick, runtime)
             await publish("events", pipeline.events_after)
             await publish("rejected", pipeline.rejections_after)
             await publish("derived", pipeline.derived_after)

@@ -13,12 +13,18 @@ import re
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 from safety_stream.ctcae import CtcaeDictionary
-from safety_stream.events import EVENT_TYPES, DsmbDecision, EventBase, PatientEnrolled
+from safety_stream.events import (
+    EVENT_TYPES,
+    ClockTicked,
+    DsmbDecision,
+    EventBase,
+    PatientEnrolled,
+)
 from safety_stream.store.base import EventStore, WriteSession
 from safety_stream.validation.checks import DEFAULT_CLOCK_SKEW
 from safety_stream.validation.problems import Problem
@@ -27,7 +33,18 @@ from safety_stream.validation.validator import Validator
 
 Status = Literal["stored", "duplicate", "rejected", "conflict", "forbidden"]
 FORBIDDEN_CODES = frozenset(
-    {"auth.site_mismatch", "reference.patient_of_other_site", "auth.decision_not_allowed"}
+    {
+        "auth.site_mismatch",
+        "reference.patient_of_other_site",
+        "auth.decision_not_allowed",
+        "auth.tick_not_allowed",
+    }
+)
+TICK_REFUSED = Problem(
+    path="event_type",
+    message="only the server records that its clock ticked",
+    code="auth.tick_not_allowed",
+    allowed="the data events of your site",
 )
 CONFLICT_CODES = frozenset({"store.event_id_conflict", "governance.enrolment_paused"})
 DECISION_REFUSED = Problem(
@@ -52,7 +69,8 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class IngestReport:
     outcomes: list[Outcome]
-    appended: list[tuple[int, EventBase]] = field(default_factory=list)  # newly stored, in order
+    # newly stored, in order: (position, event, the server's receipt time)
+    appended: list[tuple[int, EventBase, datetime]] = field(default_factory=list)
     redelivered: int = 0  # records of an ordered source taken before (see ``Offset``)
 
     def count(self, status: Status) -> int:
@@ -149,6 +167,7 @@ def ingest(
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     *,
     may_decide: bool = False,
+    may_tick: bool = False,
     enrolment_paused: str | None = None,
 ) -> IngestReport:
     """Validate and store ``records``; ``site_id`` restricts writes to one site (None: any).
@@ -162,13 +181,15 @@ def ingest(
     records = list(records)
     redelivered = 0
     outcomes: list[Outcome] = []
-    appended: list[tuple[int, EventBase]] = []
+    appended: list[tuple[int, EventBase, datetime]] = []
     positions: dict[str, int] = {}
 
     def gate(event: EventBase) -> list[Problem]:
         kind = type(event)
         if kind is DsmbDecision and not may_decide:
             return [DECISION_REFUSED]
+        if kind is ClockTicked and not may_tick:
+            return [TICK_REFUSED]
         if site_id is not None and event.site_id != site_id:
             return [_site_problem(site_id)]
         if enrolment_paused is not None and kind is PatientEnrolled:
@@ -223,7 +244,8 @@ def ingest(
             stored = session.append(event)
             positions[event_id] = stored.position
             if stored.status == "stored":
-                appended.append((stored.position, event))
+                assert stored.stored_at is not None
+                appended.append((stored.position, event, stored.stored_at))
             outcomes.append(
                 Outcome(result.location, stored.status, event_id, event.event_type, stored.position)
             )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
@@ -138,11 +140,13 @@ def build_distributed_api(settings: Settings) -> Runtime:
     return runtime
 
 
-def build_memory_runtime(settings: Settings | None = None) -> Runtime:
-    """Everything in memory (unit tests)."""
+def build_memory_runtime(
+    settings: Settings | None = None, clock: Callable[[], datetime] | None = None
+) -> Runtime:
+    """Everything in memory (unit tests); ``clock``: the server's time (default: now)."""
     return _assemble(
         settings or Settings(),
-        InMemoryEventStore(),
+        InMemoryEventStore() if clock is None else InMemoryEventStore(clock=clock),
         InMemoryProjectionRepository(),
         InMemoryCredentials(),
         memory_outbox_engine(),

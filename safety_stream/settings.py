@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         description="Alert routing file (YAML); default: every alert to an NDJSON file here",
     )
     max_body_bytes: int = Field(default=16 << 20, gt=0, description="Largest accepted POST")
+    tick_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="How often serve checks whether a window ended or a report fell due",
+    )
     clock_skew_seconds: float = Field(
         default=300,
         ge=0,

@@ -130,6 +130,7 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         {"score": st.integers(5, 15), "child_pugh_class": st.sampled_from("ABC")},
         optional={"ascites": st.sampled_from(["none", "mild", "moderate_severe"])},
     ),
+    "clock.ticked": st.fixed_dictionaries({"due_at": times}),
     "dsmb.decision": st.one_of(
         st.fixed_dictionaries(
             {
@@ -171,6 +172,8 @@ def events_of(kind: str) -> st.SearchStrategy[EventBase]:
     )
     if kind == "dsmb.decision":  # a decision lives in the trial's DSMB stream
         envelope = envelope.map(lambda head: head | {"site_id": "DSMB", "patient_id": "DSMB"})
+    if kind == "clock.ticked":  # and a tick in the server's clock stream
+        envelope = envelope.map(lambda head: head | {"site_id": "SERVER", "patient_id": "CLOCK"})
     return st.builds(
         lambda head, body: model.model_validate(
             {"event_type": kind, "schema_version": 1, **head, **body}

@@ -224,7 +224,8 @@ def test_the_board_shows_the_api_numbers_and_updates_live(trial: Trial, page_for
     assert any(r["status"] == "crossed" for r in rules)
     for rule in rules:
         card = page.locator(f"#rule-{rule['rule_id']}")
-        expect(card.locator(".badge")).to_have_text(STATE_LABELS[rule["status"]])
+        latch = ", awaiting DSMB decision" if rule["awaiting_decision"] else ""
+        expect(card.locator(".badge")).to_have_text(STATE_LABELS[rule["status"]] + latch)
         expect(card.locator('dd[data-field="x"]')).to_have_text(str(rule["x"]))
         expect(card.locator("svg.boundary-plot polyline.boundary")).to_have_count(1)
     assert "SITE-" not in page.title()

@@ -62,7 +62,8 @@ class Run:
 
     def __init__(self, plan: MonitoringPlan) -> None:
         self.plan = plan
-        self.store = InMemoryEventStore()
+        self.now = [T0]  # the server's clock: each event arrives when it was recorded
+        self.store = InMemoryEventStore(clock=lambda: self.now[0])
         self.repository = InMemoryProjectionRepository()
         self.monitor = Monitor(plan)
         self.projector = Projector(self.store, self.repository, self.monitor)
@@ -70,6 +71,7 @@ class Run:
     def post(self, events: list[EventBase]) -> list[DerivedEvent]:
         before = len(self.repository.derived)
         for event in events:
+            self.now[0] = max(self.now[0], event.recorded_at)
             with self.store.write() as session:
                 session.append(event)
             self.projector.catch_up()
@@ -121,8 +123,14 @@ def test_approached_crossed_and_cleared_by_a_downgrade() -> None:
     assert "P3" not in crossed.summary  # no patient identifier in what becomes an alert title
     trial.events.clear()
     trial.update("P3", 9, third, grade=2)
+    assert run.post(trial.events) == []  # latched: a correction does not clear a crossing ...
+    latched = run.status("chemo")
+    assert (latched.status, latched.awaiting_decision, latched.x) == ("crossed", True, 2)
+    trial.events.clear()
+    trial.decide(10, "chemo")  # ... until the DSMB has decided on it
     (cleared,) = run.post(trial.events)
     assert cleared.kind == "boundary.cleared" and cleared.details["status"] == "approached"
+    assert not run.status("chemo").awaiting_decision
     trial.events.clear()
     trial.retract("P2", 10, second)
     assert run.post(trial.events) == []  # approached -> ok is not news
@@ -349,7 +357,8 @@ def test_replay_and_restart_derive_nothing_new() -> None:
     run = Run(plan)
     trial = exposed_trial(4)
     aes = [trial.ae(f"P{i}", 5 + i, *NEUTROPENIA, 3, ct="definite") for i in (1, 2, 3)]
-    trial.update("P3", 12, aes[2], grade=2)  # cleared
+    trial.update("P3", 12, aes[2], grade=2)  # under the boundary, but latched ...
+    trial.decide(12, "chemo")  # ... until the DSMB decides: cleared
     trial.update("P3", 13, aes[2], grade=4)  # crossed again: a second, distinct crossing
     serious(trial, "P4", 14)
     trial.ae("P4", 15, *NEUTROPENIA, 5, ct="definite")
@@ -366,6 +375,7 @@ def test_replay_and_restart_derive_nothing_new() -> None:
     more = Trial()
     more.update("P3", 20, aes[2], grade=2)
     more.update("P1", 20, aes[0], grade=2)  # 2 of 4 counted: back under b_4 = 3
+    more.decide(21, "chemo")
     with run.store.write() as session:
         for event in more.events:
             session.append(event)
@@ -407,18 +417,18 @@ def test_whatif_lists_when_each_plan_would_have_alerted(
     assert "chemotherapy-related-g3:" in text and "current  never" in text
 
 
-def test_a_late_report_whose_clock_has_already_run_out_is_overdue_at_once() -> None:
+def test_a_late_report_is_due_from_when_the_server_received_it() -> None:
+    """Day 0 is the sponsor's awareness: when the server received the report, not the date
+    the site recorded it (21 CFR 312.32(c)); a late site report is the site's lateness."""
     run = Run(plan_with(bayes(), CLOCKS))
     trial = exposed_trial(2)
-    trial.enrol("P3", 20)  # the log has reached day 20
-    late = serious(trial, "P2", 1)  # aware on day 1, due day 16, posted after day 20
+    trial.enrol("P3", 20)  # the server has reached day 20
+    late = serious(trial, "P2", 1)  # the site recorded it on day 1, sent it after day 20
     run.post(trial.events)
-    clocks = [
-        (d.kind, d.details["ae_id"])
-        for d in run.repository.derived.values()
-        if d.rule_id == "expedited"
-    ]
-    assert clocks == [("report.due", late), ("report.overdue", late)]
+    clocks = [d for d in run.repository.derived.values() if d.rule_id == "expedited"]
+    assert [(d.kind, d.details["ae_id"]) for d in clocks] == [("report.due", late)]
+    assert clocks[0].details["aware_at"] == (T0 + timedelta(days=20)).isoformat()
+    assert clocks[0].details["due"] == (T0 + timedelta(days=20 + 15)).isoformat()
 
 
 # -- evaluability that does not depend on the outcome ------------------------------------------

@@ -211,7 +211,7 @@ def test_following_ingested_events_equals_a_replay_even_with_an_interleaved_writ
     lines = [_in_shanghai_time(line) for line in lines]
     projector = Projector(store, live_repository)
 
-    def post(chunk: list[bytes]) -> list[tuple[int, EventBase]]:
+    def post(chunk: list[bytes]) -> list[tuple[int, EventBase, datetime]]:
         body = io.BytesIO(b"\n".join(chunk))
         report = ingest(store, read_ndjson(body), InputFormat.NDJSON, ctcae_dictionary(), "t", None)
         assert report.count("stored") == len(chunk)

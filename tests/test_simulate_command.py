@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,14 @@ def _outcome_after(
         | {"grade3": m["grade3_or_worse"]["count"], "terms": m["by_term"]}
         for m in modalities
     ]
-    return toxicity, sorted((c["ae_id"], c["state"], c["due"]) for c in clocks)
+    # each clock runs from when this server received the report: compare its length, not dates
+    length = [
+        (datetime.fromisoformat(c["due"]) - datetime.fromisoformat(c["aware_at"])).days
+        for c in clocks
+    ]
+    return toxicity, sorted(
+        (c["ae_id"], c["state"], f"{days} d") for c, days in zip(clocks, length, strict=True)
+    )
 
 
 def test_csv_output_is_an_edc_export_with_the_same_toxicity(tmp_path: Path) -> None:

@@ -246,7 +246,7 @@ def test_reading_as_stored_by_a_time_gives_a_prefix_even_when_the_clock_steps_ba
         append_all(store, [event])
     cutoff = t0 + timedelta(hours=1, minutes=30)  # after the 3rd event's time, not the 2nd's
     assert [s.position for s in store.read(stored_until=cutoff)] == [1]
-    assert [p for p, _ in store.payloads(stored_until=cutoff)] == [1]
+    assert [p for p, _, _ in store.payloads(stored_until=cutoff)] == [1]
     assert [s.position for s in store.read(stored_until=t0 + timedelta(hours=5))] == [1, 2, 3, 4]
     if isinstance(store, SqlEventStore):
         store.close()

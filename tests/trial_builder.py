@@ -75,6 +75,13 @@ class Trial:
     def update(self, patient: str, day: int, ae_id: str, site: str = "S1", **fields: Any) -> str:
         return self.add("ae.updated", patient, day, site, ae_id=ae_id, reason="review", **fields)
 
+    def decide(self, day: int, *rules: str, outcome: str = "continue_unchanged") -> str:
+        """A DSMB decision answering ``rules`` (releases their latch)."""
+        return self.add(
+            "dsmb.decision", "DSMB", day, "DSMB", answers=list(rules), outcome=outcome,
+            rationale="reviewed at the DSMB meeting", decided_by="dsmb-chair",
+        )  # fmt: skip
+
     def retract(self, patient: str, day: int, ae_id: str, site: str = "S1") -> str:
         return self.add("ae.retracted", patient, day, site, ae_id=ae_id, reason="entered in error")
 

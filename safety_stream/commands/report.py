@@ -132,12 +132,7 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"safety-stream report: {error}", file=sys.stderr)
         return 2
-    if args.as_of is not None:
-        print(
-            "safety-stream report: --as-of is deprecated: use --cutoff (clinical dates) and "
-            "--snapshot (what was stored by then)",
-            file=sys.stderr,
-        )
+
     try:
         plan = load_plan_or_default(args.plan)
         chromium = find_chromium(args.chromium) if args.report_format == "pdf" else None
@@ -181,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             "safety-stream report: warning: --as-of is in the future; events stored before "
             "then will change the report (it names the log position it was built from)",
+            file=sys.stderr,
+        )
+    if args.as_of is not None:
+        print(
+            "safety-stream report: note: --as-of is deprecated: use --cutoff (clinical dates) "
+            "and --snapshot (what was stored by then)",
             file=sys.stderr,
         )
     data = f"clinical cut-off {cutoff}, snapshot" if cutoff else "data as of"

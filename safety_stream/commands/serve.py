@@ -18,6 +18,7 @@ from safety_stream.runtime import (
     load_plan_or_default,
 )
 from safety_stream.settings import Settings
+from safety_stream.ticking import Ticker
 
 log = logging.getLogger("safety_stream.serve")
 
@@ -74,8 +75,11 @@ def _serve(settings: Settings, sock: socket.socket) -> int:
         runtime.plan.trial.id,
         runtime.plan.version,
     )
-    if runtime.producer is None:
+    ticker = None
+    if runtime.producer is None:  # the embedded runtime: its monitor keeps the server's time
         runtime.dispatcher.start()
+        ticker = Ticker(runtime, runtime.settings.tick_seconds)
+        ticker.start()
     try:
         # the board's live streams would hold a graceful shutdown open: give them 5 s
         config = uvicorn.Config(
@@ -83,5 +87,7 @@ def _serve(settings: Settings, sock: socket.socket) -> int:
         )
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if ticker is not None:
+            ticker.stop()
         runtime.close()
     return 0

@@ -26,7 +26,14 @@ from safety_stream.events.adverse import (
     Seriousness,
 )
 from safety_stream.events.base import ATTRIBUTION_RANK, Attribution, EventBase, Modality
-from safety_stream.events.governance import DSMB_STREAM, DecisionOutcome, DsmbDecision
+from safety_stream.events.governance import (
+    CLOCK_STREAM,
+    DSMB_STREAM,
+    SERVER_SITE,
+    ClockTicked,
+    DecisionOutcome,
+    DsmbDecision,
+)
 from safety_stream.events.labs import (
     ChildPughAssessed,
     ChildPughClass,
@@ -61,7 +68,8 @@ Event = Annotated[
     | SafetyReportSubmitted
     | LabResulted
     | ChildPughAssessed
-    | DsmbDecision,
+    | DsmbDecision
+    | ClockTicked,
     Field(discriminator="event_type"),
 ]
 
@@ -79,6 +87,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     LabResulted,
     ChildPughAssessed,
     DsmbDecision,
+    ClockTicked,
 )
 
 
@@ -115,9 +124,11 @@ def encode_json(event: EventBase) -> str:
 __all__ = [
     "AE_AMENDMENTS",
     "ATTRIBUTION_RANK",
+    "CLOCK_STREAM",
     "DSMB_STREAM",
     "EVENT_MODELS",
     "EVENT_TYPES",
+    "SERVER_SITE",
     "ActionTaken",
     "AdverseEventReported",
     "AdverseEventResolved",
@@ -128,6 +139,7 @@ __all__ = [
     "ChemotherapyCycle",
     "ChildPughAssessed",
     "ChildPughClass",
+    "ClockTicked",
     "DecisionOutcome",
     "DsmbDecision",
     "Event",

@@ -1,9 +1,13 @@
-"""Governance events: the DSMB's decisions on crossed stopping rules and raised sentinels.
+"""Governance events: the DSMB's decisions on crossed stopping rules and raised sentinels,
+and the server's clock ticks.
 
 A decision is an event in the same tamper-evident log as the data it answers. It belongs to no
 patient: it lives in the trial's ``DSMB`` stream (``site_id`` and ``patient_id`` are both
 ``DSMB``), and is recorded by a reader credential with the ``dsmb`` or ``safety_officer`` role,
-never by a site.
+never by a site. A tick records that time passed on the server when something fell due (a
+follow-up window ended, a report deadline passed) with no new data: it lives in the
+``SERVER``/``CLOCK`` stream and only the server appends it, so replays see time pass exactly
+as the live system did.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from safety_stream.events.base import EventBase, LongText, Modality, ShortText
+from safety_stream.events.base import EventBase, LongText, Modality, ShortText, UtcDatetime
 
 DSMB_STREAM = "DSMB"
+SERVER_SITE, CLOCK_STREAM = "SERVER", "CLOCK"
 
 
 class DecisionOutcome(StrEnum):
@@ -49,3 +54,13 @@ class DsmbDecision(EventBase):
         if (self.outcome == DecisionOutcome.STOP_MODALITY) != (self.modality is not None):
             raise ValueError("modality is given with outcome stop_modality, and only then")
         return self
+
+
+class ClockTicked(EventBase):
+    """Time passed on the server to ``recorded_at``: ``due_at`` is the timer that fell due."""
+
+    event_type: Literal["clock.ticked"]
+    schema_version: Literal[1]
+    site_id: Literal["SERVER"]
+    patient_id: Literal["CLOCK"]
+    due_at: UtcDatetime = Field(description="The earliest timer that had fallen due")

@@ -20,6 +20,7 @@ from safety_stream.events import (
     AE_AMENDMENTS,
     AdverseEventReported,
     ChildPughAssessed,
+    ClockTicked,
     DecisionOutcome,
     DsmbDecision,
     EventBase,
@@ -143,14 +144,27 @@ class Monitor:
 
     # -- folding ---------------------------------------------------------------------------
 
-    def observe(self, state: TrialState, event: EventBase, position: int) -> list[DerivedEvent]:
-        """The derived events that follow from ``event`` (already applied to ``state``)."""
+    def observe(
+        self,
+        state: TrialState,
+        event: EventBase,
+        position: int,
+        received_at: datetime | None = None,
+    ) -> list[DerivedEvent]:
+        """The derived events that follow from ``event`` (already applied to ``state``).
+
+        The clock is the server's: ``received_at`` (when the event was stored), never a time
+        the site sent. Offline folds (dry runs, simulations) have no server: their clock is
+        the events' ``recorded_at``.
+        """
         out: list[DerivedEvent] = []
-        moment = event.recorded_at.astimezone(UTC)
+        moment = (received_at or event.recorded_at).astimezone(UTC)
         out += self.advance(state, moment, position)  # follow-up grew for everyone on study
         kind = type(event)
         if kind is DsmbDecision:
             self._decide(event, position, out)  # type: ignore[arg-type]
+            return out
+        if kind is ClockTicked:  # time passed (above); nothing else happened
             return out
         if kind is AdverseEventReported:
             self._patient_aes.setdefault(event.patient_id, []).append(event.event_id)
@@ -207,10 +221,10 @@ class Monitor:
         derived events were stored with the projection the first time)."""
         self._start(self.plan)
         scratch = TrialState()
-        for position, payload in store.payloads(0, upto):
+        for position, payload, stored_at in store.payloads(0, upto):
             event = decode_json(payload)
             apply(scratch, event, position)
-            self.observe(scratch, event, position)
+            self.observe(scratch, event, position, stored_at)
 
     def _patient_ae_states(self, state: TrialState, patient_id: str) -> list[AeState]:
         return [state.aes[i] for i in self._patient_aes.get(patient_id, ()) if i in state.aes]
@@ -348,6 +362,10 @@ class Monitor:
             self.enrolment_paused_by = decision
         elif decision.outcome == DecisionOutcome.RESUME_ENROLMENT:
             self.enrolment_paused_by = None
+
+    def next_due(self) -> datetime | None:
+        """The earliest time something falls due (a window's end, a report deadline)."""
+        return self._timers[0][0] if self._timers else None
 
     def awaiting_decision(self, rule_id: str) -> bool:
         """A crossed rule or a raised sentinel the DSMB has not decided on yet."""

@@ -17,11 +17,11 @@ def derived_under(store: EventStore, plans: list[MonitoringPlan]) -> list[list[D
     monitors = [Monitor(plan) for plan in plans]
     state = TrialState()
     derived: list[list[DerivedEvent]] = [[] for _ in plans]
-    for position, payload in store.payloads():
+    for position, payload, stored_at in store.payloads():
         event = decode_json(payload)
         apply(state, event, position)
         for monitor, found in zip(monitors, derived, strict=True):
-            found += monitor.observe(state, event, position)
+            found += monitor.observe(state, event, position, stored_at)
     return derived
 
 

@@ -42,7 +42,15 @@ class StaleProjectionError(Exception):
 class Observer(Protocol):
     """Sees each event after it is applied (the monitor); returns what it derives."""
 
-    def observe(self, state: TrialState, event: EventBase, position: int) -> list[Any]: ...
+    def observe(
+        self,
+        state: TrialState,
+        event: EventBase,
+        position: int,
+        received_at: datetime | None = None,
+    ) -> list[Any]:
+        """``received_at``: when the server stored it (the monitor's clock); None offline."""
+        ...
 
     def rebuild(self, store: EventStore, upto: int) -> None:
         """Get back to ``upto`` after a restart, without deriving anything anew."""
@@ -76,7 +84,12 @@ class Changes:
     derived: list[Any] = field(default_factory=list)
 
     def fold(
-        self, state: TrialState, event: EventBase, position: int, observer: Observer | None
+        self,
+        state: TrialState,
+        event: EventBase,
+        position: int,
+        observer: Observer | None,
+        received_at: datetime | None = None,
     ) -> None:
         patient, ae = apply(state, event, position)
         if patient is not None:
@@ -84,7 +97,7 @@ class Changes:
         if ae is not None:
             self.aes.add(ae)
         if observer is not None:
-            self.derived += observer.observe(state, event, position)
+            self.derived += observer.observe(state, event, position, received_at)
         self.count += 1
         if self.count % FREEZE_EVERY == 0:
             gc.freeze()
@@ -99,8 +112,8 @@ def fold(
 ) -> Changes:
     """Apply the events after ``state.position``."""
     changes = Changes()
-    for position, payload in store.payloads(state.position, limit, stored_until):
-        changes.fold(state, decode_json(payload), position, observer)
+    for position, payload, stored_at in store.payloads(state.position, limit, stored_until):
+        changes.fold(state, decode_json(payload), position, observer, stored_at)
     return changes
 
 
@@ -166,10 +179,11 @@ class Projector:
                 if self._save(changes):
                     total += changes.count
 
-    def follow(self, appended: Sequence[tuple[int, EventBase]]) -> int:
+    def follow(self, appended: Sequence[tuple[int, EventBase, datetime]]) -> int:
         """Apply events just committed by this process, without reading them back.
 
-        ``appended`` are (position, event) in position order, as a write committed them. If
+        ``appended`` are (position, event, stored at) in position order, as a write committed
+        them. If
         they do not continue the state exactly (another writer committed in between, or this
         batch was already caught up), the projector catches up from the log instead.
         """
@@ -182,8 +196,8 @@ class Projector:
             ):
                 return self.catch_up()
             changes = Changes()
-            for position, event in appended:
-                changes.fold(self.state, event, position, self._observer)
+            for position, event, stored_at in appended:
+                changes.fold(self.state, event, position, self._observer, stored_at)
             if not self._save(changes):
                 return self.catch_up()
             self._settle()
@@ -200,8 +214,8 @@ def replay(
     state = TrialState()
     started = time.perf_counter()
     changes = Changes()
-    for position, payload in store.payloads():
-        changes.fold(state, decode_json(payload), position, observer)
+    for position, payload, stored_at in store.payloads():
+        changes.fold(state, decode_json(payload), position, observer, stored_at)
         if progress is not None and changes.count % FREEZE_EVERY == 0:
             progress(changes.count, time.perf_counter() - started)
     repository.replace_all(state, changes.derived)

@@ -23,6 +23,7 @@ from safety_stream.events import (
     AdverseEventUpdated,
     AttributionByModality,
     ChildPughAssessed,
+    ClockTicked,
     DsmbDecision,
     EventBase,
     GradeChange,
@@ -158,7 +159,7 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
         return None, report.event_id
     if kind in AE_AMENDMENTS:
         return None, _amend(state, event)  # type: ignore[arg-type]
-    if kind is DsmbDecision:  # governance, not a patient's data: the monitor keeps it
+    if kind is DsmbDecision or kind is ClockTicked:  # not a patient's data: for the monitor
         return None, None
     if kind is PatientEnrolled:
         state.patients[event.patient_id] = PatientState(

@@ -66,6 +66,7 @@ class AppendResult:
     status: Literal["stored", "duplicate"]
     position: int
     stream_version: int
+    stored_at: datetime | None = None  # the server's receipt time (None: a duplicate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +163,17 @@ class EventStore(Protocol):
 
     def payloads(
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
-    ) -> Iterator[tuple[int, str]]:
-        """Like ``read`` but only (position, canonical JSON): what projections fold."""
+    ) -> Iterator[tuple[int, str, datetime]]:
+        """Like ``read`` but only (position, canonical JSON, stored at): what projections and
+        the monitor fold (the monitor's clock is the server's receipt time)."""
         ...
 
     def head(self) -> int:
         """The highest committed position (0 when empty)."""
+        ...
+
+    def now(self) -> datetime:
+        """The server's clock, as it stamps ``stored_at``."""
         ...
 
     def stream(self, trial_id: str, patient_id: str) -> list[StoredEvent]: ...

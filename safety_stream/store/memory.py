@@ -108,6 +108,7 @@ class _MemorySession:
         if expected_version is not None and expected_version != version:
             raise ConcurrencyError(f"{stream[0]}/{stream[1]}", expected_version, version)
         position = len(state.events) + 1
+        now = self._clock()
         previous = state.events[-1].chain_hash if state.events else GENESIS
         stored = StoredEvent(
             position=position,
@@ -117,7 +118,7 @@ class _MemorySession:
             site_id=event.site_id,
             patient_id=event.patient_id,
             stream_version=version + 1,
-            stored_at=self._clock(),
+            stored_at=now,
             payload=payload,
             payload_hash=digest,
             chain_hash=chain_hash(previous, position, event.event_id, digest),
@@ -131,7 +132,7 @@ class _MemorySession:
         change = ae_facts_after(event, state.aes.get)
         if change is not None:
             state.set(state.aes, change[0], change[1])
-        return AppendResult("stored", position, version + 1)
+        return AppendResult("stored", position, version + 1, now)
 
     def reject(
         self,
@@ -199,12 +200,15 @@ class InMemoryEventStore:
 
     def payloads(
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
-    ) -> Iterator[tuple[int, str]]:
+    ) -> Iterator[tuple[int, str, datetime]]:
         for stored in self.read(after, limit, stored_until):
-            yield stored.position, stored.payload
+            yield stored.position, stored.payload, stored.stored_at
 
     def head(self) -> int:
         return self._committed
+
+    def now(self) -> datetime:
+        return self._clock()
 
     def stream(self, trial_id: str, patient_id: str) -> list[StoredEvent]:
         return [

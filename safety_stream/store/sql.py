@@ -279,6 +279,7 @@ class _SqlSession:
             raise ConcurrencyError(f"{stream[0]}/{stream[1]}", expected_version, version)
         self._position += 1
         self._chain = chain_hash(self._chain, self._position, event.event_id, digest)
+        now = self._clock()
         self._events.append(
             {
                 "position": self._position,
@@ -291,7 +292,7 @@ class _SqlSession:
                 "stream_version": version + 1,
                 "occurred_at": event.occurred_at,
                 "recorded_at": event.recorded_at,
-                "stored_at": self._clock(),
+                "stored_at": now,
                 "payload": payload,
                 "payload_hash": digest,
                 "chain_hash": self._chain,
@@ -308,7 +309,7 @@ class _SqlSession:
         if change is not None:
             self._aes[change[0]] = change[1]
             self._aes_changed.add(change[0])
-        return AppendResult("stored", self._position, version + 1)
+        return AppendResult("stored", self._position, version + 1, now)
 
     def reject(
         self,
@@ -469,8 +470,8 @@ class SqlEventStore:
 
     def payloads(
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
-    ) -> Iterator[tuple[int, str]]:
-        query = select(EventRow.position, EventRow.payload).where(
+    ) -> Iterator[tuple[int, str, datetime]]:
+        query = select(EventRow.position, EventRow.payload, EventRow.stored_at).where(
             self._before_stored_after(stored_until)
         )
         remaining = limit
@@ -480,12 +481,15 @@ class SqlEventStore:
                 rows = connection.execute(
                     query.where(EventRow.position > after).order_by(EventRow.position).limit(page)
                 ).all()
-            yield from ((position, payload) for position, payload in rows)
+            yield from ((position, payload, stored_at) for position, payload, stored_at in rows)
             if len(rows) < page:
                 return
             after = rows[-1][0]
             if remaining is not None:
                 remaining -= len(rows)
+
+    def now(self) -> datetime:
+        return self._clock()
 
     def head(self) -> int:
         with self.engine.connect() as connection:

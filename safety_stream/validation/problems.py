@@ -77,8 +77,15 @@ _ALLOWED_FROM_CTX = {
     "too_short": lambda c: f"at least {c['min_length']} item(s)",
     "enum": lambda c: str(c["expected"]),
     "literal_error": lambda c: str(c["expected"]),
-    "union_tag_invalid": lambda c: str(c["expected_tags"]),
+    "union_tag_invalid": lambda c: _data_event_tags(str(c["expected_tags"])),
 }
+# recorded by the DSMB's and the server's own paths, never posted as data: not offered
+_NOT_FOR_SITES = ("'dsmb.decision'", "'clock.ticked'")
+
+
+def _data_event_tags(expected: str) -> str:
+    return ", ".join(t for t in expected.split(", ") if t not in _NOT_FOR_SITES)
+
 
 _ALLOWED_BY_TYPE = {
     "uuid_parsing": "a UUID such as 3f0e8d0c-5b4e-4f4e-9a7c-1d2e3f4a5b6c",

@@ -26,6 +26,7 @@ from safety_stream.events import (
     AdverseEventResolved,
     AdverseEventRetracted,
     AdverseEventUpdated,
+    ClockTicked,
     DsmbDecision,
     EventBase,
     GradeChange,
@@ -118,7 +119,7 @@ class ReferenceChecker:
             return CLEAN
         problems: list[Problem] = []
         unresolved: list[str] = []
-        if kind is not DsmbDecision:  # a decision belongs to no patient
+        if kind is not DsmbDecision and kind is not ClockTicked:  # they belong to no patient
             self._check_patient(event, problems, unresolved)
         if type(event) in _AMENDMENTS:
             self._check_amendment(event, problems, unresolved)  # type: ignore[arg-type]
