@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,12 +13,16 @@ from test_api import Api
 from trial_builder import NEUTROPENIA, T0, Trial
 
 from safety_stream.events import encode_json
+from safety_stream.ingest import ingest
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.projections.projector import replay
 from safety_stream.projections.repositories import InMemoryProjectionRepository
 from safety_stream.runtime import build_memory_runtime
 from safety_stream.settings import Settings
+from safety_stream.simulate import simulate
+from safety_stream.simulate.rates import scenario
 from safety_stream.ticking import tick
+from safety_stream.validation.records import InputFormat, RawRecord
 
 
 def stamp(moment: datetime) -> str:
@@ -116,3 +121,67 @@ def test_a_report_turns_overdue_with_no_new_data_and_a_replay_sees_the_same() ->
 def expedited(api: Api) -> list[dict[str, Any]]:
     rules = api.get("officer", "/v1/rules").json()["rules"]
     return next(r for r in rules if r["kind"] == "expedited_report")["clocks"]  # type: ignore[no-any-return]
+
+
+def test_the_same_trial_posted_timely_in_bulk_or_shuffled_reaches_the_same_conclusions() -> None:
+    """Arrival speed and order (per patient kept) change when things are seen, not what: the
+    same crossings (rule, n, x, clinical date), sentinels, clock lengths and final state; and
+    each log's replay derives exactly what its live run derived."""
+    records = [r for r in simulate(scenario("chemotherapy-toxicity", patients=30, seed=4))]
+    timely = [(r.sent_at, [r]) for r in records]  # each record when the site sent it
+    later = records[-1].sent_at + timedelta(days=30)
+    bulk = [(later, records)]  # everything at once, a month after the last one
+    by_patient: dict[str, list[Any]] = {}
+    for record in records:
+        by_patient.setdefault(json.loads(record.body).get("patient_id", ""), []).append(record)
+    shuffled_order: list[Any] = []
+    queues = [list(q) for q in by_patient.values()]
+    rng = random.Random(7)
+    while queues:  # interleave patients at random, each patient's records in order
+        queue = rng.choice(queues)
+        shuffled_order.append(queue.pop(0))
+        if not queue:
+            queues.remove(queue)
+    shuffled = [(later, shuffled_order[i : i + 50]) for i in range(0, len(shuffled_order), 50)]
+    outcomes = [conclusions(schedule, later) for schedule in (timely, bulk, shuffled)]
+    assert outcomes[0]["crossings"], "the scenario crosses a boundary"
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
+def crossing(counter: Any) -> tuple[str, int, int, str]:
+    """(rule, n, x, clinical date) of a rule's first crossing."""
+    n = counter.crossed_at
+    return counter.rule.id, n, counter.counted_among_first(n), str(counter.crossing_time().date())
+
+
+def conclusions(schedule: list[tuple[datetime, list[Any]]], end: datetime) -> dict[str, Any]:
+    """Post on ``schedule`` (server time, records), then let the server's clock run to
+    ``end`` with no new data (ticks): the same point in time for every schedule."""
+    now = [schedule[0][0]]
+    runtime = build_memory_runtime(clock=lambda: now[0])
+    try:
+        for moment, batch in schedule:
+            now[0] = max(now[0], moment)
+            records = [RawRecord(f"r{i}", r.body) for i, r in enumerate(batch)]
+            report = ingest(runtime.store, records, InputFormat.NDJSON, runtime.ctcae, "t", None)
+            runtime.projector.follow(report.appended)
+        now[0] = end
+        while tick(runtime):
+            pass
+        monitor = runtime.monitor
+        live = [(d.event.derived_id, d.event.kind) for d in runtime.derived.derived_events()]
+        replayed = InMemoryProjectionRepository()
+        replay(runtime.store, replayed, observer=Monitor(runtime.plan))
+        assert [(d.event.derived_id, d.event.kind) for d in replayed.derived_events()] == live
+        return {
+            "crossings": sorted(crossing(c) for c in monitor.counting if c.crossed_at is not None),
+            "final": sorted((c.rule.id, c.n, c.x) for c in monitor.counting),
+            "sentinels": {rule: sorted(raised) for rule, raised in monitor.raised.items()},
+            "clocks": sorted(
+                (str(k.ae_id), (k.due - k.opened_at).days, k.severe)
+                for k in monitor.clocks.values()
+            ),
+            "state": (runtime.projector.state.patients, runtime.projector.state.aes),
+        }
+    finally:
+        runtime.close()

@@ -338,6 +338,12 @@ class Monitor:
         summary = f"{rule.title}: {verb} - {counter.x} of {n}"
         if bound is not None:
             summary += f" (stop at {bound})"
+        timely = counter.crossing_time() if new == CROSSED else None
+        if timely is not None and self.clock - timely > timedelta(days=1):  # the data came late
+            summary += (
+                f"; with timely data it would have been seen on {timely.date()}, the data "
+                f"arrived by {self.clock.date()}"
+            )
         out.append(
             derive(
                 kind, rule.id, self.version, str(ordinal), self.clock, position, summary, details
