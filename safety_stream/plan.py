@@ -12,9 +12,17 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.errors import PlanError, read_user_text
@@ -34,6 +42,19 @@ class TrialInfo(_Strict):
     registration: str = Field(description="Registry id, e.g. NCT06794086")
     planned_enrolment: int = Field(gt=0)
     ctcae_version: Literal["5.0"] = "5.0"
+    time_zone: str = Field(
+        default="UTC", description="IANA zone of the calendar days reporting deadlines end on"
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            message = f"unknown time zone {value!r} (an IANA name, e.g. Asia/Shanghai)"
+            raise ValueError(message) from None
+        return value
 
 
 class ModalityPlan(_Strict):
@@ -278,6 +299,11 @@ class ExpeditedReportRule(_Rule):
     fatal_or_life_threatening_days: int = Field(default=7, gt=0)
     other_serious_days: int = Field(default=15, gt=0)
     min_attribution: Attribution = Attribution.POSSIBLE
+    suspected_products: list[Modality] | None = Field(
+        default=None,
+        description="The investigational products a reaction must be suspected to (None: any "
+        "modality); e.g. the drugs under the IND, not radiotherapy",
+    )
 
 
 Rule = Annotated[

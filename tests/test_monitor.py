@@ -320,6 +320,11 @@ def serious(trial: Trial, patient: str, day: int, **fields: Any) -> str:
     )  # fmt: skip
 
 
+def end_of_day(day: int) -> str:
+    """The last instant of calendar day ``day`` of the trial (UTC, the plan's time zone)."""
+    return (T0 + timedelta(days=day + 1) - timedelta(microseconds=1)).isoformat()
+
+
 def test_report_clock_due_overdue_and_closed() -> None:
     run = Run(plan_with(bayes(), CLOCKS))
     trial = exposed_trial(2)
@@ -329,7 +334,7 @@ def test_report_clock_due_overdue_and_closed() -> None:
     run.post(trial.events)
     dues = [d for d in run.repository.derived.values() if d.kind == "report.due"]
     assert [d.details["ae_id"] for d in dues] == [late, on_time]
-    assert dues[0].details["due"] == (T0 + timedelta(days=3 + 15)).isoformat()
+    assert dues[0].details["due"] == end_of_day(3 + 15)  # the end of calendar day 15
     trial.events.clear()
     trial.submit_report("P2", 10, on_time)
     trial.enrol("P3", 19)  # any event moves the clock: day 19 is past P1's due (day 18)
@@ -349,7 +354,7 @@ def test_a_fatal_turn_shortens_the_clock_to_seven_days() -> None:
     run.post(trial.events)
     dues = [d for d in run.repository.derived.values() if d.kind == "report.due"]
     assert [d.details["days"] for d in dues] == [15, 7]
-    assert dues[1].details["due"] == (T0 + timedelta(days=5 + 7)).isoformat()
+    assert dues[1].details["due"] == end_of_day(5 + 7)
 
 
 def test_replay_and_restart_derive_nothing_new() -> None:
@@ -428,7 +433,7 @@ def test_a_late_report_is_due_from_when_the_server_received_it() -> None:
     clocks = [d for d in run.repository.derived.values() if d.rule_id == "expedited"]
     assert [(d.kind, d.details["ae_id"]) for d in clocks] == [("report.due", late)]
     assert clocks[0].details["aware_at"] == (T0 + timedelta(days=20)).isoformat()
-    assert clocks[0].details["due"] == (T0 + timedelta(days=20 + 15)).isoformat()
+    assert clocks[0].details["due"] == end_of_day(20 + 15)
 
 
 # -- evaluability that does not depend on the outcome ------------------------------------------

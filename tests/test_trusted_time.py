@@ -95,7 +95,7 @@ def test_a_report_turns_overdue_with_no_new_data_and_a_replay_sees_the_same() ->
         # Day 0 is when the server received it, not the site's recorded_at (day 3)
         assert clock["aware_at"].startswith((T0 + timedelta(days=10)).date().isoformat())
         assert not tick(runtime)  # nothing has fallen due yet
-        now[0] += timedelta(days=15, hours=1)  # no new data; the deadline passes
+        now[0] += timedelta(days=16)  # no new data; calendar day 15 ends
         assert tick(runtime)
         (clock,) = expedited(api)
         assert clock["state"] == "overdue"

@@ -20,8 +20,11 @@ class Trial:
     def __init__(self) -> None:
         self.events: list[EventBase] = []
 
-    def add(self, kind: str, patient: str, day: int, site: str = "S1", **fields: Any) -> str:
-        when = (T0 + timedelta(days=day)).isoformat()
+    def add(
+        self, kind: str, patient: str, day: int, site: str = "S1", hours: float = 0,
+        **fields: Any,
+    ) -> str:  # fmt: skip
+        when = (T0 + timedelta(days=day, hours=hours)).isoformat()
         document = {
             "event_type": kind,
             "schema_version": 1,
@@ -58,12 +61,12 @@ class Trial:
         self, patient: str, day: int, term: str, code: int, grade: int,
         rt: str = "unrelated", ct: str = "unrelated", it: str = "unrelated", site: str = "S1",
         seriousness: list[str] | None = None, expectedness: str = "expected",
-        immune_related: bool = False,
+        immune_related: bool = False, hours: float = 0,
     ) -> str:  # fmt: skip
         if seriousness is None:
             seriousness = ["death"] if grade == 5 else []
         return self.add(
-            "ae.reported", patient, day, site,
+            "ae.reported", patient, day, site, hours,
             ctcae_version="5.0", ctcae_term=term, meddra_code=code, grade=grade,
             onset_date=(T0 + timedelta(days=day)).date().isoformat(),
             seriousness=seriousness, expectedness=expectedness,

@@ -43,7 +43,7 @@ def add_decision_routes(app: FastAPI, runtime: Runtime) -> None:
         response_model=DecisionRecorded,
         responses={
             **READERS_ONLY,
-            422: {"model": ErrorBody, "description": "unknown rule, or an incomplete decision"},
+            400: {"model": ErrorBody, "description": "unknown rule, or an incomplete decision"},
         },
     )
     async def decide(body: DecisionIn, caller: Caller) -> DecisionRecorded:
@@ -63,13 +63,13 @@ def add_decision_routes(app: FastAPI, runtime: Runtime) -> None:
                 datetime.now(UTC), None if body.modality is None else body.modality.value,
             )  # fmt: skip
         except DecisionError as error:
-            raise HTTPException(422, str(error)) from None
+            raise HTTPException(400, str(error)) from None
         report = await run_in_threadpool(
             record_decision, runtime.store, runtime.ctcae, decision, f"http:{caller.name}"
         )
         (outcome,) = report.outcomes
         if outcome.status != "stored" or outcome.position is None:
-            raise HTTPException(422, "; ".join(p.message for p in outcome.problems))
+            raise HTTPException(400, "; ".join(p.message for p in outcome.problems))
         await run_in_threadpool(runtime.projector.follow, report.appended)
         return DecisionRecorded(
             position=outcome.position,

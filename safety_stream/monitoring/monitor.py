@@ -11,10 +11,10 @@ their times, so patients enter a rule's n one by one in the order their windows 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from safety_stream.events import (
     AE_AMENDMENTS,
@@ -28,6 +28,7 @@ from safety_stream.events import (
     PatientDied,
     PatientLostToFollowUp,
     PatientWithdrawn,
+    SafetyReportSubmitted,
     TreatmentAdministered,
     decode_json,
 )
@@ -44,9 +45,9 @@ from safety_stream.monitoring.lab_signals import LabSignals
 from safety_stream.monitoring.matching import (
     ALL_MODALITIES,
     ae_matches,
-    expedited_due,
     judge_patient,
 )
+from safety_stream.monitoring.report_clocks import ReportClock, ReportClocks
 from safety_stream.plan import (
     BayesianRule,
     ExpeditedReportRule,
@@ -76,18 +77,6 @@ RELEVANT_TO_COMPOSITES = frozenset({LabResulted, ChildPughAssessed})
 LAB_SIGNAL_EVENTS = frozenset(
     {LabResulted, ChildPughAssessed, TreatmentAdministered, AdverseEventReported, *AE_AMENDMENTS}
 )
-JUST_AFTER = timedelta(microseconds=1)  # a report is overdue once the clock is past its due time
-
-
-@dataclass
-class ReportClock:
-    ae_id: UUID
-    site_id: str
-    opened_at: datetime
-    due: datetime
-    severe: bool  # fatal or life-threatening: the short clock
-    state: str = "open"  # open | overdue | closed
-    dues: int = 1  # how many report.due were emitted (a shortened clock emits another)
 
 
 def _modalities_of(plan: MonitoringPlan, counter: CountState) -> set[str]:
@@ -132,7 +121,9 @@ class Monitor:
         self.raised: dict[str, list[str]] = {r.id: [] for r in self.sentinels}
         self.raised.update(self.lab_signals.raised)
         self.reporting = next((r for r in plan.rules if isinstance(r, ExpeditedReportRule)), None)
-        self.clocks: dict[UUID, ReportClock] = {}
+        self.report_clocks = ReportClocks(
+            self.reporting, ZoneInfo(plan.trial.time_zone), plan.version
+        )
         self._patient_aes: dict[str, list[UUID]] = {}
         self._timers: list[tuple[datetime, int, str, Any]] = []
         self._sequence = 0
@@ -189,7 +180,12 @@ class Monitor:
             self._judge(state, event.patient_id, position, out, self._composite_rules)
         if ae is not None:
             self._sentinels(ae, position, out)
-            self._report_clock(ae, moment, position, out)
+            if kind is SafetyReportSubmitted:
+                out += self.report_clocks.on_submitted(
+                    ae, event.occurred_at.astimezone(UTC), self.clock, position, self._schedule
+                )
+            else:
+                out += self.report_clocks.on_ae(ae, moment, self.clock, position, self._schedule)
         if self.lab_signals.rules and kind in LAB_SIGNAL_EVENTS:
             patient = state.patients.get(event.patient_id)
             if patient is not None:
@@ -290,12 +286,7 @@ class Monitor:
                     continue
                 self._rejudge(state, self.counting[index], patient, position, out)
             elif what == "overdue":
-                clock = self.clocks.get(key)
-                # a clock shortened or closed since this timer was set ignores it
-                if clock is not None and clock.state == "open" and when == clock.due + JUST_AFTER:
-                    clock.state = "overdue"
-                    key = f"{clock.ae_id}/{clock.dues}"
-                    out.append(self._clock_event("report.overdue", clock, position, key))
+                out += self.report_clocks.on_timer(key, when, self.clock, position)
 
     # -- counting rules ---------------------------------------------------------------------
 
@@ -369,6 +360,11 @@ class Monitor:
         elif decision.outcome == DecisionOutcome.RESUME_ENROLMENT:
             self.enrolment_paused_by = None
 
+    @property
+    def clocks(self) -> dict[UUID, ReportClock]:
+        """The expedited-report clock of every qualifying case, by AE id."""
+        return self.report_clocks.clocks
+
     def next_due(self) -> datetime | None:
         """The earliest time something falls due (a window's end, a report deadline)."""
         return self._timers[0][0] if self._timers else None
@@ -415,72 +411,3 @@ class Monitor:
                     details,
                 )
             )
-
-    def _report_clock(
-        self, ae: AeState, aware: datetime, position: int, out: list[DerivedEvent]
-    ) -> None:
-        rule = self.reporting
-        if rule is None:
-            return
-        clock = self.clocks.get(ae.ae_id)
-        due = expedited_due(
-            ae, rule.fatal_or_life_threatening_days, rule.other_serious_days, rule.min_attribution
-        )
-        if clock is None and due is not None:
-            severe, days = due
-            clock = ReportClock(ae.ae_id, ae.site_id, aware, aware + timedelta(days=days), severe)
-            self.clocks[ae.ae_id] = clock
-            out.append(self._clock_event("report.due", clock, position, f"{ae.ae_id}/1"))
-            self._schedule(clock.due + JUST_AFTER, "overdue", ae.ae_id)
-        elif (
-            clock is not None
-            and clock.state != "closed"
-            and due is not None
-            and due[0]
-            and not clock.severe
-        ):
-            shorter = aware + timedelta(days=due[1])
-            if shorter < clock.due:  # became fatal or life-threatening: the 7-day clock applies
-                clock.due, clock.severe, clock.dues = shorter, True, clock.dues + 1
-                clock.opened_at = aware  # awareness of what made it fatal or life-threatening
-                key = f"{ae.ae_id}/{clock.dues}"
-                out.append(self._clock_event("report.due", clock, position, key))
-                self._schedule(clock.due + JUST_AFTER, "overdue", ae.ae_id)
-        if clock is None or clock.state == "closed":
-            return
-        if ae.safety_report_submitted_at is not None or ae.status == "retracted":
-            clock.state = "closed"
-            out.append(self._clock_event("report.closed", clock, position, str(ae.ae_id), ae))
-
-    def _clock_event(
-        self,
-        kind: DerivedKind,
-        clock: ReportClock,
-        position: int,
-        key: str,
-        ae: AeState | None = None,
-    ) -> DerivedEvent:
-        assert self.reporting is not None
-        details: dict[str, Any] = {
-            "ae_id": str(clock.ae_id),
-            "site_id": clock.site_id,
-            "aware_at": clock.opened_at.isoformat(),
-            "due": clock.due.isoformat(),
-            "days": (clock.due - clock.opened_at).days,
-            "fatal_or_life_threatening": clock.severe,
-        }
-        title = "expedited report"
-        if kind == "report.due":
-            summary = f"{title} due by {clock.due:%Y-%m-%d %H:%M} UTC (site {clock.site_id})"
-        elif kind == "report.overdue":
-            summary = f"{title} overdue since {clock.due:%Y-%m-%d %H:%M} UTC (site {clock.site_id})"
-        else:
-            assert ae is not None
-            submitted = ae.safety_report_submitted_at
-            details["submitted_at"] = submitted.isoformat() if submitted else None
-            details["on_time"] = submitted is not None and submitted <= clock.due
-            details["reason"] = "submitted" if submitted else "retracted"
-            summary = f"{title} closed ({details['reason']}; site {clock.site_id})"
-        return derive(
-            kind, self.reporting.id, self.version, key, self.clock, position, summary, details
-        )

@@ -17,11 +17,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from safety_stream.events import ATTRIBUTION_RANK, Attribution, Seriousness
-from safety_stream.monitoring.monitor import ReportClock
+from safety_stream.monitoring.report_clocks import ReportClock
 from safety_stream.projections.state import AeState
 from safety_stream.report.snapshot import Snapshot
 
-Timing = Literal["on time", "late", "overdue", "open", "withdrawn"]
+Timing = Literal["on time", "late", "overdue", "open", "withdrawn", "not reportable"]
 
 
 class _Out(BaseModel):
@@ -114,6 +114,8 @@ def timing(clock: ReportClock, ae: AeState | None, cutoff: datetime) -> Timing:
         return "on time" if submitted <= clock.due else "late"
     if ae is not None and ae.status == "retracted":
         return "withdrawn"
+    if clock.reason is not None and clock.reason.startswith("no longer reportable"):
+        return "not reportable"
     return "overdue" if cutoff > clock.due else "open"
 
 
