@@ -132,3 +132,21 @@ def test_radiotherapy_alone_makes_no_susar_when_the_drugs_are_the_suspected_prod
     anything = run_with()  # without the list, any modality's suspicion counts
     anything.post(trial.events)
     assert [k for k, _ in clock_events(anything)] == ["report.due"]
+
+
+def test_a_site_that_sends_an_sae_more_than_a_day_after_recording_it_is_late() -> None:
+    """21 CFR 312.64(b): the investigator reports an SAE to the sponsor immediately."""
+    run = run_with()
+    trial = trial_with_patient()
+    trial.enrol("P2", 10)  # the server has reached day 10
+    late = trial.ae("P1", 3, *DIARRHEA, 3, ct="possible", seriousness=["hospitalisation"])
+    trial.ae("P1", 4, *DIARRHEA, 2, ct="possible")  # not serious: no obligation
+    trial.enrol("P3", 10)
+    trial.add("lab.resulted", "P3", 10, "S1", 12, test="ALT", value=20.0, unit="U/L", uln=40.0)
+    on_time = trial.ae("P3", 10, *DIARRHEA, 3, ct="possible", seriousness=["hospitalisation"],
+                       hours=6)  # recorded 6 h before the server got it  # fmt: skip
+    run.post(trial.events)
+    flagged = [d for d in run.repository.derived.values() if d.kind == "report.site_late"]
+    assert [d.details["ae_id"] for d in flagged] == [late] and on_time not in str(flagged)
+    assert flagged[0].details["hours_late"] == 7 * 24.0
+    assert flagged[0].severity == "warning" and "P1" not in flagged[0].summary

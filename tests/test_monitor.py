@@ -4,9 +4,10 @@ sentinels, report clocks, and that replay and restart derive nothing new."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -321,8 +322,12 @@ def serious(trial: Trial, patient: str, day: int, **fields: Any) -> str:
 
 
 def end_of_day(day: int) -> str:
-    """The last instant of calendar day ``day`` of the trial (UTC, the plan's time zone)."""
-    return (T0 + timedelta(days=day + 1) - timedelta(microseconds=1)).isoformat()
+    """The last instant of calendar day ``day`` after T0 in the plan's time zone (SPARKLE-L:
+    Asia/Shanghai, where T0, midnight UTC, is 08:00), in UTC."""
+    zone = ZoneInfo(BASE["trial"]["time_zone"])
+    local_day = (T0 + timedelta(days=day)).astimezone(zone).date() + timedelta(days=1)
+    last = datetime.combine(local_day, time.min, zone) - timedelta(microseconds=1)
+    return last.astimezone(UTC).isoformat()
 
 
 def test_report_clock_due_overdue_and_closed() -> None:
@@ -431,7 +436,10 @@ def test_a_late_report_is_due_from_when_the_server_received_it() -> None:
     late = serious(trial, "P2", 1)  # the site recorded it on day 1, sent it after day 20
     run.post(trial.events)
     clocks = [d for d in run.repository.derived.values() if d.rule_id == "expedited"]
-    assert [(d.kind, d.details["ae_id"]) for d in clocks] == [("report.due", late)]
+    # and the site was late: 19 days between recording the SAE and sending it
+    assert [(d.kind, d.details["ae_id"]) for d in clocks] == [
+        ("report.due", late), ("report.site_late", late)
+    ]  # fmt: skip
     assert clocks[0].details["aware_at"] == (T0 + timedelta(days=20)).isoformat()
     assert clocks[0].details["due"] == end_of_day(20 + 15)
 

@@ -37,7 +37,8 @@ ALERT_KINDS: tuple[DerivedKind, ...] = (
     "report.due",
     "report.overdue",
 )
-"""Derived events that are alerts (a closed report clock is recorded, not announced)."""
+"""Derived events that are alerts (a closed report clock and a site's late SAE are recorded
+and listed, not announced)."""
 
 NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 

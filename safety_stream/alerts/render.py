@@ -23,6 +23,7 @@ ALERTNAMES = {
     "report.due": "SafetyReportDue",
     "report.overdue": "SafetyReportOverdue",
     "report.closed": "SafetyReportClosed",
+    "report.site_late": "SafetySaeLateFromSite",
 }
 HEADLINES = {
     "boundary.approached": "stopping boundary approached",
@@ -32,6 +33,7 @@ HEADLINES = {
     "report.due": "expedited safety report due",
     "report.overdue": "EXPEDITED SAFETY REPORT OVERDUE",
     "report.closed": "expedited safety report clock closed",
+    "report.site_late": "SAE reached the sponsor more than 24 h after the site knew",
 }
 # The numbers shown in the body, in this order, with their labels.
 FIGURES = (

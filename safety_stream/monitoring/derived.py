@@ -23,6 +23,7 @@ DerivedKind = Literal[
     "report.due",
     "report.overdue",
     "report.closed",
+    "report.site_late",
 ]
 Severity = Literal["critical", "warning", "info"]
 SEVERITY: dict[str, Severity] = {
@@ -31,6 +32,7 @@ SEVERITY: dict[str, Severity] = {
     "report.overdue": "critical",
     "boundary.approached": "warning",
     "report.due": "warning",
+    "report.site_late": "warning",
     "boundary.cleared": "info",
     "report.closed": "info",
 }

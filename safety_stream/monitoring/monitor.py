@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from safety_stream.events import (
     AE_AMENDMENTS,
     AdverseEventReported,
+    AdverseEventUpdated,
     ChildPughAssessed,
     ClockTicked,
     DecisionOutcome,
@@ -186,6 +187,9 @@ class Monitor:
                 )
             else:
                 out += self.report_clocks.on_ae(ae, moment, self.clock, position, self._schedule)
+                if kind is AdverseEventReported or kind is AdverseEventUpdated:
+                    recorded = event.recorded_at.astimezone(UTC)
+                    out += self.report_clocks.site_late(ae, recorded, moment, self.clock, position)
         if self.lab_signals.rules and kind in LAB_SIGNAL_EVENTS:
             patient = state.patients.get(event.patient_id)
             if patient is not None:

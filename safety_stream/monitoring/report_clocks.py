@@ -27,6 +27,7 @@ from safety_stream.monitoring.derived import DerivedEvent, DerivedKind, derive
 from safety_stream.plan import ExpeditedReportRule
 from safety_stream.projections.state import AeState
 
+SITE_DEADLINE = timedelta(hours=24)  # 21 CFR 312.64(b): an SAE to the sponsor immediately
 JUST_AFTER = timedelta(microseconds=1)  # a report is overdue once the clock is past its due time
 Schedule = Callable[[datetime, str, Any], None]
 
@@ -79,6 +80,7 @@ class ReportClocks:
         self.zone = zone
         self.version = version
         self.clocks: dict[UUID, ReportClock] = {}
+        self.site_late_aes: set[UUID] = set()
 
     def on_ae(
         self, ae: AeState, aware: datetime, now: datetime, position: int, schedule: Schedule
@@ -112,6 +114,33 @@ class ReportClocks:
                 clock.opened_at, clock.due = aware, shorter
                 self._open(clock, now, position, schedule, out)
         return out
+
+    def site_late(
+        self, ae: AeState, site_recorded: datetime, received: datetime, now: datetime,
+        position: int,
+    ) -> list[DerivedEvent]:  # fmt: skip
+        """A serious AE (or one just made serious) that the server received more than 24 h
+        after the site recorded it: the site's lateness, raised once per AE."""
+        if self.rule is None or not ae.seriousness or ae.ae_id in self.site_late_aes:
+            return []
+        late = received - site_recorded
+        if late <= SITE_DEADLINE:
+            return []
+        self.site_late_aes.add(ae.ae_id)
+        hours = late.total_seconds() / 3600
+        details = {
+            "ae_id": str(ae.ae_id), "site_id": ae.site_id,
+            "site_recorded_at": site_recorded.isoformat(), "received_at": received.isoformat(),
+            "hours_late": round(hours, 1),
+        }  # fmt: skip
+        summary = (
+            f"serious AE received {hours:.0f} h after site {ae.site_id} recorded it "
+            f"(due to the sponsor within 24 h)"
+        )
+        return [
+            derive("report.site_late", self.rule.id, self.version, str(ae.ae_id), now,
+                   position, summary, details)
+        ]  # fmt: skip
 
     def on_submitted(
         self, ae: AeState, submitted_at: datetime, now: datetime, position: int,
