@@ -574,3 +574,25 @@ def test_logging_in_again_and_again_replaces_only_ones_own_sessions() -> None:
         sessions.open(site)
     assert sessions.find(kept) is not None  # the officer is still logged in
     assert sessions.find(first_site) is None  # the site's own oldest session made room
+
+
+def test_the_dsmb_records_a_decision_from_a_latched_rule_card(filled: Board) -> None:
+    rule = "chemotherapy-related-g3"
+    filled.login("dsmb")
+    page = filled.client.get("/board").text
+    assert f'action="/board/rules/{rule}/decision"' in page  # only on the latched card
+    form = {"csrf": csrf_of(page), "outcome": "pause_enrolment", "rationale": "review first"}
+    done = filled.client.post(
+        f"/board/rules/{rule}/decision", data=form, headers={"Origin": "http://testserver"}
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"/board#rule-{rule}"
+    rules = filled.client.get("/v1/rules", headers=filled.bearer("dsmb")).json()["rules"]
+    decided = next(r for r in rules if r["rule_id"] == rule)
+    assert decided["awaiting_decision"] is False
+    assert decided["last_decision"]["decided_by"] == "dsmb"
+    assert f'action="/board/rules/{rule}/decision"' not in filled.client.get("/board").text
+    # a site has no such form and cannot post one
+    refused = filled.client.post(
+        f"/board/rules/{rule}/decision", data=form | {"csrf": ""}, headers=filled.bearer(SH)
+    )
+    assert refused.status_code == 403

@@ -6,6 +6,7 @@ POST /board/logout                   end the session
 GET  /board/panels                   the board's live part alone (what the page swaps in)
 GET  /board/stream                   server-sent events: ``change`` when the viewer's data moved
 POST /board/alerts/{id}/acknowledge  readers only; a form post, or JSON with Accept: json
+POST /board/rules/{id}/decision  a DSMB decision on a latched rule (dsmb or safety_officer)
 GET  /board/alerts/{id}              where alert messages link to: the board at that alert
 
 Every route also takes ``Authorization: Bearer`` (scripts, tests). Roles as in the API:
@@ -43,6 +44,7 @@ from safety_stream.board.session import (
     set_session_cookie,
 )
 from safety_stream.board.view import build_view, change_stamp, gather
+from safety_stream.governance import DECIDING_ROLES, DecisionError, build_decision, record_decision
 from safety_stream.runtime import Runtime
 
 FORM_LIMIT = 8192
@@ -186,6 +188,33 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
         if visitor(request) is None:
             return RedirectResponse(f"/board/login?next={quote(target)}", 303)
         return RedirectResponse(target, 303)
+
+    @app.post("/board/rules/{rule_id}/decision", include_in_schema=False)
+    async def record(rule_id: str, request: Request) -> Response:
+        """A DSMB decision on one rule, from its card (dsmb or safety_officer only)."""
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        who = await run_in_threadpool(visitor, request)
+        if who is None:
+            return _unauthenticated()
+        refused = post_refusal(request, who, form.get("csrf"))
+        if refused is not None:
+            return PlainTextResponse(refused, 403)
+        if who.principal.role not in DECIDING_ROLES:
+            return PlainTextResponse("a dsmb or safety_officer credential records decisions", 403)
+        try:
+            decision = build_decision(
+                runtime.plan, [rule_id], form.get("outcome", ""), form.get("rationale", ""),
+                who.principal.name, utc_now(),
+            )  # fmt: skip
+        except DecisionError as error:
+            return PlainTextResponse(str(error), 400)
+        report = await run_in_threadpool(
+            record_decision, runtime.store, runtime.ctcae, decision, f"board:{who.principal.name}"
+        )
+        await run_in_threadpool(runtime.projector.follow, report.appended)
+        return RedirectResponse(f"/board#rule-{quote(rule_id)}", 303)
 
     @app.post("/board/alerts/{alert_id}/acknowledge", include_in_schema=False)
     async def acknowledge(alert_id: uuid.UUID, request: Request) -> Response:

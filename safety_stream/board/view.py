@@ -94,6 +94,7 @@ class BoardView:
     role_label: str
     site_id: str | None  # the one site this viewer sees, None for all
     can_acknowledge: bool
+    can_decide: bool  # a dsmb or safety_officer credential records DSMB decisions
     as_of: datetime
     stamp: str
     position: int | None  # the log's position and clock are trial-wide: None for a site
@@ -176,6 +177,7 @@ def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
         role_label=ROLE_LABELS[principal.role],
         site_id=site,
         can_acknowledge=reader,
+        can_decide=principal.role in ("dsmb", "safety_officer"),
         as_of=snapshot.as_of,
         stamp=snapshot.stamp,
         position=snapshot.position if reader else None,
