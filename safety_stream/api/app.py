@@ -17,9 +17,12 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safety_stream import __version__
 from safety_stream.api.alerts import add_alert_routes
@@ -115,6 +118,22 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
 
     app.state.runtime = runtime
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """As FastAPI answers, except that a 405 lists every method of the path in Allow
+        (Starlette names only the first route's, e.g. GET when POST is routed separately)."""
+        if error.status_code == 405:
+            allowed = {
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+                for method in route.methods or ()
+            }
+            return JSONResponse(
+                {"detail": error.detail}, 405, headers={"Allow": ", ".join(sorted(allowed))}
+            )
+        return await http_exception_handler(request, error)
 
     def state_for(as_of: str | None) -> tuple[TrialState, datetime]:
         if as_of is None:
