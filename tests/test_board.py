@@ -22,6 +22,7 @@ from safety_stream.board.live import change_events
 from safety_stream.board.session import COOKIE, SessionStore
 from safety_stream.board.view import Snapshot, build_view, change_stamp
 from safety_stream.events import encode_json
+from safety_stream.monitoring.status import ReportClockOut, RuleStatus
 from safety_stream.runtime import Runtime, build_memory_runtime
 from safety_stream.store.base import Rejection
 
@@ -333,8 +334,9 @@ def test_a_site_sees_only_its_own_rows_and_no_rules_or_alerts(filled: Board) -> 
     filled.post_events(BJ, ['{"event_type": "ae.reported", "patient_id": "BJ-009"}'])
     for html in (filled.page(BJ), filled.page(BJ, "/board/panels")):
         assert SH not in html and "SH-00" not in html  # no other site's or patients' ids
-        for absent in ('id="alerts"', 'id="rules"', 'id="clocks"', "<svg", 'id="ack-'):
+        for absent in ('id="alerts"', 'id="rules"', "<svg", 'id="ack-'):
             assert absent not in html
+        assert "No report clock is running." in html  # its own clocks only: none here
         table = cells(html, "toxicity")
         chemo = table["chemotherapy"]
         assert (chemo["exposed"], chemo["patients_with_related_ae"]) == ("3", "1")
@@ -366,10 +368,17 @@ def test_submission_health_counts_each_sites_events_and_dead_letters(filled: Boa
 def test_the_view_model_keeps_a_site_to_its_own_rows_whatever_it_is_given() -> None:
     now = datetime(2026, 5, 1, tzinfo=UTC)
     rejection = Rejection(1, now, "http:x", BJ, "line 1", b'{"patient_id": "BJ-1"}', [])
+    clocks = [
+        ReportClockOut(ae_id=ae, site_id=site, aware_at=now, due=now, state="open",
+                       fatal_or_life_threatening=False)
+        for ae, site in (("ae-sh", SH), ("ae-bj", BJ))
+    ]  # fmt: skip
+    expedited = RuleStatus(rule_id="x", title="x", kind="expedited_report", illustrative=False,
+                           status="approached", clocks=clocks)  # fmt: skip
     snapshot = Snapshot(
         trial_id="SPARKLE-L", trial_title="t", registration="NCT0", plan_version="v",
         related_at_least="possible", as_of=now, stamp="s", position=3, clock=now,
-        toxicity=[], patients_by_site={SH: 2, BJ: 1}, statuses=[], plots={},
+        toxicity=[], patients_by_site={SH: 2, BJ: 1}, statuses=[expedited], plots={},
         open_alerts=[], acknowledged_alerts=2,
         submissions=[SiteSubmissions(SH, 5), SiteSubmissions(BJ, 3)],
         dead_letters=[rejection, Rejection(2, now, "http:y", SH, "line 1", b"{}", [])],
@@ -378,7 +387,8 @@ def test_the_view_model_keeps_a_site_to_its_own_rows_whatever_it_is_given() -> N
     assert [s.submissions.site_id for s in site.sites] == [SH]
     assert [s.patients for s in site.sites] == [2]
     assert [d.id for d in site.dead_letters] == [2]
-    assert (site.rules, site.alerts, site.clocks, site.can_acknowledge) == (None, None, None, False)
+    assert (site.rules, site.alerts, site.can_acknowledge) == (None, None, False)
+    assert [c.ae_id for c in site.clocks or []] == ["ae-sh"]  # its own report clocks only
     assert (site.position, site.clock) == (None, None)  # how much the others posted: not theirs
     assert site.acknowledged_alerts == 0
     reader = build_view(snapshot, Principal("dsmb", "dsmb", None))

@@ -103,6 +103,15 @@ def test_a_report_turns_overdue_with_no_new_data_and_a_replay_sees_the_same() ->
             "/board", headers={"Authorization": f"Bearer {api.tokens['officer']}"}
         )
         assert '<span class="big">1</span>reports overdue' in page.text
+        # the site sees its own clock on its board, another site does not
+        own = api.client.get(
+            "/board", headers={"Authorization": f"Bearer {api.tokens['CN-SH-01']}"}
+        )
+        other = api.client.get(
+            "/board", headers={"Authorization": f"Bearer {api.tokens['CN-BJ-02']}"}
+        )
+        assert f'<code title="{sae}">' in own.text and "Overdue" in own.text
+        assert sae not in other.text and "No report clock is running." in other.text
         ticks = [e for e in runtime.store.read() if e.event_type == "clock.ticked"]
         assert len(ticks) == 1 and ticks[0].stored_at == now[0]
         # a replay of the log, tick included, derives exactly what the live system did

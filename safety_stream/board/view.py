@@ -192,7 +192,7 @@ def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
         if reader
         else None,
         sentinels=[s for s in snapshot.statuses if s.kind == "sentinel"] if reader else None,
-        clocks=clocks if reader else None,
+        clocks=clocks if reader else [c for c in clocks if c.site_id == site],
         alerts=snapshot.open_alerts if reader else None,
         acknowledged_alerts=snapshot.acknowledged_alerts if reader else 0,
         sites=[
@@ -240,8 +240,8 @@ def gather(
         )
         position = state.position
         clock = runtime.monitor.clock
+        statuses = rule_statuses(runtime.monitor)  # a site is shown its own report clocks only
         if site is None:
-            statuses = rule_statuses(runtime.monitor)
             for counter in runtime.monitor.counting:
                 plots[counter.rule.id] = boundary_plot(
                     counter.table,

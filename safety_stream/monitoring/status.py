@@ -20,6 +20,8 @@ class ReportClockOut(BaseModel):
     due: datetime
     fatal_or_life_threatening: bool
     state: Literal["open", "overdue", "closed"]
+    stage: str = "initial"  # initial | complete | follow-up
+    reason: str | None = None  # why it closed (submitted, retracted, no longer reportable: ...)
 
 
 class DecisionOut(BaseModel):
@@ -127,6 +129,8 @@ def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
                 due=c.due,
                 fatal_or_life_threatening=c.severe,
                 state=c.state,
+                stage=c.stage,
+                reason=c.reason,
             )
             for c in monitor.clocks.values()
         ]
