@@ -222,19 +222,3 @@ def judge_patient(
 def counts_by_term(counts: EventFilter) -> bool:
     """Whether a rule counts AEs by their own fields (not only composites)."""
     return not counts.composites or bool(counts.terms or counts.socs)
-
-
-def expedited_due(
-    ae: AeState, fatal_days: int, other_days: int, min_attribution: Attribution
-) -> tuple[bool, int] | None:
-    """Whether an AE is a serious, unexpected, suspected reaction, and its clock length.
-
-    Returns (fatal or life-threatening, days) or None when no expedited report is due.
-    """
-    if ae.status == "retracted" or not ae.seriousness or ae.expectedness != "unexpected":
-        return None
-    threshold = ATTRIBUTION_RANK[min_attribution]
-    if not any(ATTRIBUTION_RANK[a] >= threshold for a in ae.attribution.values()):  # type: ignore[index]
-        return None
-    severe = "death" in ae.seriousness or "life_threatening" in ae.seriousness
-    return severe, fatal_days if severe else other_days

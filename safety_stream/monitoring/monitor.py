@@ -187,7 +187,10 @@ class Monitor:
                 )
             else:
                 out += self.report_clocks.on_ae(ae, moment, self.clock, position, self._schedule)
-                if kind is AdverseEventReported or kind is AdverseEventUpdated:
+                # the SAE itself, or an update that makes the AE serious: the site's deadline
+                if kind is AdverseEventReported or (
+                    kind is AdverseEventUpdated and event.seriousness  # type: ignore[attr-defined]
+                ):
                     recorded = event.recorded_at.astimezone(UTC)
                     out += self.report_clocks.site_late(ae, recorded, moment, self.clock, position)
         if self.lab_signals.rules and kind in LAB_SIGNAL_EVENTS:
