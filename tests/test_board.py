@@ -379,13 +379,13 @@ def test_the_view_model_keeps_a_site_to_its_own_rows_whatever_it_is_given() -> N
         trial_id="SPARKLE-L", trial_title="t", registration="NCT0", plan_version="v",
         related_at_least="possible", as_of=now, stamp="s", position=3, clock=now,
         toxicity=[], patients_by_site={SH: 2, BJ: 1}, statuses=[expedited], plots={},
-        open_alerts=[], acknowledged_alerts=2,
+        late_saes_by_site={SH: 1, BJ: 4}, open_alerts=[], acknowledged_alerts=2,
         submissions=[SiteSubmissions(SH, 5), SiteSubmissions(BJ, 3)],
         dead_letters=[rejection, Rejection(2, now, "http:y", SH, "line 1", b"{}", [])],
     )  # fmt: skip
     site = build_view(snapshot, Principal(SH, "site", SH))
     assert [s.submissions.site_id for s in site.sites] == [SH]
-    assert [s.patients for s in site.sites] == [2]
+    assert [(s.patients, s.late_saes) for s in site.sites] == [(2, 1)]
     assert [d.id for d in site.dead_letters] == [2]
     assert (site.rules, site.alerts, site.can_acknowledge) == (None, None, False)
     assert [c.ae_id for c in site.clocks or []] == ["ae-sh"]  # its own report clocks only

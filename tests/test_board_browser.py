@@ -306,8 +306,11 @@ def test_a_site_sees_only_its_own_data(trial: Trial, page_for: Any) -> None:
     html = page.content()
     for other in SITES[1:]:
         assert other not in html
-    for absent in ("#alerts", "#rules", "#clocks", "svg.boundary-plot", "form.ack"):
+    for absent in ("#alerts", "#rules", "svg.boundary-plot", "form.ack", "form.decide"):
         expect(page.locator(absent)).to_have_count(0)
+    # its own expedited-report clocks only (the clocks of other sites are not on the page)
+    for row in page.locator("#clocks ~ table tbody tr").all():
+        expect(row).to_contain_text(SITES[0])
     api = next(
         m
         for m in trial.get("/v1/toxicity", "SITE-01")["modalities"]

@@ -111,6 +111,8 @@ def test_a_report_turns_overdue_with_no_new_data_and_a_replay_sees_the_same() ->
             "/board", headers={"Authorization": f"Bearer {api.tokens['CN-BJ-02']}"}
         )
         assert f'<code title="{sae}">' in own.text and "Overdue" in own.text
+        # recorded on day 3, received on day 10: the site was late with its SAE
+        assert '<td class="num" data-field="late_saes">1</td>' in own.text
         assert sae not in other.text and "No report clock is running." in other.text
         ticks = [e for e in runtime.store.read() if e.event_type == "clock.ticked"]
         assert len(ticks) == 1 and ticks[0].stored_at == now[0]

@@ -52,6 +52,7 @@ class Snapshot:
     toxicity: list[ModalityTable]
     patients_by_site: dict[str, int]
     statuses: list[RuleStatus]
+    late_saes_by_site: dict[str, int]
     plots: dict[str, str]  # rule id -> inline SVG
     open_alerts: list[AlertView]
     acknowledged_alerts: int
@@ -69,6 +70,7 @@ class RuleCard:
 class SiteHealth:
     submissions: SiteSubmissions
     patients: int
+    late_saes: int = 0  # serious AEs the server received > 24 h after the site recorded them
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,12 @@ def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
         alerts=snapshot.open_alerts if reader else None,
         acknowledged_alerts=snapshot.acknowledged_alerts if reader else 0,
         sites=[
-            SiteHealth(s, snapshot.patients_by_site.get(s.site_id or "", 0)) for s in submissions
+            SiteHealth(
+                s,
+                snapshot.patients_by_site.get(s.site_id or "", 0),
+                snapshot.late_saes_by_site.get(s.site_id or "", 0),
+            )
+            for s in submissions
         ],
         dead_letters=[dead_letter(r) for r in snapshot.dead_letters if reader or r.site_id == site][
             :DEAD_LETTERS_SHOWN
@@ -240,6 +247,11 @@ def gather(
         )
         position = state.position
         clock = runtime.monitor.clock
+        late_saes = Counter(
+            state.aes[ae_id].site_id
+            for ae_id in runtime.monitor.report_clocks.site_late_aes
+            if ae_id in state.aes and (site is None or state.aes[ae_id].site_id == site)
+        )
         statuses = rule_statuses(runtime.monitor)  # a site is shown its own report clocks only
         if site is None:
             for counter in runtime.monitor.counting:
@@ -269,6 +281,7 @@ def gather(
         clock=None if clock == EPOCH else clock,
         toxicity=toxicity,
         patients_by_site=dict(patients_by_site),
+        late_saes_by_site=dict(late_saes),
         statuses=statuses,
         plots=plots,
         open_alerts=list(reversed(open_alerts)),  # newest first
