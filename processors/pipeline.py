@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from safety_stream.alerts.dispatcher import utc_now
+from safety_stream.governance import pause_in_log
 from safety_stream.ingest import IngestReport, Offset, ingest
 from safety_stream.kafka.producer import SITE_HEADER, SOURCE_HEADER
 from safety_stream.runtime import Runtime
@@ -80,6 +81,7 @@ def ingest_batch(runtime: Runtime, batch: Sequence[Submission]) -> list[IngestRe
             site_id=key[0],
             offsets=[Offset(f"kafka:{m.topic}/{m.partition}", m.offset) for m in run],
             clock_skew=timedelta(seconds=runtime.settings.clock_skew_seconds),
+            enrolment_paused=pause_in_log(runtime.store, runtime.plan.trial.id),
         )
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
         runtime.metrics.count_report(report)

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from safety_stream.ctcae import CtcaeDictionary
-from safety_stream.events import DSMB_STREAM, DecisionOutcome, DsmbDecision, Modality, encode_json
+from safety_stream.events import (
+    DSMB_STREAM,
+    DecisionOutcome,
+    DsmbDecision,
+    Modality,
+    decode_json,
+    encode_json,
+)
 from safety_stream.ingest import IngestReport, ingest
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan
@@ -86,8 +93,26 @@ def record_decision(
 def pause_reason(monitor: Monitor) -> str | None:
     """Why enrolment is paused (the decision that paused it), or None."""
     decision = monitor.enrolment_paused_by
-    if decision is None:
+    return None if decision is None else _describe(decision)
+
+
+def pause_in_log(store: EventStore, trial_id: str) -> str | None:
+    """The same, read from the trial's DSMB stream in the log (for a process whose monitor
+    may lag, such as a distributed ingest worker)."""
+    latest = None
+    for stored in store.stream(trial_id, DSMB_STREAM):
+        decision = decode_json(stored.payload)
+        if isinstance(decision, DsmbDecision) and decision.outcome in ENROLMENT_OUTCOMES:
+            latest = decision
+    if latest is None or latest.outcome != DecisionOutcome.PAUSE_ENROLMENT:
         return None
+    return _describe(latest)
+
+
+ENROLMENT_OUTCOMES = (DecisionOutcome.PAUSE_ENROLMENT, DecisionOutcome.RESUME_ENROLMENT)
+
+
+def _describe(decision: DsmbDecision) -> str:
     when = decision.occurred_at.date().isoformat()
     return (
         f"the DSMB decision {decision.event_id} of {when} ({decision.decided_by}): "

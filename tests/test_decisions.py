@@ -16,10 +16,11 @@ from trial_builder import CHEMO_CROSSES, crossing_trial
 
 from safety_stream.cli import main
 from safety_stream.events import encode_json
+from safety_stream.governance import build_decision, pause_in_log, record_decision
 from safety_stream.report.model import build_report
 from safety_stream.report.render import render_html
 from safety_stream.report.snapshot import snapshot_as_of
-from safety_stream.runtime import build_runtime
+from safety_stream.runtime import build_memory_runtime, build_runtime
 from safety_stream.settings import Settings
 
 RULE = "chemotherapy-related-g3"
@@ -166,3 +167,22 @@ def test_decide_command(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> 
                  "--rationale", "x", "--by", "y"]) == 2  # fmt: skip
     assert "unknown rule id(s): nope" in capsys.readouterr().err
     assert main(["verify", "--db", sqlite_url]) == 0
+
+
+def test_a_worker_reads_the_pause_from_the_log() -> None:
+    """The distributed ingest workers' monitors may lag: they read the pause from the log."""
+    runtime = build_memory_runtime()
+    try:
+        assert pause_in_log(runtime.store, "SPARKLE-L") is None
+        for outcome in ("pause_enrolment", "continue_unchanged"):  # the latter leaves it paused
+            decision = build_decision(runtime.plan, [RULE], outcome, "minuted", "dsmb-chair",
+                                      datetime.now(UTC))  # fmt: skip
+            record_decision(runtime.store, runtime.ctcae, decision, "test")
+        paused = pause_in_log(runtime.store, "SPARKLE-L")
+        assert paused is not None and "minuted" in paused
+        resume = build_decision(runtime.plan, [RULE], "resume_enrolment", "reviewed",
+                                "dsmb-chair", datetime.now(UTC))  # fmt: skip
+        record_decision(runtime.store, runtime.ctcae, resume, "test")
+        assert pause_in_log(runtime.store, "SPARKLE-L") is None
+    finally:
+        runtime.close()

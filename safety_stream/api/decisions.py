@@ -48,14 +48,11 @@ def add_decision_routes(app: FastAPI, runtime: Runtime) -> None:
     )
     async def decide(body: DecisionIn, caller: Caller) -> DecisionRecorded:
         """Record a DSMB decision on crossed rules or raised sentinels: it releases their latch;
-        ``pause_enrolment`` refuses new enrolments (409) until ``resume_enrolment``."""
+        ``pause_enrolment`` refuses new enrolments (409) until ``resume_enrolment``. Written
+        to the audit log directly, also in distributed mode (as ``safety-stream decide``)."""
         if caller.role not in DECIDING_ROLES:
             raise HTTPException(
                 403, "decisions are recorded by a dsmb or safety_officer credential"
-            )
-        if runtime.producer is not None:
-            raise HTTPException(
-                501, "distributed mode: record decisions with safety-stream decide --db"
             )
         try:
             decision = build_decision(
