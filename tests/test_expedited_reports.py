@@ -79,6 +79,11 @@ def test_a_correction_that_removes_unexpectedness_closes_the_clock_as_not_report
                           "information)"),
     ]  # fmt: skip
     assert run.status("expedited").clocks[0].state == "closed"
+    trial.events.clear()
+    trial.update("P1", 31, sae, expectedness="unexpected")  # corrected back: reportable again
+    run.post(trial.events)
+    (clock,) = run.status("expedited").clocks
+    assert clock.state == "open" and clock.aware_at == T0 + timedelta(days=31)
 
 
 def test_a_case_that_turns_fatal_after_its_report_needs_a_follow_up() -> None:

@@ -103,6 +103,11 @@ class ReportClocks:
                                 severe)  # fmt: skip
             self.clocks[ae.ae_id] = clock
             self._open(clock, now, position, schedule, out)
+        elif clock.state == "closed" and (clock.reason or "").startswith("no longer"):
+            # a later correction made the case reportable again: a new clock from now
+            clock.state, clock.reason, clock.severe = "open", None, severe
+            clock.opened_at, clock.due = aware, calendar_due(aware, days, self.zone)
+            self._open(clock, now, position, schedule, out)
         elif severe and not clock.severe:  # became fatal or life-threatening
             clock.severe = True
             shorter = calendar_due(aware, days, self.zone)
