@@ -46,6 +46,19 @@ class Outcome:
     rejections: list[tuple[bytes, str]]  # (raw record, problems as JSON)
 
 
+RECEIPT_TIMES = ("received_at", "aware_at", "due", "hours_late")
+
+
+def conclusion(derived: dict[str, Any]) -> dict[str, Any]:
+    """A derived event without what depends on when this run's server received the data (the
+    monitoring clock is the server's: two runs of the same log minutes apart differ there)."""
+    kept = {key: value for key, value in derived.items() if key != "occurred_at"}
+    kept["details"] = {k: v for k, v in derived["details"].items() if k not in RECEIPT_TIMES}
+    if derived["kind"].startswith("report."):  # their summaries name due times and delays
+        kept.pop("summary")
+    return kept
+
+
 def outcome(db: str) -> Outcome:
     store = SqlEventStore.open(db)
     try:
@@ -54,7 +67,9 @@ def outcome(db: str) -> Outcome:
         return Outcome(
             events=[(e.position, str(e.event_id)) for e in store.read()],
             state=projection.load(),
-            derived=[d.event.model_dump(mode="json") for d in projection.derived_events()],
+            derived=[
+                conclusion(d.event.model_dump(mode="json")) for d in projection.derived_events()
+            ],
             alerts=[
                 (
                     str(a.alert.derived_id),
