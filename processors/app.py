@@ -29,7 +29,7 @@ from typing import Any, NoReturn, TypeVar
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from processors import pipeline
+from processors import gaps, pipeline
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.topics import Topics
 from safety_stream.runtime import Runtime
@@ -165,7 +165,11 @@ def create_app(
                 )
                 for e in events
             ]
-            await _retrying("ingest", pipeline.ingest_batch, runtime, batch)
+            # records a previous owner of the partition left out (offsets committed before
+            # its store transaction): read them again, ingest them first, in order
+            skipped = await _retrying("reading skipped records", gaps.missing, runtime.store,
+                                      kafka, batch)  # fmt: skip
+            await _retrying("ingest", pipeline.ingest_batch, runtime, skipped + batch)
             head = await _retrying("reading the log head", runtime.store.head)
             await appended.send(key=b"log", value=json.dumps({"head": head}).encode())
 
