@@ -165,11 +165,9 @@ def create_app(
                 )
                 for e in events
             ]
-            # records a previous owner of the partition left out (offsets committed before
-            # its store transaction): read them again, ingest them first, in order
-            skipped = await _retrying("reading skipped records", gaps.missing, runtime.store,
-                                      kafka, batch)  # fmt: skip
-            await _retrying("ingest", pipeline.ingest_batch, runtime, skipped + batch)
+            # one step (a cancellation between two steps would acknowledge an uningested batch):
+            # records a previous owner of the partition left out are read again and go first
+            await _retrying("ingest", gaps.ingest_with_gaps, runtime, kafka, batch)
             head = await _retrying("reading the log head", runtime.store.head)
             await appended.send(key=b"log", value=json.dumps({"head": head}).encode())
 

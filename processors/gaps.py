@@ -13,12 +13,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from processors import pipeline
 from processors.pipeline import Submission
+from safety_stream.ingest import IngestReport
 from safety_stream.kafka.config import KafkaSettings
+from safety_stream.runtime import Runtime
 from safety_stream.store.base import EventStore
 
 POLL_MS = 1000
 MAX_POLLS = 60
+
+
+def ingest_with_gaps(
+    runtime: Runtime, settings: KafkaSettings, batch: Sequence[Submission]
+) -> list[IngestReport]:
+    """Ingest ``batch`` after whatever was skipped before it, in one blocking step."""
+    return pipeline.ingest_batch(runtime, [*missing(runtime.store, settings, batch), *batch])
 
 
 def stored_offsets(store: EventStore, sources: list[str]) -> dict[str, int | None]:
