@@ -5,7 +5,8 @@ that commit but before the batch's ingest transaction committed leaves records t
 owner of the partition never receives. The store keeps, per partition, the last offset whose
 records it committed (in the same transaction). Before ingesting a batch, ``missing`` compares
 each partition's first offset in the batch with that stored offset and reads any records in
-between straight from Kafka, so they are ingested first, in order: nothing is lost.
+between straight from Kafka, so they are ingested first, in order. (It does not close every
+loss yet: see "Known defects" in the README.)
 """
 
 from __future__ import annotations
