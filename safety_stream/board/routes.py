@@ -189,9 +189,8 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
             return RedirectResponse(f"/board/login?next={quote(target)}", 303)
         return RedirectResponse(target, 303)
 
-    @app.post("/board/rules/{rule_id}/decision", include_in_schema=False)
-    async def record(rule_id: str, request: Request) -> Response:
-        """A DSMB decision on one rule, from its card (dsmb or safety_officer only)."""
+    async def checked_post(request: Request) -> tuple[dict[str, str], Visitor] | Response:
+        """A board form post from a signed-in viewer with a valid CSRF token, or the refusal."""
         form = await _form(request)
         if isinstance(form, Response):
             return form
@@ -201,6 +200,15 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
         refused = post_refusal(request, who, form.get("csrf"))
         if refused is not None:
             return PlainTextResponse(refused, 403)
+        return form, who
+
+    @app.post("/board/rules/{rule_id}/decision", include_in_schema=False)
+    async def record(rule_id: str, request: Request) -> Response:
+        """A DSMB decision on one rule, from its card (dsmb or safety_officer only)."""
+        posted = await checked_post(request)
+        if isinstance(posted, Response):
+            return posted
+        form, who = posted
         if who.principal.role not in DECIDING_ROLES:
             return PlainTextResponse("a dsmb or safety_officer credential records decisions", 403)
         try:
@@ -218,15 +226,10 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
 
     @app.post("/board/alerts/{alert_id}/acknowledge", include_in_schema=False)
     async def acknowledge(alert_id: uuid.UUID, request: Request) -> Response:
-        form = await _form(request)
-        if isinstance(form, Response):
-            return form
-        who = await run_in_threadpool(visitor, request)
-        if who is None:
-            return _unauthenticated()
-        refused = post_refusal(request, who, form.get("csrf"))
-        if refused is not None:
-            return PlainTextResponse(refused, 403)
+        posted = await checked_post(request)
+        if isinstance(posted, Response):
+            return posted
+        form, who = posted
         if who.principal.sees_site is not None:
             return PlainTextResponse(SITES_NO_ALERTS, 403)
         note = form.get("note", "").strip()[:2000] or None

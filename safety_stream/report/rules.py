@@ -136,17 +136,22 @@ def _counting(plan: MonitoringPlan, counter: CountState, status: RuleStatus) -> 
     )
 
 
+def _raised_at(snapshot: Snapshot, rule_id: str, key: str) -> dict[str, datetime]:
+    """When each of a sentinel's raises was derived, by what raised it (``details[key]``)."""
+    return {
+        str(d.details.get(key)): d.occurred_at
+        for d in snapshot.derived
+        if d.kind == "sentinel.raised" and d.rule_id == rule_id
+    }
+
+
 def _sentinel(
     snapshot: Snapshot, rule: SentinelRule, status: RuleStatus, closed: bool
 ) -> SentinelView:
     criterion = "each " + describe_filter(snapshot.monitor.plan, rule.match).removeprefix("an ")
     if not closed:
         return SentinelView(status=status, criterion=criterion, raised=None)
-    raised_at = {
-        str(d.details.get("ae_id")): d.occurred_at
-        for d in snapshot.derived
-        if d.kind == "sentinel.raised" and d.rule_id == rule.id
-    }
+    raised_at = _raised_at(snapshot, rule.id, "ae_id")
     rows = []
     for key in snapshot.monitor.raised[rule.id]:
         ae = snapshot.state.aes.get(UUID(key))
@@ -173,11 +178,7 @@ def _lab_sentinel(
     criterion = f"labs: {rule.title}{exposed} ({' '.join(rule.source.split())})"
     if not closed:
         return SentinelView(status=status, criterion=criterion, raised=None)
-    raised_at = {
-        str(d.details.get("caused_by_event")): d.occurred_at
-        for d in snapshot.derived
-        if d.kind == "sentinel.raised" and d.rule_id == rule.id
-    }
+    raised_at = _raised_at(snapshot, rule.id, "caused_by_event")
     signals = snapshot.monitor.lab_signals
     rows = []
     for cause, patient_id in zip(
