@@ -148,6 +148,25 @@ class SiteRow(Base):
     site_id: Mapped[str | None] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class CredentialChangeRow(Base):
+    """What was done to a credential (added, rotated, revoked): append-only, each row's
+    ``chain_hash`` covering the previous row's, so an edited or deleted row is detectable."""
+
+    __tablename__ = "credential_changes"
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # "added", "rotated" or "revoked"
+    role: Mapped[str] = mapped_column(String(32))
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    chain_hash: Mapped[str] = mapped_column(String(64))
 
 
 class ProjectionPositionRow(Base):
