@@ -113,16 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     _kafka(topics_create, "the Kafka brokers")
 
     sites = commands.add_parser("sites", help="site credentials")
-    sites_add = sites.add_subparsers(dest="sites_command", required=True).add_parser(
+    site_commands = sites.add_subparsers(dest="sites_command", required=True)
+    sites_add = site_commands.add_parser(
         "add", help="create a site's token (printed once, on the last line)"
     )
     sites_add.add_argument("site", help="the site id its events carry in site_id, e.g. CN-SH-01")
+    _expires(sites_add)
     _db(sites_add)
+    _credential_commands(site_commands, "site", "SITE")
     readers = commands.add_parser("readers", help="read-only credentials (safety officer, DSMB)")
-    readers_add = readers.add_subparsers(dest="readers_command", required=True).add_parser(
+    reader_commands = readers.add_subparsers(dest="readers_command", required=True)
+    readers_add = reader_commands.add_parser(
         "add", help="create a reader's token (printed once, on the last line)"
     )
     readers_add.add_argument("name", help="who reads with it (recorded on acknowledgements)")
+    _expires(readers_add)
     readers_add.add_argument(
         "--role",
         choices=["safety_officer", "dsmb", "admin"],
@@ -130,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what it may do: read all sites (safety_officer, dsmb), or also write (admin)",
     )
     _db(readers_add)
+    _credential_commands(reader_commands, "reader", "NAME")
 
     post = commands.add_parser("post", help="post events to the ingest API as a site")
     post.add_argument(
@@ -152,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="walk the hash chain of the log")
     _db(verify)
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="also check a signed checkpoint (key: $SAFETY_STREAM_CHECKPOINT_KEY): the log "
+        "must still hold its position with its chain hash (no truncation, no rewrite)",
+    )
     rejected = commands.add_parser("rejected", help="list the dead-letter store")
     _db(rejected)
     rejected.add_argument("--site", help="only this site's rejected records")
@@ -213,6 +226,33 @@ def _db(parser: argparse.ArgumentParser) -> None:
         help="store URL, e.g. sqlite:///trial.db or postgresql://user@host/db "
         "(default: $SAFETY_STREAM_DB, else sqlite:///safety-stream.db in this directory)",
     )
+
+
+def _expires(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--expires",
+        metavar="DATE",
+        help="refuse the token after this ISO date (UTC) or date and time, e.g. 2026-06-30",
+    )
+
+
+def _credential_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], what: str, metavar: str
+) -> None:
+    """``list``, ``revoke`` and ``rotate`` of ``sites`` and ``readers``."""
+    listing = commands.add_parser(
+        "list", help=f"{what} credentials and their dates (never a token)"
+    )
+    _db(listing)
+    revoke = commands.add_parser("revoke", help=f"refuse a {what}'s token (kept for the audit)")
+    revoke.add_argument("name", metavar=metavar, help=f"the {what} credential's name")
+    _db(revoke)
+    rotate = commands.add_parser(
+        "rotate", help=f"a new token for a {what}, the old one refused (printed once, last line)"
+    )
+    rotate.add_argument("name", metavar=metavar, help=f"the {what} credential's name")
+    _expires(rotate)
+    _db(rotate)
 
 
 def _kafka(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -291,9 +331,17 @@ def _store_commands(args: argparse.Namespace) -> int:
     if args.command in ("sites", "readers"):
         from safety_stream.commands import credentials
 
-        if args.command == "sites":
-            return credentials.add(settings.db, args.site, "site", args.site)
-        return credentials.add(settings.db, args.name, args.role, None)
+        sites = args.command == "sites"
+        action = args.sites_command if sites else args.readers_command
+        if action == "list":
+            return credentials.list_credentials(settings.db, sites)
+        if action == "revoke":
+            return credentials.revoke(settings.db, args.name, sites)
+        if action == "rotate":
+            return credentials.rotate(settings.db, args.name, sites, args.expires)
+        if sites:
+            return credentials.add(settings.db, args.site, "site", args.site, args.expires)
+        return credentials.add(settings.db, args.name, args.role, None, args.expires)
     if args.command == "worker":
         from safety_stream.commands import worker
 
@@ -326,7 +374,9 @@ def _store_commands(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         return store.migrate(settings.db)
     if args.command == "verify":
-        return store.verify(settings.db)
+        key = settings.checkpoint_key
+        secret = None if key is None else key.get_secret_value()
+        return store.verify(settings.db, args.checkpoint, secret)
     if args.command == "rejected":
         return store.rejected(settings.db, args.site, args.limit, args.json)
     if args.command == "replay":

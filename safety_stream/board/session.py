@@ -4,8 +4,10 @@ The board keeps its sessions on the server: the cookie holds only a random sessi
 (HttpOnly, SameSite=Strict, path /board, Secure over https), never the API token itself. The
 token is long-lived and opens the whole API (a site's token writes events); a session id is
 worth nothing after logout, after an hour without use or after twelve hours, and only to the
-board. The price is that sessions live in this process's memory: a restart sends everyone back
-to the login page, and each API process has sessions of its own.
+board. Each request also checks that the token which opened the session is still valid, so a
+credential revoked, rotated or expired ends its sessions at their next request. The price is
+that sessions live in this process's memory: a restart sends everyone back to the login page,
+and each API process has sessions of its own.
 
 Every POST must come from the board's own pages: a foreign ``Origin`` (or ``Referer``) is
 refused, and a POST made with the cookie must also carry the session's CSRF token and name
@@ -137,7 +139,16 @@ def identify(
         return Visitor(principal) if principal is not None else None
     session_id = request.cookies.get(COOKIE)
     session = sessions.find(session_id, touch) if session_id else None
-    return Visitor(session.principal, session) if session is not None else None
+    if session_id is None or session is None:
+        return None
+    # the token that opened the session must still be valid: revoking, rotating or expiring a
+    # credential ends its sessions at their next request
+    credential = session.principal.credential
+    principal = credentials.current(credential) if credential is not None else None
+    if principal is None:
+        sessions.close(session_id)
+        return None
+    return Visitor(principal, session)
 
 
 def set_session_cookie(response: Response, request: Request, session_id: str) -> None:
