@@ -374,6 +374,8 @@ def _store_commands(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         return store.migrate(settings.db)
     if args.command == "verify":
+        if args.checkpoint is None:
+            return store.verify(settings.db)
         key = settings.checkpoint_key
         secret = None if key is None else key.get_secret_value()
         return store.verify(settings.db, args.checkpoint, secret)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from safety_stream.kafka.config import KafkaSettings
@@ -39,6 +39,17 @@ class Settings(BaseSettings):
         ge=0,
         le=86_400,
         description="How far ahead of the server's clock an event's times may be (site clocks)",
+    )
+    checkpoint_key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="HMAC-SHA256 key that signs checkpoints of the hash chain's head "
+        "(written by report and serve, checked by verify --checkpoint); keep it out of the "
+        "database's reach",
+    )
+    checkpoint_file: Path = Field(
+        default=Path("safety-stream-checkpoint.json"),
+        description="Where the latest signed checkpoint is written (with a checkpoint key)",
     )
     kafka: KafkaSettings | None = Field(
         default=None,

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, func, select, update
+from sqlalchemy import Connection, Engine, Select, and_, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from safety_stream.alerts.config import ALERT_KINDS, AlertConfig
 from safety_stream.monitoring.derived import DERIVED_JSON, DerivedEvent
 from safety_stream.projections.repositories import DerivedSource
 from safety_stream.store.engine import write_transaction
+from safety_stream.store.hashing import GENESIS, alert_log_link
 from safety_stream.store.tables import (
     AlertDeliveryRow,
     AlertLogRow,
@@ -31,6 +32,9 @@ from safety_stream.store.tables import (
 )
 
 CURSOR = "alert-outbox"
+LOG_LOCK_KEY = 0x5AFE_A1E7  # PostgreSQL advisory lock id: one alert log writer at a time
+LOCK_LOG = text("SELECT pg_advisory_xact_lock(:key)")
+LAST_LOG_ENTRY = select(AlertLogRow.id, AlertLogRow.chain_hash).order_by(AlertLogRow.id.desc())
 
 
 @dataclass(frozen=True)
@@ -179,15 +183,8 @@ class Outbox:
             alerts = [DERIVED_JSON.validate_json(doc) for doc in due]
             for alert in alerts:
                 self._add_deliveries(connection, self._routes(alert, "escalation"), now)
-                connection.execute(
-                    self._insert(AlertLogRow).values(
-                        derived_id=alert.derived_id,
-                        action="escalated",
-                        at=now,
-                        actor="safety-stream",
-                        note=f"unacknowledged for {escalation.after_minutes:g} minutes",
-                    )
-                )
+                note = f"unacknowledged for {escalation.after_minutes:g} minutes"
+                self._log(connection, alert.derived_id, "escalated", now, "safety-stream", note)
             return len(alerts)
 
     # -- delivering -------------------------------------------------------------------------
@@ -277,6 +274,7 @@ class Outbox:
     ) -> AlertView:
         """Record an acknowledgement (idempotent: the first one stands)."""
         with write_transaction(self.engine) as connection:
+            self._lock_log(connection)  # before the check: the first acknowledgement stands
             known = connection.execute(
                 select(AlertRow.id).where(AlertRow.derived_id == derived_id)
             ).scalar()
@@ -288,12 +286,34 @@ class Outbox:
                 )
             ).scalar()
             if already is None:
-                connection.execute(
-                    self._insert(AlertLogRow).values(
-                        derived_id=derived_id, action="acknowledged", at=now, actor=actor, note=note
-                    )
-                )
+                self._log(connection, derived_id, "acknowledged", now, actor, note)
         return self.alerts(derived_id=derived_id)[0]
+
+    def _lock_log(self, connection: Connection) -> None:
+        """Serialise alert log writers (SQLite: the write transaction already does)."""
+        if self.engine.dialect.name == "postgresql":
+            connection.execute(LOCK_LOG, {"key": LOG_LOCK_KEY})
+
+    def _log(
+        self,
+        connection: Connection,
+        derived_id: uuid.UUID,
+        action: str,
+        at: datetime,
+        actor: str,
+        note: str | None,
+    ) -> None:
+        """Append to the alert log, hash-chained to the entry before (``verify`` walks it)."""
+        self._lock_log(connection)
+        last = connection.execute(LAST_LOG_ENTRY.limit(1)).first()
+        previous_id, previous = (last[0], last[1]) if last else (0, GENESIS)
+        entry = previous_id + 1
+        connection.execute(
+            insert(AlertLogRow).values(
+                id=entry, derived_id=derived_id, action=action, at=at, actor=actor, note=note,
+                chain_hash=alert_log_link(previous, entry, derived_id, action, at, actor, note),
+            )
+        )  # fmt: skip
 
     def alerts(
         self,

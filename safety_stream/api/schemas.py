@@ -132,6 +132,9 @@ class RejectionOut(_Body):
     site_id: str | None
     location: str
     raw: str  # UTF-8 with undecodable bytes escaped
+    raw_size: int = Field(description="bytes received (raw keeps at most the first 64 KiB)")
+    raw_sha256: str = Field(description="SHA-256 of all the bytes received")
+    raw_truncated: bool = Field(description="raw holds only the beginning of what was received")
     problems: list[dict[str, Any]]
     received: int = Field(description="how often these bytes arrived from this site (retries)")
 
@@ -144,6 +147,9 @@ class RejectionOut(_Body):
             site_id=rejection.site_id,
             location=rejection.location,
             raw=rejection.raw.decode("utf-8", errors="backslashreplace"),
+            raw_size=rejection.size,
+            raw_sha256=rejection.sha256,
+            raw_truncated=rejection.truncated,
             problems=rejection.problems,
             received=rejection.received,
         )

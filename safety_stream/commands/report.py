@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from safety_stream.report.model import ReportVersion
+    from safety_stream.settings import Settings
+    from safety_stream.store.base import EventStore
+    from safety_stream.store.checkpoint import Checkpoint
 
 DATE_FORMS = (
     "YYYY-MM-DD (the end of that day, UTC) or an ISO 8601 time with a UTC offset, "
@@ -136,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = load_plan_or_default(args.plan)
         chromium = find_chromium(args.chromium) if args.report_format == "pdf" else None
-        store = open_store(args.db or Settings().db, create=False)  # never creates one
+        settings = Settings()
+        store = open_store(args.db or settings.db, create=False)  # never creates one
         try:
             now = snapshot_as_of(store, plan, as_of, cutoff, upto)
             before = (
@@ -144,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 if since is None
                 else snapshot_as_of(store, plan, since, None if cutoff is None else since.date())
             )
+            checkpoint = write_report_checkpoint(store, settings)
         finally:
             store.close()
         if now.included == 0:
@@ -186,7 +191,21 @@ def run(args: argparse.Namespace) -> int:
         )
     data = f"clinical cut-off {cutoff}, snapshot" if cutoff else "data as of"
     print(f"wrote {out}: {version} report, {data} {as_of.isoformat()}, log position {now.position}")
+    if checkpoint is not None:
+        print(f"checkpoint: position {checkpoint.position} signed in {settings.checkpoint_file}")
     return 0
+
+
+def write_report_checkpoint(store: EventStore, settings: Settings) -> Checkpoint | None:
+    """A signed checkpoint of the log's head, when a checkpoint key is configured; a failure
+    is a warning (the report is written), saying why."""
+    from safety_stream.store.checkpoint import CheckpointError, write_configured_checkpoint
+
+    try:
+        return write_configured_checkpoint(store, settings)
+    except (CheckpointError, OSError) as error:
+        print(f"safety-stream report: warning: no checkpoint written: {error}", file=sys.stderr)
+        return None
 
 
 def end_of(day: date) -> datetime:

@@ -1,4 +1,5 @@
-"""Store commands: ``verify`` (hash chain), ``rejected`` (dead letters), ``replay`` (rebuild)."""
+"""Store commands: ``verify`` (hash chains, signed checkpoints), ``rejected`` (dead letters),
+``replay`` (rebuild)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import sys
 from pathlib import Path
 
 from safety_stream.api.schemas import RejectionOut
+from safety_stream.errors import UsageError
 from safety_stream.projections.projector import replay
 from safety_stream.projections.repositories import SqlProjectionRepository
+from safety_stream.store.base import VerifyResult
 from safety_stream.store.opening import open_store
-from safety_stream.store.verify import verify_chain
+from safety_stream.store.verify import verify_alert_log, verify_chain
 
 
 def migrate(db: str) -> int:
@@ -21,23 +24,73 @@ def migrate(db: str) -> int:
     return 0
 
 
-def verify(db: str) -> int:
+def verify(db: str, checkpoint: Path | None = None, key: str | None = None) -> int:
+    """Walk every chain (events, dead letters, alert log, credential changes); with
+    ``checkpoint``, also check that signed head against the log. 0 when all hold."""
+    from safety_stream.auth import verify_credential_changes
+    from safety_stream.store.checkpoint import CheckpointError, check_checkpoint, load_checkpoint
+
+    if checkpoint is not None and key is None:
+        raise UsageError(
+            "--checkpoint needs the key it was signed with (set SAFETY_STREAM_CHECKPOINT_KEY)"
+        )
     store = open_store(db, create=False)
-    head = store.head()
+    try:
+        head = store.head()
 
-    def progress(done: int) -> None:
-        print(f"\r  verified {done:,} / {head:,}", end="", file=sys.stderr, flush=True)
+        def progress(done: int) -> None:
+            print(f"\r  verified {done:,} / {head:,}", end="", file=sys.stderr, flush=True)
 
-    result = verify_chain(store.read(), progress)
-    if head >= 10_000:
-        print(file=sys.stderr)
-    store.close()
+        result = verify_chain(store.read(), progress)
+        if head >= 10_000:
+            print(file=sys.stderr)
+        ok = result.ok
+        if result.ok:
+            print(
+                f"OK: {result.checked} events, hash chain intact (payloads, the columns reads "
+                "use, receipt times)"
+            )
+            print(f"head: position {result.checked}, chain hash {result.head_hash}")
+        else:
+            print(f"BROKEN at position {result.broken_at}: {result.reason}")
+            print(f"({result.checked} events before it verified)")
+        dead = store.verify_rejections()
+        ok &= _report_chain("dead letters", "dead letter", dead)
+        alert_log = verify_alert_log(store.engine)
+        ok &= _report_chain("alert log entries", "alert log entry", alert_log)
+        credentials = verify_credential_changes(store.engine)
+        if credentials is None:
+            print("OK: credential changes, hash chain intact")
+        else:
+            print(f"BROKEN: {credentials}")
+            ok = False
+        if checkpoint is not None:
+            assert key is not None
+            try:
+                signed = load_checkpoint(checkpoint, key)
+            except CheckpointError as error:
+                print(f"CHECKPOINT REFUSED: {error}")
+                return 1
+            problem = check_checkpoint(store, signed)
+            if problem is None:
+                print(
+                    f"OK: checkpoint {checkpoint} (written {signed.written_at}): the log still "
+                    f"holds position {signed.position} with chain hash {signed.chain_hash}"
+                )
+            else:
+                print(f"CHECKPOINT FAILED: {problem}")
+                ok = False
+    finally:
+        store.close()
+    return 0 if ok else 1
+
+
+def _report_chain(plural: str, singular: str, result: VerifyResult) -> bool:
     if result.ok:
-        print(f"OK: {result.checked} events, hash chain intact")
-        return 0
-    print(f"BROKEN at position {result.broken_at}: {result.reason}")
-    print(f"({result.checked} events before it verified)")
-    return 1
+        print(f"OK: {result.checked} {plural}, hash chain intact")
+        return True
+    print(f"BROKEN at {singular} {result.broken_at}: {result.reason}")
+    return False
 
 
 def rejected(db: str, site: str | None, limit: int, as_json: bool) -> int:
@@ -52,6 +105,11 @@ def rejected(db: str, site: str | None, limit: int, as_json: bool) -> int:
         print("no rejected records")
     for r in rows:
         print(f"#{r.id} {r.received_at:%Y-%m-%d %H:%M:%S} {r.source} {r.location}")
+        if r.truncated:
+            print(
+                f"    (raw: the first {len(r.raw):,} of {r.size:,} bytes kept; "
+                f"SHA-256 of all {r.sha256})"
+            )
         for problem in r.problems:
             allowed = f" (allowed: {problem['allowed']})" if problem.get("allowed") else ""
             print(f"    {problem.get('path') or '(record)'}: {problem['message']}{allowed}")

@@ -51,11 +51,14 @@ class StoredEvent:
     position: int
     event_id: UUID
     event_type: str
+    schema_version: int
     trial_id: str
     site_id: str
     patient_id: str
     stream_version: int
-    stored_at: datetime
+    occurred_at: datetime
+    recorded_at: datetime
+    stored_at: datetime  # the server's receipt time: in the hash chain (format 2)
     payload: str  # the canonical JSON of the event
     payload_hash: str
     chain_hash: str
@@ -78,9 +81,40 @@ class Rejection:
     source: str
     site_id: str | None
     location: str
-    raw: bytes
+    raw: bytes  # the first RAW_KEPT bytes of what was received
     problems: list[dict[str, Any]]
     received: int = 1  # the same bytes from the same site again (a retry) count once, here
+    raw_size: int | None = None  # bytes received (None: as many as kept)
+    raw_sha256: str | None = None  # SHA-256 of all the bytes received
+
+    @property
+    def size(self) -> int:
+        """How many bytes were received (``raw`` may hold only the first ``RAW_KEPT``)."""
+        return len(self.raw) if self.raw_size is None else self.raw_size
+
+    @property
+    def truncated(self) -> bool:
+        """Whether ``raw`` is only the beginning of what was received."""
+        return self.size > len(self.raw)
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of all the bytes received."""
+        return self.raw_sha256 or hashlib.sha256(self.raw).hexdigest()
+
+
+RAW_KEPT = 64 * 1024  # a dead letter keeps at most this many bytes of what was received
+
+
+def kept_raw(raw: bytes) -> tuple[bytes, int, str]:
+    """(the bytes a dead letter keeps, the size received, SHA-256 of everything received):
+    a 16 MiB garbage body costs 64 KiB, and its digest still identifies it."""
+    return bytes(raw[:RAW_KEPT]), len(raw), hashlib.sha256(raw).hexdigest()
+
+
+def problems_json(problems: Sequence[dict[str, Any]]) -> str:
+    """A dead letter's problems as stored (and chained): JSON text."""
+    return json.dumps(list(problems))
 
 
 def rejection_digest(
@@ -99,8 +133,9 @@ def rejection_digest(
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     checked: int
-    broken_at: int | None = None  # position of the first broken link
+    broken_at: int | None = None  # position (or id) of the first broken link
     reason: str | None = None
+    head_hash: str | None = None  # the chain hash of the last one verified
 
     @property
     def ok(self) -> bool:
@@ -186,4 +221,8 @@ class EventStore(Protocol):
 
     def verify(self) -> VerifyResult:
         """Walk the hash chain from the first event; name the first broken link."""
+        ...
+
+    def verify_rejections(self) -> VerifyResult:
+        """Walk the dead letters' hash chain; name (by id) the first broken link."""
         ...

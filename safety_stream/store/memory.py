@@ -22,10 +22,12 @@ from safety_stream.store.base import (
     Rejection,
     StoredEvent,
     VerifyResult,
+    kept_raw,
+    problems_json,
     rejection_digest,
 )
-from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash
-from safety_stream.store.verify import verify_chain
+from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash, rejection_link
+from safety_stream.store.verify import memory_rejection_rows, verify_chain, verify_rejection_rows
 from safety_stream.validation.references import AeFacts, ae_facts_after
 from safety_stream.validation.timeline import PatientFacts, patient_facts_after
 
@@ -46,6 +48,8 @@ class _State:
     rejections: list[Rejection] = field(default_factory=list)
     rejection_ids: dict[str, int] = field(default_factory=dict)  # digest -> id
     received: dict[int, int] = field(default_factory=dict)  # id -> times received, if > 1
+    rejection_digests: dict[int, str | None] = field(default_factory=dict)  # id -> digest
+    rejection_hashes: dict[int, str] = field(default_factory=dict)  # id -> chain hash
     offsets: dict[str, int] = field(default_factory=dict)
     undo: list[Callable[[], None]] = field(default_factory=list)
 
@@ -114,14 +118,17 @@ class _MemorySession:
             position=position,
             event_id=event.event_id,
             event_type=event.event_type,
+            schema_version=event.schema_version,
             trial_id=event.trial_id,
             site_id=event.site_id,
             patient_id=event.patient_id,
             stream_version=version + 1,
+            occurred_at=event.occurred_at,
+            recorded_at=event.recorded_at,
             stored_at=now,
             payload=payload,
             payload_hash=digest,
-            chain_hash=chain_hash(previous, position, event.event_id, digest),
+            chain_hash=chain_hash(previous, position, event.event_id, digest, now),
         )
         state.events.append(stored)
         state.set(state.by_id, event.event_id, stored)
@@ -147,18 +154,29 @@ class _MemorySession:
         if known is not None:
             self._state.set(self._state.received, known, self._state.received.get(known, 1) + 1)
             return known
+        state = self._state
+        kept, size, whole = kept_raw(raw)
         rejection = Rejection(
-            id=len(self._state.rejections) + 1,
+            id=len(state.rejections) + 1,
             received_at=self._clock(),
             source=source,
             site_id=site_id,
             location=location,
-            raw=bytes(raw),
+            raw=kept,
             problems=[dict(p) for p in problems],
+            raw_size=size,
+            raw_sha256=whole,
         )
-        self._state.rejections.append(rejection)
+        previous = state.rejection_hashes[rejection.id - 1] if state.rejections else GENESIS
+        link = rejection_link(
+            previous, rejection.id, rejection.received_at, source, site_id, location, kept, size,
+            whole, digest, problems_json(rejection.problems),
+        )  # fmt: skip
+        state.rejections.append(rejection)
+        state.set(state.rejection_digests, rejection.id, digest)
+        state.set(state.rejection_hashes, rejection.id, link)
         if digest is not None:
-            self._state.set(self._state.rejection_ids, digest, rejection.id)
+            state.set(state.rejection_ids, digest, rejection.id)
         return rejection.id
 
 
@@ -231,7 +249,27 @@ class InMemoryEventStore:
     def verify(self) -> VerifyResult:
         return verify_chain(self.read())
 
-    def tamper(self, position: int, payload: str) -> None:
-        """Test hook: overwrite a stored payload in place, as an attacker with DB access could."""
+    def verify_rejections(self) -> VerifyResult:
+        state = self._state
+        rows = memory_rejection_rows(
+            state.rejections, state.rejection_digests, state.rejection_hashes
+        )
+        return verify_rejection_rows(rows)
+
+    def tamper(self, position: int, payload: str | None = None, **columns: Any) -> None:
+        """Test hook: overwrite a stored event's payload or columns in place, as an attacker
+        with DB access could."""
         index = position - 1
-        self._state.events[index] = replace(self._state.events[index], payload=payload)
+        if payload is not None:
+            columns["payload"] = payload
+        self._state.events[index] = replace(self._state.events[index], **columns)
+
+    def tamper_rejection(self, rejection_id: int, **fields: Any) -> None:
+        """Test hook: overwrite a dead letter's fields in place."""
+        index = rejection_id - 1
+        self._state.rejections[index] = replace(self._state.rejections[index], **fields)
+
+    def truncate(self, keep: int) -> None:
+        """Test hook: delete the events after position ``keep``, as an attacker could."""
+        del self._state.events[keep:]
+        self._committed = min(self._committed, keep)

@@ -39,10 +39,12 @@ from safety_stream.store.base import (
     StoredEvent,
     StoreError,
     VerifyResult,
+    kept_raw,
+    problems_json,
     rejection_digest,
 )
 from safety_stream.store.engine import make_engine, write_transaction
-from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash
+from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash, rejection_link
 from safety_stream.store.memory import Clock, utc_now
 from safety_stream.store.tables import (
     AeIndexRow,
@@ -52,7 +54,7 @@ from safety_stream.store.tables import (
     SourceOffsetRow,
     StreamRow,
 )
-from safety_stream.store.verify import verify_chain
+from safety_stream.store.verify import verify_chain, verify_rejection_rows
 from safety_stream.validation.references import AeFacts, ae_facts_after
 from safety_stream.validation.timeline import PatientFacts, patient_facts_after
 
@@ -98,6 +100,9 @@ RECEIVED_AGAIN = (
     .where(RejectionRow.id == bindparam("b_id"))
     .values(received=RejectionRow.received + 1)
 )
+LAST_REJECTION = (
+    select(RejectionRow.id, RejectionRow.chain_hash).order_by(RejectionRow.id.desc()).limit(1)
+)
 PREFETCH_STORED = select(EventRow.event_id, EventRow.position, EventRow.payload_hash).where(
     EventRow.event_id.in_(bindparam("ids", expanding=True))
 )
@@ -139,10 +144,13 @@ def _stored(row: Any) -> StoredEvent:
         position=row.position,
         event_id=row.event_id,
         event_type=row.event_type,
+        schema_version=row.schema_version,
         trial_id=row.trial_id,
         site_id=row.site_id,
         patient_id=row.patient_id,
         stream_version=row.stream_version,
+        occurred_at=row.occurred_at,
+        recorded_at=row.recorded_at,
         stored_at=row.stored_at,
         payload=row.payload,
         payload_hash=row.payload_hash,
@@ -174,6 +182,7 @@ class _SqlSession:
         self._aes_changed: set[UUID] = set()
         self._rejections: list[dict[str, Any]] = []
         self._rejection_ids: dict[str, int] = {}  # digest -> id (pending: its list index)
+        self._rejection_head: tuple[int, str] | None = None  # (id, chain hash) of the last
         self._received_again: list[int] = []  # stored dead letters received once more
         self._streamless: set[str] = set()  # patients known to have no stream yet
         self._offsets: dict[str, tuple[int, bool]] = {}  # source -> (offset, row exists)
@@ -278,8 +287,8 @@ class _SqlSession:
         if expected_version is not None and expected_version != version:
             raise ConcurrencyError(f"{stream[0]}/{stream[1]}", expected_version, version)
         self._position += 1
-        self._chain = chain_hash(self._chain, self._position, event.event_id, digest)
         now = self._clock()
+        self._chain = chain_hash(self._chain, self._position, event.event_id, digest, now)
         self._events.append(
             {
                 "position": self._position,
@@ -323,7 +332,7 @@ class _SqlSession:
         if digest is not None and digest in self._rejection_ids:  # twice in one transaction
             index = self._rejection_ids[digest]
             self._rejections[index - 1]["received"] += 1
-            return index
+            return int(self._rejections[index - 1]["id"])
         stored = (
             None
             if digest is None
@@ -332,21 +341,36 @@ class _SqlSession:
         if stored is not None:  # a retry of a submission already kept
             self._received_again.append(stored)
             return int(stored)
-        self._rejections.append(
-            {
-                "received_at": self._clock(),
-                "source": source[:200],
-                "site_id": site_id,
-                "location": location[:200],
-                "raw": bytes(raw),
-                "problems": json.dumps(list(problems)),
-                "digest": digest,
-                "received": 1,
-            }
-        )
+        if self._rejection_head is None:  # under the append lock: ids are assigned here
+            last = self._db.execute(LAST_REJECTION).first()
+            self._rejection_head = (last[0], last[1]) if last else (0, GENESIS)
+        previous_id, previous = self._rejection_head
+        kept, size, whole = kept_raw(raw)
+        rejection_id, received_at = previous_id + 1, self._clock()
+        source, location, problems_text = source[:200], location[:200], problems_json(problems)
+        link = rejection_link(
+            previous, rejection_id, received_at, source, site_id, location, kept, size, whole,
+            digest, problems_text,
+        )  # fmt: skip
+        row = {
+            "id": rejection_id,
+            "received_at": received_at,
+            "source": source,
+            "site_id": site_id,
+            "location": location,
+            "raw": kept,
+            "raw_size": size,
+            "raw_sha256": whole,
+            "problems": problems_text,
+            "digest": digest,
+            "received": 1,
+            "chain_hash": link,
+        }
+        self._rejection_head = (rejection_id, link)
+        self._rejections.append(row)
         if digest is not None:
             self._rejection_ids[digest] = len(self._rejections)
-        return len(self._rejections)
+        return rejection_id
 
     def flush(self) -> None:
         """Write everything pending (called once, just before commit)."""
@@ -527,9 +551,38 @@ class SqlEventStore:
                     raw=r.raw,
                     problems=json.loads(r.problems),
                     received=r.received,
+                    raw_size=r.raw_size,
+                    raw_sha256=r.raw_sha256,
                 )
                 for r in connection.execute(query)
             ]
 
     def verify(self) -> VerifyResult:
         return verify_chain(self.read())
+
+    def _rejection_rows(self) -> Iterator[tuple[Rejection, str | None, str, str | None]]:
+        after = 0
+        while True:
+            query = select(RejectionRow).where(RejectionRow.id > after)
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.order_by(RejectionRow.id).limit(READ_PAGE)).all()
+            for r in rows:
+                rejection = Rejection(
+                    id=r.id,
+                    received_at=r.received_at,
+                    source=r.source,
+                    site_id=r.site_id,
+                    location=r.location,
+                    raw=r.raw,
+                    problems=[],
+                    received=r.received,
+                    raw_size=r.raw_size,
+                    raw_sha256=r.raw_sha256,
+                )
+                yield rejection, r.digest, r.problems, r.chain_hash
+            if len(rows) < READ_PAGE:
+                return
+            after = rows[-1].id
+
+    def verify_rejections(self) -> VerifyResult:
+        return verify_rejection_rows(self._rejection_rows())

@@ -132,10 +132,13 @@ class RejectionRow(Base):
     source: Mapped[str] = mapped_column(String(200))
     site_id: Mapped[str | None] = mapped_column(String(64))
     location: Mapped[str] = mapped_column(String(200))
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # at most the first 64 KiB received
+    raw_size: Mapped[int] = mapped_column(Position)  # bytes received
+    raw_sha256: Mapped[str] = mapped_column(String(64))  # of all the bytes received
     problems: Mapped[str] = mapped_column(Text)  # JSON list of problems
     digest: Mapped[str | None] = mapped_column(String(64))  # rejection_digest(site, raw)
     received: Mapped[int] = mapped_column(Integer, server_default="1")
+    chain_hash: Mapped[str] = mapped_column(String(64))  # hashing.rejection_link
 
 
 class SiteRow(Base):
@@ -269,6 +272,7 @@ class AlertLogRow(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     actor: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    chain_hash: Mapped[str] = mapped_column(String(64))  # hashing.alert_log_link
 
 
 def row_values(row: Any) -> dict[str, Any]:
