@@ -30,6 +30,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors import gaps, pipeline
+from safety_stream.access import metrics_refusal
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.topics import Topics
 from safety_stream.runtime import Runtime
@@ -195,17 +196,28 @@ def create_app(
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        refused = await asyncio.to_thread(
+            metrics_refusal, runtime, token.strip() if scheme.lower() == "bearer" else None
+        )
+        if refused is not None:
+            return web.json({"detail": refused[1]}, status=refused[0])
         body = await asyncio.to_thread(generate_latest, runtime.registry)
         return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz")
     async def health(web: Any, request: Any) -> Any:
+        """Status and this worker's partitions; never the log position (it moves whenever
+        any site posts); a failing projection save makes it 503."""
+        failure = runtime.projector.save_failure
         return web.json(
             {
-                "status": "ok",
-                "log_position": runtime.projector.state.position,
+                "status": "unhealthy" if failure else "ok",
+                "problems": [failure] if failure else [],
+                "quarantined": len(runtime.monitor.quarantined),
                 "assigned": _assigned(app),
-            }
+            },
+            status=503 if failure else 200,
         )
 
     return WorkerApp(app, {"ingest": ingest, "monitor": monitor, "notify": notify})

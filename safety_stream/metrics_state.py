@@ -64,6 +64,11 @@ class SafetyStateCollector(Collector):
                 max(0, head - projected),
             ),
             (
+                "safety_stream_quarantined_events",
+                "Stored events the fold could not process (monitoring went on without them)",
+                len(self.monitor.quarantined),
+            ),
+            (
                 "safety_stream_monitor_clock_timestamp_seconds",
                 "The monitoring clock: the latest recorded_at the log has reached",
                 self.monitor.clock.timestamp(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -17,6 +17,7 @@ from safety_stream.alerts.dispatcher import Dispatcher
 from safety_stream.alerts.outbox import Outbox
 from safety_stream.auth import Credentials, InMemoryCredentials, SqlCredentials
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
+from safety_stream.health import Health
 from safety_stream.kafka.producer import SubmissionProducer
 from safety_stream.metrics import PipelineMetrics
 from safety_stream.metrics_state import SafetyStateCollector
@@ -62,6 +63,7 @@ class Runtime:
     outbox: Outbox
     dispatcher: Dispatcher
     producer: SubmissionProducer | None = None  # distributed mode: POSTs go to Kafka
+    health: Health = field(default_factory=Health)
 
     def close(self) -> None:
         self.dispatcher.stop()

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         default=Path("safety-stream-checkpoint.json"),
         description="Where the latest signed checkpoint is written (with a checkpoint key)",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token that opens /metrics and nothing else (Prometheus's "
+        "credentials_file); reader credentials (safety_officer, dsmb, admin) open it too",
+    )
     kafka: KafkaSettings | None = Field(
         default=None,
         description="Distributed mode: the API produces to Kafka and workers process "

@@ -126,13 +126,20 @@ def produce(settings: KafkaSettings, records: list[SimulatedRecord]) -> None:
         producer.close()
 
 
+METRICS_TOKEN = "metrics-token-for-the-distributed-tests"
+
+
 @dataclass
 class WorkerProcess:
     process: subprocess.Popen[bytes]
     port: int
 
     def metrics(self) -> str:
-        return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
+        return httpx.get(
+            f"http://127.0.0.1:{self.port}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=10,
+        ).text
 
     def records_taken(self) -> float:
         """Records this worker's ingest agent has processed (from its /metrics)."""
@@ -163,6 +170,7 @@ class WorkerProcess:
 def kafka_environment(settings: KafkaSettings) -> dict[str, str]:
     """This process's environment plus the Kafka settings, for a child process."""
     return os.environ | {
+        "SAFETY_STREAM_METRICS_TOKEN": METRICS_TOKEN,
         "SAFETY_STREAM_KAFKA__BOOTSTRAP": settings.bootstrap,
         "SAFETY_STREAM_KAFKA__TOPIC_PREFIX": settings.topic_prefix,
     }

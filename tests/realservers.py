@@ -199,8 +199,10 @@ def start_prometheus(
     alertmanager_url: str | None,
     scrape_interval: str = "1s",
     evaluation_interval: str = "1s",
+    bearer_token: str | None = None,
 ) -> RunningServer:
-    """Prometheus scraping `scrape_targets` (host:port, /metrics) as job "safety-stream".
+    """Prometheus scraping `scrape_targets` (host:port, /metrics) as job "safety-stream",
+    sending `bearer_token` (from a credentials file) when given.
 
     It evaluates `rule_files` and, given `alertmanager_url`, sends alerts there. Its config is
     workdir/prometheus.yml and its TSDB workdir/data.
@@ -230,6 +232,13 @@ def start_prometheus(
             alertmanager["path_prefix"] = parts.path
         config["alerting"] = {"alertmanagers": [alertmanager]}
     workdir.mkdir(parents=True, exist_ok=True)
+    if bearer_token is not None:
+        token_file = workdir / "metrics.token"
+        token_file.write_text(bearer_token)
+        config["scrape_configs"][0]["authorization"] = {
+            "type": "Bearer",
+            "credentials_file": str(token_file),
+        }
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     data = workdir / "data"

@@ -4,6 +4,7 @@ the runtime delivers too."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from trial_builder import CHEMO_CROSSES, crossing_trial
 from safety_stream.events import encode_json
 
 RULES = REPO / "deploy" / "prometheus" / "rules" / "safety-stream.yml"
+METRICS_TOKEN = "metrics-token-for-the-end-to-end-test"
 
 
 def alertmanager_config(webhook: str) -> str:
@@ -65,11 +67,15 @@ def stack(tmp_path: Path) -> Iterator[tuple[ServeProcess, RunningServer, Webhook
                 }
             )
         )
-        server = start_safety_stream(f"sqlite:///{tmp_path / 'e2e.db'}", tmp_path, alerts=alerts)
+        server = start_safety_stream(
+            f"sqlite:///{tmp_path / 'e2e.db'}", tmp_path, alerts=alerts,
+            env=os.environ | {"SAFETY_STREAM_METRICS_TOKEN": METRICS_TOKEN},
+        )  # fmt: skip
         try:
             with start_prometheus(
-                tmp_path / "prom", [f"127.0.0.1:{server.port}"], [RULES], alertmanager.url
-            ) as prometheus:
+                tmp_path / "prom", [f"127.0.0.1:{server.port}"], [RULES], alertmanager.url,
+                bearer_token=METRICS_TOKEN,
+            ) as prometheus:  # fmt: skip
                 yield server, prometheus, receiver
         finally:
             server.stop()

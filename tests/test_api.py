@@ -185,12 +185,16 @@ def test_health_and_metrics(api: Api) -> None:
     api.post("admin", SAMPLE, "application/x-ndjson")
     api.post("CN-SH-01", {"event_type": "ae.reported"})  # invalid, but says what it claims to be
     api.post("CN-SH-01", b"{not json", "application/x-ndjson")
-    assert api.client.get("/healthz").json() == {
+    assert api.client.get("/healthz").json() == {"status": "ok", "problems": []}
+    assert api.get("officer", "/healthz").json() == {
         "status": "ok",
+        "problems": [],
         "position": 50,
         "projection_position": 50,
+        "quarantined": 0,
     }
-    text = api.client.get("/metrics").text
+    assert "position" not in api.get("CN-SH-01", "/healthz").json()  # a site: not its business
+    text = api.get("officer", "/metrics").text
     assert (
         'safety_stream_ingest_records_total{event_type="ae.reported",outcome="stored"} 5.0' in text
     )

@@ -382,6 +382,7 @@ def test_the_view_model_keeps_a_site_to_its_own_rows_whatever_it_is_given() -> N
         late_saes_by_site={SH: 1, BJ: 4}, open_alerts=[], acknowledged_alerts=2,
         submissions=[SiteSubmissions(SH, 5), SiteSubmissions(BJ, 3)],
         dead_letters=[rejection, Rejection(2, now, "http:y", SH, "line 1", b"{}", [])],
+        quarantined=[7],
     )  # fmt: skip
     site = build_view(snapshot, Principal(SH, "site", SH))
     assert [s.submissions.site_id for s in site.sites] == [SH]
@@ -391,8 +392,10 @@ def test_the_view_model_keeps_a_site_to_its_own_rows_whatever_it_is_given() -> N
     assert [c.ae_id for c in site.clocks or []] == ["ae-sh"]  # its own report clocks only
     assert (site.position, site.clock) == (None, None)  # how much the others posted: not theirs
     assert site.acknowledged_alerts == 0
+    assert site.quarantined == []  # the trial-wide log is not a site's
     reader = build_view(snapshot, Principal("dsmb", "dsmb", None))
     assert len(reader.sites) == 2 and len(reader.dead_letters) == 2 and reader.can_acknowledge
+    assert reader.quarantined == [7]
 
 
 # --- acknowledging ---------------------------------------------------------------------------

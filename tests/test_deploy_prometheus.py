@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ EXPECTED_ALERTS = {
     "SafetyReportOverdue": ("critical", "safety"),
     "SafetyReportPastDue": ("critical", "safety"),
     "SafetyPipelineStalled": ("critical", "pipeline"),
+    "SafetyEventsQuarantined": ("critical", "pipeline"),
     "SafetyIngestRejectingTooMuch": ("warning", "pipeline"),
     "SafetyAlertDeliveryFailing": ("warning", "pipeline"),
     "SafetyStreamDown": ("critical", "pipeline"),
@@ -47,9 +50,13 @@ def promtool() -> str:
     return require_binary(PROMTOOL)
 
 
-def test_config_is_valid_and_loads_the_rule_files(promtool: str) -> None:
-    # check config also checks every rule file that rule_files matches, relative to the config
-    output = run_tool(promtool, "check", "config", str(CONFIG.relative_to(REPO)))
+def test_config_is_valid_and_loads_the_rule_files(promtool: str, tmp_path: Path) -> None:
+    # check config also checks every rule file that rule_files matches, relative to the config,
+    # and that the token file exists: the operator writes it beside the config
+    deployed = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS_DIR, deployed)
+    (deployed / "metrics.token").write_text("a-metrics-token-of-some-length\n")
+    output = run_tool(promtool, "check", "config", str(deployed / "prometheus.yml"))
     assert "1 rule files found" in output
     assert "safety-stream.yml" in output
 
@@ -62,6 +69,8 @@ def test_config_scrapes_the_runtime_and_alerts_to_alertmanager() -> None:
     assert job["job_name"] == "safety-stream"
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"] == [{"targets": ["127.0.0.1:8080"]}]
+    # /metrics takes a bearer token (SAFETY_STREAM_METRICS_TOKEN on the server side)
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "metrics.token"}
     (alertmanager,) = config["alerting"]["alertmanagers"]
     assert alertmanager["static_configs"] == [{"targets": ["127.0.0.1:9093"]}]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def runtime(
     runtime.close()
 
 
+def reader(runtime: Runtime) -> dict[str, str]:
+    """Headers of a new safety officer's credential (a reader may scrape)."""
+    token = runtime.credentials.add(f"officer-{uuid.uuid4().hex[:8]}", "safety_officer", None)
+    return {"Authorization": f"Bearer {token}"}
+
+
 def scrape(runtime: Runtime) -> tuple[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
     """Post the sample, a crossing trial and one invalid record; return /metrics parsed."""
     client = TestClient(create_app(runtime))
@@ -47,7 +54,7 @@ def scrape(runtime: Runtime) -> tuple[str, dict[tuple[str, tuple[tuple[str, str]
     assert client.post("/v1/events", content=crossing.encode(), headers=headers).status_code == 201
     bad = b'{"event_type": "ae.reported", "schema_version": 1}'
     assert client.post("/v1/events", content=bad, headers=headers).status_code == 422
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -95,7 +102,7 @@ def test_metrics_show_ingest_state_and_rules(runtime: Runtime) -> None:
     after = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(
-            TestClient(create_app(runtime)).get("/metrics").text
+            TestClient(create_app(runtime)).get("/metrics", headers=reader(runtime)).text
         )
         for s in family.samples
     }
@@ -127,3 +134,18 @@ def test_no_label_name_or_value_identifies_a_patient_or_an_ae(runtime: Runtime) 
             assert label_value not in patients and label_value not in aes, (name, label_value)
             assert not uuid_like.search(label_value), (name, label_value)
             assert not re.fullmatch(r"SPK-\d+|P\d+", label_value), (name, label_value)
+
+
+def test_metrics_need_the_metrics_token_or_a_reader_and_refuse_a_site() -> None:
+    runtime = build_memory_runtime(Settings(metrics_token="a-metrics-token-of-some-length"))
+    client = TestClient(create_app(runtime))
+    site = runtime.credentials.add("CN-SH-01", "site", "CN-SH-01")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    refused = client.get("/metrics", headers={"Authorization": f"Bearer {site}"})
+    assert refused.status_code == 403  # every site's counts are not one site's to read
+    token = {"Authorization": "Bearer a-metrics-token-of-some-length"}
+    assert "safety_stream_log_position" in client.get("/metrics", headers=token).text
+    assert client.get("/metrics", headers=reader(runtime)).status_code == 200
+    # the metrics token opens /metrics and nothing else
+    assert client.get("/v1/toxicity", headers=token).status_code == 401

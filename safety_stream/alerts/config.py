@@ -36,6 +36,7 @@ ALERT_KINDS: tuple[DerivedKind, ...] = (
     "sentinel.raised",
     "report.due",
     "report.overdue",
+    "event.quarantined",
 )
 """Derived events that are alerts (a closed report clock and a site's late SAE are recorded
 and listed, not announced)."""

@@ -24,6 +24,7 @@ ALERTNAMES = {
     "report.overdue": "SafetyReportOverdue",
     "report.closed": "SafetyReportClosed",
     "report.site_late": "SafetySaeLateFromSite",
+    "event.quarantined": "SafetyEventQuarantined",
 }
 HEADLINES = {
     "boundary.approached": "stopping boundary approached",
@@ -34,6 +35,7 @@ HEADLINES = {
     "report.overdue": "EXPEDITED SAFETY REPORT OVERDUE",
     "report.closed": "expedited safety report clock closed",
     "report.site_late": "SAE reached the sponsor more than 24 h after the site knew",
+    "event.quarantined": "A STORED EVENT COULD NOT BE MONITORED",
 }
 # The numbers shown in the body, in this order, with their labels.
 FIGURES = (
@@ -55,6 +57,10 @@ FIGURES = (
     ("days", "days allowed"),
     ("submitted_at", "submitted at"),
     ("on_time", "on time"),
+    ("position", "log position"),
+    ("event_type", "event type"),
+    ("step", "failed step"),
+    ("error", "error"),
 )
 
 

@@ -11,6 +11,7 @@ every record's outcome either way.
 from __future__ import annotations
 
 import io
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -19,21 +20,20 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safety_stream import __version__
 from safety_stream.api.alerts import add_alert_routes
 from safety_stream.api.decisions import add_decision_routes
 from safety_stream.api.monitoring import add_monitoring_routes
+from safety_stream.api.operations import add_operations_routes
 from safety_stream.api.schemas import (
     AeOut,
     ErrorBody,
     ExposureResponse,
     ExposureRow,
-    HealthResponse,
     IngestResponse,
     PatientHistoryResponse,
     QueuedItem,
@@ -51,6 +51,7 @@ from safety_stream.projections.projector import state_as_of
 from safety_stream.projections.state import TrialState
 from safety_stream.projections.toxicity import toxicity_tables
 from safety_stream.runtime import Runtime
+from safety_stream.store.engine import is_storage_full
 from safety_stream.validation.edc_csv import read_edc_csv
 from safety_stream.validation.records import (
     InputFormat,
@@ -58,6 +59,9 @@ from safety_stream.validation.records import (
     read_json_document,
     read_ndjson,
 )
+
+log = logging.getLogger(__name__)
+STORAGE_FULL = "storage_full"
 
 CONTENT_TYPES = {
     "application/json": InputFormat.JSON,
@@ -118,6 +122,19 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
 
     app.state.runtime = runtime
+
+    @app.exception_handler(Exception)
+    async def failure(request: Request, error: Exception) -> Response:
+        """A full disk is the operator's to fix and the client's to wait out (503, retry);
+        anything else is a bare 500 (the traceback goes to the log, not to the client)."""
+        if is_storage_full(error):
+            runtime.health.failed(STORAGE_FULL, "the database's disk is full: writes fail")
+            return JSONResponse(
+                {"detail": "the event store's disk is full: nothing of this request was "
+                 "stored; send it again later"},
+                503, headers={"Retry-After": "60"},
+            )  # fmt: skip
+        return JSONResponse({"detail": "internal server error"}, 500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -195,9 +212,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         report = await run_in_threadpool(
             _ingest, runtime, bytes(body), input_format, caller, encoding
         )
+        runtime.health.recovered(STORAGE_FULL)
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
         runtime.metrics.count_report(report)
-        await run_in_threadpool(runtime.projector.follow, report.appended)
+        try:
+            await run_in_threadpool(runtime.projector.follow, report.appended)
+        except Exception:  # stored and durable: acknowledged; projected when saving works again
+            log.exception("the projection could not be saved; the events are stored")
         runtime.metrics.ingest_to_projection_seconds.observe(time.perf_counter() - started)
         return JSONResponse(IngestResponse.of(report).model_dump(mode="json"), _status(report))
 
@@ -306,17 +327,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     add_decision_routes(app, runtime)
     add_board_routes(app, runtime)
 
-    @app.get("/healthz", response_model=HealthResponse)
-    def health() -> HealthResponse:
-        return HealthResponse(
-            status="ok",
-            position=runtime.store.head(),
-            projection_position=runtime.projector.state.position,
-        )
-
-    @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+    add_operations_routes(app, runtime)
 
     return app
 

@@ -156,6 +156,8 @@ class RejectionOut(_Body):
 
 
 class HealthResponse(_Body):
-    status: str
-    position: int
-    projection_position: int
+    status: str = Field(description="ok, degraded (an operator is needed) or unhealthy")
+    problems: list[str] = Field(default_factory=list)
+    position: int | None = Field(default=None, description="the log's head (readers only)")
+    projection_position: int | None = Field(default=None, description="readers only")
+    quarantined: int | None = Field(default=None, description="readers only")

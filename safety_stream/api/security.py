@@ -9,12 +9,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from safety_stream.auth import Credentials, Principal
 
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 def principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The authenticated caller (401 without a known bearer token)."""
     known: Credentials = request.app.state.runtime.credentials
@@ -25,3 +25,15 @@ def principal(
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+def optional_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    """The caller if a known bearer token came with the request, else None (no 401)."""
+    known: Credentials = request.app.state.runtime.credentials
+    return known.authenticate(credentials.credentials) if credentials else None
+
+
+MaybeCaller = Annotated[Principal | None, Depends(optional_principal)]

@@ -58,6 +58,7 @@ class Snapshot:
     acknowledged_alerts: int
     submissions: list[SiteSubmissions]
     dead_letters: list[Rejection]
+    quarantined: list[int]  # log positions of stored events the monitor could not process
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class BoardView:
     sites: list[SiteHealth]
     dead_letters: list[DeadLetter]
     illustrative: bool
+    quarantined: list[int]  # trial-wide: empty for a site
 
     @property
     def crossed(self) -> int:
@@ -209,6 +211,7 @@ def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
             :DEAD_LETTERS_SHOWN
         ],
         illustrative=reader and any(s.illustrative for s in snapshot.statuses),
+        quarantined=snapshot.quarantined if reader else [],
     )
 
 
@@ -247,6 +250,7 @@ def gather(
         )
         position = state.position
         clock = runtime.monitor.clock
+        quarantined = sorted(runtime.monitor.quarantined)
         late_saes = Counter(
             state.aes[ae_id].site_id
             for ae_id in runtime.monitor.report_clocks.site_late_aes
@@ -288,4 +292,5 @@ def gather(
         acknowledged_alerts=acknowledged,
         submissions=tally.rows(site),
         dead_letters=runtime.store.rejections(site_id=site, limit=DEAD_LETTERS_SHOWN),
+        quarantined=quarantined if site is None else [],
     )

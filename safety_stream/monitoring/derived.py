@@ -24,12 +24,14 @@ DerivedKind = Literal[
     "report.overdue",
     "report.closed",
     "report.site_late",
+    "event.quarantined",
 ]
 Severity = Literal["critical", "warning", "info"]
 SEVERITY: dict[str, Severity] = {
     "boundary.crossed": "critical",
     "sentinel.raised": "critical",
     "report.overdue": "critical",
+    "event.quarantined": "critical",
     "boundary.approached": "warning",
     "report.due": "warning",
     "report.site_late": "warning",

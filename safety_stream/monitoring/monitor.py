@@ -31,7 +31,6 @@ from safety_stream.events import (
     PatientWithdrawn,
     SafetyReportSubmitted,
     TreatmentAdministered,
-    decode_json,
 )
 from safety_stream.monitoring.counting import (
     APPROACHED,
@@ -57,10 +56,13 @@ from safety_stream.plan import (
     PocockRule,
     SentinelRule,
 )
-from safety_stream.projections.state import AeState, PatientState, TrialState, apply
+from safety_stream.projections.projector import Changes, Quarantine
+from safety_stream.projections.state import AeState, PatientState, TrialState
 from safety_stream.store.base import EventStore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INTEGRITY_RULE = "integrity"
+"""The rule id of what the runtime derives about its own data (a quarantined event)."""
 # Which events can change a patient's verdict: exposure (for the rules of that modality), AEs
 # and leaving follow-up for every counting rule, labs and Child-Pugh scores only for rules that
 # count composites; enrolment for none (a patient counts from their first exposure).
@@ -133,6 +135,8 @@ class Monitor:
         self.enrolment_paused_by: DsmbDecision | None = None
         # sentinel id -> how many of its raises the DSMB had seen at its last decision on it
         self.decided_raises: dict[str, int] = {}
+        # log position -> a stored event the fold could not process (see ``quarantine``)
+        self.quarantined: dict[int, Quarantine] = {}
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -219,15 +223,42 @@ class Monitor:
                 self._transition(counter, position, out)
         return out
 
+    def quarantine(
+        self, quarantined: Quarantine, received_at: datetime | None
+    ) -> list[DerivedEvent]:
+        """A stored event the fold could not process: remembered (health, metrics, board) and
+        announced to the safety officer, since monitoring did not see all of it."""
+        self.quarantined[quarantined.position] = quarantined
+        moment = self.clock if received_at is None else max(self.clock, received_at)
+        return [
+            derive(
+                "event.quarantined",
+                INTEGRITY_RULE,
+                self.version,
+                str(quarantined.position),
+                moment.astimezone(UTC),
+                quarantined.position,
+                f"the stored {quarantined.event_type} event at log position "
+                f"{quarantined.position} could not be processed ({quarantined.step}): "
+                "monitoring goes on without it",
+                {
+                    "position": quarantined.position,
+                    "event_type": quarantined.event_type,
+                    "step": quarantined.step,
+                    "error": quarantined.error,
+                },
+            )
+        ]
+
     def rebuild(self, store: EventStore, upto: int) -> None:
         """Fold the log up to ``upto`` on a scratch state, discarding what it derives (those
         derived events were stored with the projection the first time)."""
         self._start(self.plan)
         scratch = TrialState()
+        changes = Changes()
         for position, payload, stored_at in store.payloads(0, upto):
-            event = decode_json(payload)
-            apply(scratch, event, position)
-            self.observe(scratch, event, position, stored_at)
+            changes.fold(scratch, payload, position, self, stored_at)
+            changes.derived.clear()
 
     def _patient_ae_states(self, state: TrialState, patient_id: str) -> list[AeState]:
         return [state.aes[i] for i in self._patient_aes.get(patient_id, ()) if i in state.aes]

@@ -26,6 +26,7 @@ from safety_stream.events import ATTRIBUTION_RANK
 from safety_stream.monitoring.derived import DerivedEvent, DerivedKind, derive
 from safety_stream.plan import ExpeditedReportRule
 from safety_stream.projections.state import AeState
+from safety_stream.timemath import later_day
 
 SITE_DEADLINE = timedelta(hours=24)  # 21 CFR 312.64(b): an SAE to the sponsor immediately
 JUST_AFTER = timedelta(microseconds=1)  # a report is overdue once the clock is past its due time
@@ -49,7 +50,7 @@ class ReportClock:
 
 def calendar_due(aware: datetime, days: int, zone: ZoneInfo) -> datetime:
     """The end of calendar day ``days`` after the day of ``aware`` in the trial's time zone."""
-    local_day = aware.astimezone(zone).date() + timedelta(days=days + 1)
+    local_day = later_day(aware.astimezone(zone).date(), days + 1)
     return datetime.combine(local_day, time.min, zone).astimezone(UTC) - JUST_AFTER
 
 

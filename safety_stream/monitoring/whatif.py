@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from safety_stream.events import decode_json
+from contextlib import suppress
+
+from safety_stream.events import EventBase, decode_json
 from safety_stream.monitoring.derived import DerivedEvent
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan
-from safety_stream.projections.state import TrialState, apply
+from safety_stream.projections.projector import Changes
+from safety_stream.projections.state import TrialState
 from safety_stream.store.base import EventStore
 
 ALERTING = ("boundary.crossed", "boundary.approached", "sentinel.raised", "report.overdue")
 
 
 def derived_under(store: EventStore, plans: list[MonitoringPlan]) -> list[list[DerivedEvent]]:
-    """Everything each plan would have derived from the log, in one pass over it."""
-    monitors = [Monitor(plan) for plan in plans]
-    state = TrialState()
-    derived: list[list[DerivedEvent]] = [[] for _ in plans]
+    """Everything each plan would have derived from the log, in one pass over it (each plan
+    folds into a state of its own, so a quarantined event under one leaves the others be)."""
+    runs = [(Monitor(plan), TrialState(), Changes()) for plan in plans]
     for position, payload, stored_at in store.payloads():
-        event = decode_json(payload)
-        apply(state, event, position)
-        for monitor, found in zip(monitors, derived, strict=True):
-            found += monitor.observe(state, event, position, stored_at)
-    return derived
+        event: EventBase | str = payload
+        with suppress(Exception):  # undecodable: each run's fold quarantines it
+            event = decode_json(payload)
+        for monitor, state, changes in runs:
+            changes.fold(state, event, position, monitor, stored_at)
+    return [changes.derived for _, _, changes in runs]
 
 
 def alerts_by_rule(derived: list[DerivedEvent]) -> dict[str, list[DerivedEvent]]:

@@ -6,13 +6,20 @@ it resumes exactly where the last commit left it, so no event is applied twice o
 
 An observer (the safety monitor) sees every event right after it is applied; what it derives
 is saved in that same transaction, so derived events and the state they came from never part.
+
+No stored event may stop the fold: one that cannot be decoded, applied or observed is
+quarantined (the observer records it and raises an alert) and the fold goes on. A save that
+fails leaves nothing half-done in memory: the projector reloads the persisted state and
+position, so the batch is folded again from the log on the next catch-up.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +29,8 @@ from uuid import UUID
 from safety_stream.events import EventBase, decode_json
 from safety_stream.projections.state import TrialState, apply
 from safety_stream.store.base import EventStore
+
+log = logging.getLogger(__name__)
 
 PROJECTION = "trial_state"
 # The projection holds a few objects per event and lives as long as the process. Left in the
@@ -39,6 +48,26 @@ class StaleProjectionError(Exception):
         super().__init__(f"the stored projection is already at or past position {position}")
 
 
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """A stored event that a fold step could not process; the fold went on without it."""
+
+    position: int
+    event_type: str  # "unknown" when the payload itself no longer decodes
+    step: str  # decode | apply | observe
+    error: str  # the exception's class and where it was raised: never its message (it may
+    # quote the event, and with it a patient id)
+
+
+def quarantine_of(position: int, event_type: str, step: str, error: BaseException) -> Quarantine:
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" in {frames[-1].name} ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})"
+    found = Quarantine(position, event_type, step, type(error).__name__ + (where if frames else ""))
+    log.error("event at position %d quarantined (%s): %s", position, step, found.error)
+    log.debug("quarantined event at position %d", position, exc_info=error)
+    return found
+
+
 class Observer(Protocol):
     """Sees each event after it is applied (the monitor); returns what it derives."""
 
@@ -50,6 +79,10 @@ class Observer(Protocol):
         received_at: datetime | None = None,
     ) -> list[Any]:
         """``received_at``: when the server stored it (the monitor's clock); None offline."""
+        ...
+
+    def quarantine(self, quarantined: Quarantine, received_at: datetime | None) -> list[Any]:
+        """Record that a stored event was set aside; returns what that derives (an alert)."""
         ...
 
     def rebuild(self, store: EventStore, upto: int) -> None:
@@ -82,25 +115,40 @@ class Changes:
     patients: set[str] = field(default_factory=set)
     aes: set[UUID] = field(default_factory=set)
     derived: list[Any] = field(default_factory=list)
+    quarantined: list[Quarantine] = field(default_factory=list)
 
     def fold(
         self,
         state: TrialState,
-        event: EventBase,
+        event: EventBase | bytes | str,
         position: int,
         observer: Observer | None,
         received_at: datetime | None = None,
     ) -> None:
-        patient, ae = apply(state, event, position)
-        if patient is not None:
-            self.patients.add(patient)
-        if ae is not None:
-            self.aes.add(ae)
-        if observer is not None:
-            self.derived += observer.observe(state, event, position, received_at)
+        """Fold one stored event (or its payload, decoded here); one that fails is quarantined."""
         self.count += 1
         if self.count % FREEZE_EVERY == 0:
             gc.freeze()
+        step, event_type = "decode", "unknown"
+        try:
+            if not isinstance(event, EventBase):
+                event = decode_json(event)
+            step, event_type = "apply", event.event_type
+            patient, ae = apply(state, event, position)
+            if patient is not None:
+                self.patients.add(patient)
+            if ae is not None:
+                self.aes.add(ae)
+            if observer is not None:
+                step = "observe"
+                self.derived += observer.observe(state, event, position, received_at)
+        except Exception as error:
+            if state.position < position:  # the apply step did not get to its end
+                state.position = position
+            found = quarantine_of(position, event_type, step, error)
+            self.quarantined.append(found)
+            if observer is not None:
+                self.derived += observer.quarantine(found, received_at)
 
 
 def fold(
@@ -113,7 +161,7 @@ def fold(
     """Apply the events after ``state.position``."""
     changes = Changes()
     for position, payload, stored_at in store.payloads(state.position, limit, stored_until):
-        changes.fold(state, decode_json(payload), position, observer, stored_at)
+        changes.fold(state, payload, position, observer, stored_at)
     return changes
 
 
@@ -137,6 +185,7 @@ class Projector:
         self.state = self._load()
         self._frozen_at = -FREEZE_EVERY
         self.listeners: list[Callable[[Changes], None]] = []  # told after each commit
+        self.save_failure: str | None = None  # why the last save failed, until one succeeds
         self._settle()
 
     def _load(self) -> TrialState:
@@ -156,13 +205,22 @@ class Projector:
         return self._lock
 
     def _save(self, changes: Changes) -> bool:
-        """Persist; False when another projector got further first (then reloaded from it)."""
+        """Persist; False when another projector got further first (then reloaded from it).
+
+        Any other failure (disk full, I/O error, lock timeout) reloads the persisted state and
+        re-raises: the batch is folded again from the log next time, never skipped.
+        """
         try:
             if self._persist:
                 self._repository.save(self.state, changes.patients, changes.aes, changes.derived)
         except StaleProjectionError:
             self.state = self._load()
             return False
+        except BaseException as error:
+            self.save_failure = f"{type(error).__name__} while saving the projection"
+            self.state = self._load()
+            raise
+        self.save_failure = None
         for listener in self.listeners:
             listener(changes)
         return True
@@ -215,7 +273,7 @@ def replay(
     started = time.perf_counter()
     changes = Changes()
     for position, payload, stored_at in store.payloads():
-        changes.fold(state, decode_json(payload), position, observer, stored_at)
+        changes.fold(state, payload, position, observer, stored_at)
         if progress is not None and changes.count % FREEZE_EVERY == 0:
             progress(changes.count, time.perf_counter() - started)
     repository.replace_all(state, changes.derived)

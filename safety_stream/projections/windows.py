@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 
 from safety_stream.plan import Window
 from safety_stream.projections.state import PatientState
+from safety_stream.timemath import later
 
 LEFT_STATUSES = frozenset({"withdrawn", "died", "lost_to_follow_up"})
 """Statuses of a patient who left follow-up (at ``status_at``)."""
@@ -45,7 +46,7 @@ def window_span(patient: PatientState, window: Window) -> Span | None:
         anchor = exposure.first if window.anchor == "first_exposure" else exposure.last
     if anchor is None or start is None:
         return None
-    return Span(start, anchor + timedelta(days=window.days))
+    return Span(start, later(anchor, timedelta(days=window.days)))
 
 
 def left_at(patient: PatientState) -> datetime | None:

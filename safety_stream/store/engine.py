@@ -9,6 +9,7 @@ batches many events per commit, which keeps FULL affordable.) Write transactions
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,24 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     options = {WRITE_OPTION: True}
     with engine.connect().execution_options(**options) as connection, connection.begin():
         yield connection
+
+
+SQLITE_FULL = 13  # sqlite3 result code: "database or disk is full"
+POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def is_storage_full(error: BaseException) -> bool:
+    """Whether ``error`` (or one it was raised from) says the database's disk is full."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "sqlite_errorcode", None) == SQLITE_FULL:
+            return True
+        if getattr(seen, "sqlstate", None) == POSTGRES_DISK_FULL:
+            return True
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def default_url(path: str = "safety-stream.db") -> str:
