@@ -33,7 +33,9 @@ def payload_hash(payload: str) -> str:
 
 def utc_text(moment: datetime) -> str:
     """The canonical text of a stored time: UTC, ISO 8601, always with microseconds."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if moment.tzinfo is not UTC:  # (the store's clock and reads already give UTC)
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def chain_hash(
