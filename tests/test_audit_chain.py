@@ -427,14 +427,14 @@ def v1_store(url: str, tamper_at: int | None = None) -> Engine:
                 update(EventRow).where(EventRow.position == tamper_at).values(payload="{}")
             )
         connection.execute(
-            RejectionRow.__table__.insert().values(
+            insert(RejectionRow).values(
                 received_at=T0, source="http:S1", site_id="S1", location="line 1",
                 raw=b"\xff", problems="[]", digest=None, received=1,
             )
         )  # fmt: skip
         derived_id = uuid.uuid4()
         connection.execute(
-            AlertLogRow.__table__.insert().values(
+            insert(AlertLogRow).values(
                 derived_id=derived_id, action="acknowledged", at=T0, actor="chair", note=None
             )
         )
