@@ -82,6 +82,7 @@ def ingest_batch(runtime: Runtime, batch: Sequence[Submission]) -> list[IngestRe
             offsets=[Offset(f"kafka:{m.topic}/{m.partition}", m.offset) for m in run],
             clock_skew=timedelta(seconds=runtime.settings.clock_skew_seconds),
             enrolment_paused=pause_in_log(runtime.store, runtime.plan.trial.id),
+            trial_id=runtime.plan.trial.id,
         )
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
         runtime.metrics.count_report(report)

@@ -86,6 +86,15 @@ def _site_problem(allowed_site: str) -> Problem:
     )
 
 
+def _trial_problem(trial_id: str) -> Problem:
+    return Problem(
+        path="trial_id",
+        message=f"this server monitors trial {trial_id} only",
+        code="reference.other_trial",
+        allowed=trial_id,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Offset:
     """Where a record came from in an ordered source, e.g. ("kafka:topic/0", 41).
@@ -169,6 +178,7 @@ def ingest(
     may_decide: bool = False,
     may_tick: bool = False,
     enrolment_paused: str | None = None,
+    trial_id: str | None = None,
 ) -> IngestReport:
     """Validate and store ``records``; ``site_id`` restricts writes to one site (None: any).
 
@@ -176,7 +186,7 @@ def ingest(
     No time of an event may be after the server received it (its store's clock), beyond
     ``clock_skew``. DSMB decisions are refused unless ``may_decide`` (the decisions endpoint,
     the ``decide`` command); ``enrolment_paused`` (the decision that paused it) refuses new
-    enrolments.
+    enrolments; ``trial_id`` (the plan's trial) refuses another trial's events.
     """
     records = list(records)
     redelivered = 0
@@ -192,6 +202,8 @@ def ingest(
             return [TICK_REFUSED]
         if site_id is not None and event.site_id != site_id:
             return [_site_problem(site_id)]
+        if trial_id is not None and event.trial_id != trial_id:
+            return [_trial_problem(trial_id)]
         if enrolment_paused is not None and kind is PatientEnrolled:
             return [
                 Problem(
@@ -209,7 +221,7 @@ def ingest(
         session.prefetch(*lookup_keys(records))
         validator = Validator(
             ctcae, outside=session, stored=session, gate=gate,
-            received_at=session.now(), clock_skew=clock_skew,
+            received_at=session.now(), clock_skew=clock_skew, one_site=site_id is not None,
         )  # fmt: skip
         results = validator.validate(records, csv_paths=input_format is InputFormat.CSV)
         for result in results:

@@ -115,6 +115,13 @@ def test_a_site_cannot_write_for_another_site_or_its_patients(api: Api) -> None:
     assert api.post("CN-BJ-02", foreign_site).status_code == 403
     own_site_other_patient = dict(example("ae.reported"), site_id="CN-BJ-02")
     response = api.post("CN-BJ-02", own_site_other_patient)
+    # to a site, another site's patient is as unknown as one never enrolled
+    assert response.status_code == 422
+    assert response.json()["results"][0]["problems"][0]["code"] == (
+        "reference.patient_not_enrolled"
+    )
+    # an operator's credential writes for every site: it is told what is wrong
+    response = api.post("admin", own_site_other_patient)
     assert response.status_code == 403
     assert response.json()["results"][0]["problems"][0]["code"] == (
         "reference.patient_of_other_site"

@@ -20,6 +20,7 @@ from safety_stream.events import EventBase, decode_object, encode_json
 from safety_stream.projections import projector as projector_module
 from safety_stream.projections.projector import replay
 from safety_stream.projections.repositories import InMemoryProjectionRepository
+from safety_stream.projections.state import apply as real_apply
 from safety_stream.runtime import build_runtime
 from safety_stream.settings import Settings
 from safety_stream.store.sql import SqlEventStore
@@ -120,7 +121,6 @@ def test_an_event_the_fold_cannot_process_is_quarantined_and_the_fold_goes_on(
     trial = two_patients()
     poison_id = trial.ae("P1", 2, *NEUTROPENIA, grade=3, ct="probable")
     trial.ae("P2", 2, *NEUTROPENIA, grade=3, ct="probable")
-    real_apply = projector_module.apply
 
     def failing_apply(state: Any, event: EventBase, position: int) -> Any:
         if str(event.event_id) == poison_id:

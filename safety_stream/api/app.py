@@ -95,8 +95,10 @@ AsOf = Annotated[
 def parse_as_of(text: str) -> datetime:
     """An ISO 8601 time with a UTC offset; anything else is a 422 that says so."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        moment: datetime | None = datetime.fromisoformat(text)
+        if moment is not None and moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)  # past the calendar's end in UTC: refused
+    except (ValueError, OverflowError):
         moment = None
     if moment is None or moment.tzinfo is None:
         raise RequestValidationError(
@@ -170,6 +172,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "description": "distributed mode: on the submissions topic, to be processed",
             },
             409: {"model": IngestResponse, "description": "an event id was reused"},
+            400: {"model": ErrorBody, "description": "empty body"},
             413: {"model": ErrorBody, "description": "body larger than the limit"},
             415: {"model": ErrorBody, "description": "unsupported content type"},
             422: {"model": IngestResponse, "description": "invalid records (kept as dead letters)"},
@@ -206,6 +209,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             body.extend(chunk)
             if len(body) > limit:
                 raise HTTPException(413, f"body larger than {limit} bytes")
+        if not body.strip():
+            raise HTTPException(400, "the body is empty: send at least one event")
         if runtime.producer is not None:
             return await _produce(runtime, bytes(body), input_format, caller)
         started = time.perf_counter()
@@ -236,7 +241,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             )
             return ToxicityResponse(
                 as_of=moment,
-                position=state.position,
+                position=None if caller.sees_site else state.position,
                 related_at_least=runtime.plan.related_means_at_least.value,
                 plan_version=runtime.plan.version,
                 modalities=tables,
@@ -254,7 +259,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             ]
             return ExposureResponse(
                 as_of=moment,
-                position=state.position,
+                position=None if caller.sees_site else state.position,
                 enrolled=len(patients),
                 exposed={m.value: sum(m.value in p.exposure for p in patients) for m in Modality},
                 patients=[
@@ -400,4 +405,5 @@ def _ingest(
         site_id=caller.site_id if caller.role == "site" else None,
         clock_skew=timedelta(seconds=runtime.settings.clock_skew_seconds),
         enrolment_paused=pause_reason(runtime.monitor),
+        trial_id=runtime.plan.trial.id,
     )

@@ -79,7 +79,10 @@ class ErrorBody(_Body):
 
 class ToxicityResponse(_Body):
     as_of: datetime
-    position: int
+    position: int | None = Field(
+        description="the log position answered from (readers); null for a site, whose "
+        "answers never show how much other sites posted"
+    )
     related_at_least: str
     plan_version: str
     modalities: list[ModalityTable]
@@ -96,7 +99,10 @@ class ExposureRow(_Body):
 
 class ExposureResponse(_Body):
     as_of: datetime
-    position: int
+    position: int | None = Field(
+        description="the log position answered from (readers); null for a site, whose "
+        "answers never show how much other sites posted"
+    )
     enrolled: int
     exposed: dict[str, int]
     patients: list[ExposureRow]

@@ -111,6 +111,12 @@ def decode_json(data: str | bytes) -> Event:
     return event_adapter().validate_json(data)
 
 
+def decode_submitted(data: str | bytes) -> Event:
+    """Parse a submitted JSON record strictly: a number, boolean or id must be sent as one
+    (``"grade": "3"`` is refused, as the published JSON Schema says), never coerced."""
+    return event_adapter().validate_json(data, strict=True)
+
+
 def decode_object(data: Any) -> Event:
     """Validate an already-parsed JSON value into a typed event."""
     return event_adapter().validate_python(data)
@@ -163,5 +169,6 @@ __all__ = [
     "child_pugh_class",
     "decode_json",
     "decode_object",
+    "decode_submitted",
     "encode_json",
 ]

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from safety_stream.events.base import (
+    LINE_PATTERN,
     Attribution,
     EventBase,
     LongText,
@@ -88,7 +89,7 @@ class AdverseEventReported(EventBase):
     event_type: Literal["ae.reported"]
     schema_version: Literal[1]
     ctcae_version: Literal["5.0"]
-    ctcae_term: str = Field(min_length=1, max_length=200)
+    ctcae_term: str = Field(min_length=1, max_length=200, pattern=LINE_PATTERN)
     meddra_code: int = Field(ge=10000000, le=99999999, description="MedDRA LLT code (8 digits)")
     grade: int = Field(ge=1, le=5, description="CTCAE grade 1-5")
     onset_date: date

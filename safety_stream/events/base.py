@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -24,13 +25,36 @@ from pydantic import (
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 """Trial, site and patient ids: 1-64 characters, letters, digits, '.', '_' or '-'."""
 
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+"""Text on one line: no control characters (NUL, escape, line breaks, ...)."""
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+"""Free text: no control characters other than tab, line feed and carriage return."""
+
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+ShortText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=LINE_PATTERN),
+]
+LongText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000, strip_whitespace=True, pattern=TEXT_PATTERN),
+]
 
 
 def _utc_text(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _expressible_in_utc(value: datetime) -> datetime:
+    """Every time is kept in UTC: one whose UTC equivalent falls outside years 1-9999 (e.g.
+    9999-12-31T23:00:00-14:00) cannot be stored."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "this time falls outside the calendar (years 1-9999) when converted to UTC"
+        ) from None
+    return value
 
 
 _Member = TypeVar("_Member", bound=StrEnum)
@@ -44,7 +68,9 @@ SortedSet = Annotated[frozenset[_Member], PlainSerializer(_sorted_values, return
 """A set of enum members that serialises as a sorted list, so the wire form is canonical."""
 
 UtcDatetime = Annotated[
-    AwareDatetime, PlainSerializer(_utc_text, return_type=str, when_used="json")
+    AwareDatetime,
+    AfterValidator(_expressible_in_utc),
+    PlainSerializer(_utc_text, return_type=str, when_used="json"),
 ]
 """A timezone-aware time (naive times are rejected). Any UTC offset is accepted on input and
 kept in memory (so ``.date()`` is the site's local date); the wire form is always UTC ('Z')."""

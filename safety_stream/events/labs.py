@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from safety_stream.events.base import EventBase
+from safety_stream.events.base import LINE_PATTERN, EventBase
 
 
 class LabTest(StrEnum):
@@ -33,7 +33,7 @@ class LabResulted(EventBase):
     schema_version: Literal[1]
     test: LabTest
     value: float = Field(ge=0, le=1e6)
-    unit: str = Field(min_length=1, max_length=20)
+    unit: str = Field(min_length=1, max_length=20, pattern=LINE_PATTERN)
     uln: float | None = Field(default=None, gt=0, le=1e6, description="Upper limit of normal")
     lln: float | None = Field(default=None, ge=0, le=1e6, description="Lower limit of normal")
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from safety_stream.events import EVENT_TYPES, Modality
+from safety_stream.events.base import LINE_PATTERN, TEXT_PATTERN
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,10 @@ def _field_names(event_type: str | None, parts: list[int | str]) -> list[str] | 
     return list(model.model_fields) if model else None
 
 
+CONTROL_FREE = {
+    LINE_PATTERN: "printable text on one line",
+    TEXT_PATTERN: "printable text (tabs and line breaks allowed)",
+}
 _ALLOWED_FROM_CTX = {
     "greater_than_equal": lambda c: f">= {c['ge']}",
     "greater_than": lambda c: f"> {c['gt']}",
@@ -128,6 +133,9 @@ def problems_from_validation_error(error: ValidationError) -> list[Problem]:
             allowed = _ALLOWED_FROM_CTX[kind](ctx)
         else:
             allowed = _ALLOWED_BY_TYPE.get(kind)
+        if kind == "string_pattern_mismatch" and ctx.get("pattern") in CONTROL_FREE:
+            message = "contains a control character (such as NUL, escape or a line break)"
+            allowed = CONTROL_FREE[ctx["pattern"]]
         if kind == "too_short":
             message = f"needs at least {ctx['min_length']} item(s), got {ctx['actual_length']}"
         if kind in ("enum", "literal_error"):

@@ -159,7 +159,11 @@ def read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
         location = f"item {index} (line {line})" if in_array else f"line {line}"
         try:
             value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
+        except (RecursionError, ValueError) as error:
+            if not isinstance(error, json.JSONDecodeError):  # nesting or a number too large
+                yield RawRecord(location, text[position : position + 200].encode(),
+                                problems=[_unreadable(error)])  # fmt: skip
+                return
             yield RawRecord(
                 location,
                 text[position : position + 200].encode(),
@@ -193,6 +197,24 @@ def read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
                 )
             ],
         )
+
+
+def _unreadable(error: RecursionError | ValueError) -> Problem:
+    """Input JSON cannot express an event with: nesting thousands deep, numbers thousands of
+    digits long (Python's int conversion limit)."""
+    if isinstance(error, RecursionError):
+        return Problem(
+            path="",
+            message="JSON nested too deeply to read",
+            code="input.json_too_deep",
+            allowed="an event object (events nest a few levels deep)",
+        )
+    return Problem(
+        path="",
+        message="JSON number too long to read",
+        code="input.number_too_long",
+        allowed="numbers of at most a few digits, as events have",
+    )
 
 
 def _skip_ws(text: str, position: int) -> int:

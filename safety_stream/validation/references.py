@@ -80,12 +80,29 @@ class ReferenceResult:
 CLEAN = ReferenceResult([], [])
 
 
+NOT_ENROLLED = Problem(
+    path="patient_id",
+    message="this patient has not been enrolled",
+    code="reference.patient_not_enrolled",
+    allowed="a patient with an earlier patient.enrolled event",
+)
+
+
 class ReferenceChecker:
     """Tracks the accepted records of one input and checks each new record against them."""
 
-    def __init__(self, ctcae: CtcaeDictionary, outside: ReferenceSource | None = None) -> None:
+    def __init__(
+        self,
+        ctcae: CtcaeDictionary,
+        outside: ReferenceSource | None = None,
+        *,
+        one_site: bool = False,
+    ) -> None:
+        """``one_site``: the caller writes for one site only; another site's patients and AEs
+        are answered exactly as ids that do not exist, so answers never reveal them."""
         self._ctcae = ctcae
         self._outside = outside
+        self._one_site = one_site
         # keyed by UUID.int: hashing an int is native, UUID.__hash__ is Python code
         self._aes: dict[int, AeFacts] = {}
         self._patients: dict[str, PatientFacts] = {}
@@ -201,18 +218,11 @@ class ReferenceChecker:
                         allowed="a patient id not yet enrolled in the trial",
                     )
                 )
-        elif site is None:
+        elif site is None or (self._one_site and site != event.site_id):
             if self._outside is None:
                 unresolved.append("patient_id")
             else:
-                problems.append(
-                    Problem(
-                        path="patient_id",
-                        message="this patient has not been enrolled",
-                        code="reference.patient_not_enrolled",
-                        allowed="a patient with an earlier patient.enrolled event",
-                    )
-                )
+                problems.append(NOT_ENROLLED)
         elif site != event.site_id:
             problems.append(
                 Problem(
@@ -235,6 +245,8 @@ class ReferenceChecker:
         unresolved: list[str],
     ) -> None:
         facts = self._find_ae(event.ae_id)
+        if facts is not None and self._one_site and facts.site_id != event.site_id:
+            facts = None  # another site's AE: as unknown as an id never reported
         if facts is None:
             if self._outside is None:
                 unresolved.append("ae_id")

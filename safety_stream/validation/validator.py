@@ -16,7 +16,13 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from safety_stream.ctcae import CtcaeDictionary
-from safety_stream.events import Event, EventBase, decode_json, decode_object, encode_json
+from safety_stream.events import (
+    Event,
+    EventBase,
+    decode_object,
+    decode_submitted,
+    encode_json,
+)
 from safety_stream.store.hashing import payload_hash
 from safety_stream.validation.checks import DEFAULT_CLOCK_SKEW, check_event, future_problems
 from safety_stream.validation.edc_csv import column_path, read_edc_csv
@@ -79,15 +85,18 @@ class Validator:
         gate: Callable[[EventBase], list[Problem]] | None = None,
         received_at: datetime | None = None,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+        *,
+        one_site: bool = False,
     ) -> None:
         """``received_at``: the server's receipt time on ingest; no time of an event may lie
-        after it (beyond ``clock_skew``). None (offline validation, dry runs): not checked."""
+        after it (beyond ``clock_skew``). None (offline validation, dry runs): not checked.
+        ``one_site``: the caller writes for one site (see ``ReferenceChecker``)."""
         self._ctcae = ctcae
         self._stored = stored
         self._gate = gate  # e.g. "this credential writes only its own site's events"
         self._latest = None if received_at is None else received_at + clock_skew
         self._received_at = received_at
-        self.references = ReferenceChecker(ctcae, outside)
+        self.references = ReferenceChecker(ctcae, outside, one_site=one_site)
 
     def validate(
         self, records: Iterable[RawRecord], csv_paths: bool = False
@@ -100,8 +109,8 @@ class Validator:
                     yield self._one(record.location, record.raw, None, from_json=True)
             elif csv_paths:
                 yield from self._csv_row(record)
-            else:
-                yield self._one(record.location, record.raw, record.value, from_json=False)
+            else:  # an element of a JSON document: its own text, parsed strictly like a line
+                yield self._one(record.location, record.raw, None, from_json=True)
 
     def _csv_row(self, record: RawRecord) -> Iterator[RecordResult]:
         """The events of one CSV row, all or nothing: if any is rejected, so are the others
@@ -142,7 +151,7 @@ class Validator:
         prior: list[Problem] | None = None,
     ) -> RecordResult:
         try:
-            event: Event = decode_json(raw) if from_json else decode_object(value)
+            event: Event = decode_submitted(raw) if from_json else decode_object(value)
         except ValidationError as error:
             problems = problems_from_validation_error(error)
             return RecordResult(location, raw, None, (prior or []) + problems, [])
