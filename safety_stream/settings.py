@@ -62,3 +62,27 @@ class Settings(BaseSettings):
         description="Distributed mode: the API produces to Kafka and workers process "
         "(SAFETY_STREAM_KAFKA__BOOTSTRAP=host:port, __SECURITY_PROTOCOL, __SASL_...)",
     )
+    board_streams_per_credential: int = Field(
+        default=4, ge=1, description="Most live board streams (/board/stream) per credential"
+    )
+    board_streams: int = Field(
+        default=200, ge=1, description="Most live board streams on this server (429 beyond)"
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Most open HTTP connections; beyond, the oldest one that has not yet sent "
+        "a whole request head is closed, else requests get a 503",
+    )
+    header_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        le=600,
+        description="A connection that sends no complete request head in this time is closed",
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, le=600, description="An idle keep-alive connection is closed after this"
+    )
+    max_header_bytes: int = Field(
+        default=16384, ge=1024, description="Largest request line plus headers (400 beyond)"
+    )

@@ -26,13 +26,12 @@ from starlette.responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 
 from safety_stream.alerts.dispatcher import utc_now
 from safety_stream.alerts.outbox import UnknownAlert
 from safety_stream.board.health import SubmissionTally
-from safety_stream.board.live import change_events
+from safety_stream.board.live import LiveResponse, LiveStreams, StreamRefused
 from safety_stream.board.render import BoardPages, page_headers
 from safety_stream.board.session import (
     COOKIE,
@@ -94,6 +93,11 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
     pages = BoardPages()
     trial_id = runtime.plan.trial.id
     app.state.board_sessions = store
+    live = LiveStreams(
+        per_credential=runtime.settings.board_streams_per_credential,
+        in_all=runtime.settings.board_streams,
+    )
+    app.state.board_streams = live
 
     def visitor(request: Request, touch: bool = True) -> Visitor | None:
         return identify(request, runtime.credentials, store, touch)
@@ -131,17 +135,38 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
         if who is None:
             return _unauthenticated()
         principal = who.principal
+        try:
+            slot = live.admit(principal.name)
+        except StreamRefused as refused:
+            return PlainTextResponse(
+                str(refused),
+                429,
+                headers={
+                    "Retry-After": str(round(live.stream_seconds)),
+                    "Cache-Control": "no-store",
+                },
+            )
         known = request.headers.get("last-event-id") or since
-        events = change_events(
+        credential = principal.credential
+        session_id = request.cookies.get(COOKIE) if who.session is not None else None
+
+        def still_valid() -> bool:
+            assert credential is not None
+            return runtime.credentials.current(credential) is not None
+
+        def session_open() -> bool:  # a logout ends the session's streams too
+            return session_id is None or store.find(session_id, touch=False) is not None
+
+        events = live.events(
+            slot,
+            principal.sees_site,  # what change_stamp depends on: a site, or every reader alike
             lambda: change_stamp(runtime, principal, tally),
             known[:200] if known else None,
             request.is_disconnected,
+            credential=(credential, still_valid) if credential is not None else None,
+            still_allowed=session_open,
         )
-        return StreamingResponse(
-            events,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return LiveResponse(events, slot)
 
     @app.get("/board/login", include_in_schema=False)
     def login_form(next: str | None = None) -> Response:

@@ -17,6 +17,7 @@ from safety_stream.runtime import (
     load_alerts_or_default,
     load_plan_or_default,
 )
+from safety_stream.serving import server_config
 from safety_stream.settings import Settings
 from safety_stream.ticking import Ticker
 
@@ -81,11 +82,8 @@ def _serve(settings: Settings, sock: socket.socket) -> int:
         ticker = Ticker(runtime, runtime.settings.tick_seconds)
         ticker.start()
     try:
-        # the board's live streams would hold a graceful shutdown open: give them 5 s
-        config = uvicorn.Config(
-            app, log_level="info", access_log=False, timeout_graceful_shutdown=5
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+        # limits and timeouts against slow or numerous clients (safety_stream.serving)
+        uvicorn.Server(server_config(app, runtime.settings)).run(sockets=[sock])
     finally:
         if ticker is not None:
             ticker.stop()

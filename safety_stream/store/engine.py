@@ -10,12 +10,13 @@ batches many events per commit, which keeps FULL affordable.) Write transactions
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 WRITE_OPTION = "safety_stream_write"
 
@@ -51,12 +52,28 @@ def default_url(path: str = "safety-stream.db") -> str:
     return f"sqlite:///{path}"
 
 
+def _create_private(url: str) -> str | None:
+    """Create a new SQLite database file readable by its owner only (0600); its path, or None
+    when the file exists already (its mode is left alone) or the URL names no file."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return None
+    except OSError:
+        return None  # no such directory, no permission: SQLite says so when it connects
+    return database  # an empty file is an empty SQLite database
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets its pragmas and explicit transaction control."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
+    created = _create_private(url)
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -65,6 +82,10 @@ def make_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         if ":memory:" not in url and url != "sqlite://":
             cursor.execute("PRAGMA journal_mode=WAL")
+            if created is not None:  # SQLite gives them the file's mode; make sure of it
+                for companion in ("-wal", "-shm", "-journal"):
+                    if os.path.exists(created + companion):
+                        os.chmod(created + companion, 0o600)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         # 64 MiB of page cache per connection (the default is 2 MiB): the event-id index takes

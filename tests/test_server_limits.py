@@ -1,0 +1,160 @@
+"""Cheap requests do not starve ``serve`` (issue 17): slow request heads are cut off, live board
+streams are capped per credential and in all and end when their credential is revoked, and a
+new SQLite store is readable by its owner only. Each runs against a real ``serve`` process."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_process import ServeProcess, start_safety_stream
+from trial_builder import Trial
+
+from safety_stream.events import encode_json
+from safety_stream.store.sql import SqlEventStore
+
+HEAD_TIMEOUT = 2.0
+SLOW_CONNECTIONS = 300
+
+
+def safety_stream(db: str, *args: str) -> str:
+    executable = str(Path(sys.executable).with_name("safety-stream"))
+    done = subprocess.run(
+        [executable, *args, "--db", db], check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[ServeProcess, str]]:
+    db = f"sqlite:///{tmp_path / 'limits.db'}"
+    env = os.environ | {"SAFETY_STREAM_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT)}
+    running = start_safety_stream(db, tmp_path, env=env)
+    try:
+        yield running, db
+    finally:
+        running.stop()
+
+
+def post_one_event(server: ServeProcess) -> httpx.Response:
+    trial = Trial()
+    trial.enrol("P-1")
+    return httpx.post(
+        f"{server.url}/v1/events",
+        content=encode_json(trial.events[0]).encode(),
+        headers={
+            "Authorization": f"Bearer {server.token}",
+            "Content-Type": "application/x-ndjson",
+        },
+        timeout=10,
+    )
+
+
+def closed_by_server(connection: socket.socket) -> bool:
+    try:
+        return connection.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except BlockingIOError:
+        return False
+
+
+def test_slow_request_heads_do_not_hold_the_server(
+    server: tuple[ServeProcess, str],
+) -> None:
+    running, _ = server
+    slow: list[socket.socket] = []
+    try:
+        for _ in range(SLOW_CONNECTIONS):  # slowloris: a head that never ends
+            connection = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            slow.append(connection)
+        opened = time.monotonic()
+        started = time.monotonic()
+        response = post_one_event(running)
+        took = time.monotonic() - started
+        assert response.status_code == 201, response.text
+        assert took < 2.0, f"a POST took {took:.2f} s with {SLOW_CONNECTIONS} slow heads open"
+        for connection in slow:
+            connection.setblocking(False)
+        open_ones = set(slow)
+        deadline = opened + HEAD_TIMEOUT + 5
+        while open_ones and time.monotonic() < deadline:
+            readable, _, _ = select.select(list(open_ones), [], [], 0.5)
+            open_ones -= {c for c in readable if closed_by_server(c)}
+        elapsed = time.monotonic() - opened
+        assert not open_ones, f"{len(open_ones)} slow connections still open after {elapsed:.1f} s"
+        assert elapsed >= HEAD_TIMEOUT - 0.5  # closed by the timeout, not at once
+        fresh = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+        with fresh:  # a whole request on a new connection is answered as ever
+            fresh.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert fresh.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        for connection in slow:
+            connection.close()
+
+
+def open_stream(
+    stack: ExitStack, client: httpx.Client, token: str
+) -> tuple[httpx.Response, Iterator[str]]:
+    response = stack.enter_context(
+        client.stream("GET", "/board/stream", headers={"Authorization": f"Bearer {token}"})
+    )
+    return response, response.iter_text()
+
+
+def test_live_streams_are_capped_per_credential_and_end_when_it_is_revoked(
+    server: tuple[ServeProcess, str],
+) -> None:
+    running, db = server
+    officer = safety_stream(db, "readers", "add", "officer", "--role", "safety_officer")
+    timeout = httpx.Timeout(5.0)
+    limits = httpx.Limits(max_connections=20)
+    with (
+        ExitStack() as stack,
+        httpx.Client(base_url=running.url, timeout=timeout, limits=limits) as client,
+    ):
+        admins = [open_stream(stack, client, running.token) for _ in range(4)]
+        assert all(response.status_code == 200 for response, _ in admins)
+        assert all(next(text).startswith("retry: ") for _, text in admins)
+        refused = client.get("/board/stream", headers={"Authorization": f"Bearer {running.token}"})
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+        assert "too many live board streams" in refused.text
+        watching, text = open_stream(stack, client, officer)  # another credential still may
+        assert watching.status_code == 200 and next(text).startswith("retry: ")
+        safety_stream(db, "readers", "revoke", "officer")
+        revoked = time.monotonic()
+        assert list(text) == []  # the stream ends (a read timeout of 5 s would raise)
+        assert time.monotonic() - revoked < 3
+        # the admin's streams carry on, and hear about a new event
+        assert post_one_event(running).status_code == 201
+        assert next(admins[0][1]).startswith("id: ")
+
+
+def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private.db"
+    old = os.umask(0o022)  # the usual umask, which would give 0644
+    try:
+        store = SqlEventStore.open(f"sqlite:///{path}")
+        try:
+            with store.engine.connect() as connection:  # WAL: -wal and -shm exist meanwhile
+                connection.exec_driver_sql("SELECT 1")
+                files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+                modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files if f.exists()}
+        finally:
+            store.close()
+    finally:
+        os.umask(old)
+    assert len(modes) == 3, modes
+    assert set(modes.values()) == {0o600}, {name: oct(mode) for name, mode in modes.items()}
