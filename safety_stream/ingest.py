@@ -76,6 +76,15 @@ class IngestReport:
     def count(self, status: Status) -> int:
         return sum(o.status == status for o in self.outcomes)
 
+    @classmethod
+    def merged(cls, reports: Sequence[IngestReport]) -> IngestReport:
+        """One report of consecutive parts of a submission, in order."""
+        return cls(
+            [o for r in reports for o in r.outcomes],
+            [a for r in reports for a in r.appended],
+            sum(r.redelivered for r in reports),
+        )
+
 
 def _site_problem(allowed_site: str) -> Problem:
     return Problem(

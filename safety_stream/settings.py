@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         description="Alert routing file (YAML); default: every alert to an NDJSON file here",
     )
     max_body_bytes: int = Field(default=16 << 20, gt=0, description="Largest accepted POST")
+    max_records: int = Field(
+        default=10_000,
+        gt=0,
+        description="Most records in one POST (413 beyond); each part of 1,000 commits on "
+        "its own, so a long submission never holds the write lock for long",
+    )
     tick_seconds: float = Field(
         default=30,
         gt=0,

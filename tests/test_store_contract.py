@@ -248,5 +248,9 @@ def test_reading_as_stored_by_a_time_gives_a_prefix_even_when_the_clock_steps_ba
     assert [s.position for s in store.read(stored_until=cutoff)] == [1]
     assert [p for p, _, _ in store.payloads(stored_until=cutoff)] == [1]
     assert [s.position for s in store.read(stored_until=t0 + timedelta(hours=5))] == [1, 2, 3, 4]
+    # the prefix's end, as the as-of reads key their cache
+    assert store.position_at(cutoff) == 1
+    assert store.position_at(t0 - timedelta(seconds=1)) == 0
+    assert store.position_at(t0 + timedelta(hours=5)) == 4
     if isinstance(store, SqlEventStore):
         store.close()

@@ -137,25 +137,30 @@ class RejectionOut(_Body):
     source: str
     site_id: str | None
     location: str
-    raw: str  # UTF-8 with undecodable bytes escaped
+    raw: str = Field(
+        description="UTF-8 with undecodable bytes escaped; listings show the first 4 KiB, "
+        "GET /v1/rejections/{id} what is kept (the first 64 KiB)"
+    )
     raw_size: int = Field(description="bytes received (raw keeps at most the first 64 KiB)")
     raw_sha256: str = Field(description="SHA-256 of all the bytes received")
-    raw_truncated: bool = Field(description="raw holds only the beginning of what was received")
+    raw_truncated: bool = Field(description="raw shows only the beginning of what was received")
     problems: list[dict[str, Any]]
     received: int = Field(description="how often these bytes arrived from this site (retries)")
 
     @classmethod
-    def of(cls, rejection: Rejection) -> RejectionOut:
+    def of(cls, rejection: Rejection, shown: int | None = None) -> RejectionOut:
+        """``shown``: how many bytes of raw to include (None: all that is kept)."""
+        raw = rejection.raw if shown is None else rejection.raw[:shown]
         return cls(
             id=rejection.id,
             received_at=rejection.received_at,
             source=rejection.source,
             site_id=rejection.site_id,
             location=rejection.location,
-            raw=rejection.raw.decode("utf-8", errors="backslashreplace"),
+            raw=raw.decode("utf-8", errors="backslashreplace"),
             raw_size=rejection.size,
             raw_sha256=rejection.sha256,
-            raw_truncated=rejection.truncated,
+            raw_truncated=rejection.truncated or len(raw) < len(rejection.raw),
             problems=rejection.problems,
             received=rejection.received,
         )

@@ -207,6 +207,11 @@ class EventStore(Protocol):
         """The highest committed position (0 when empty)."""
         ...
 
+    def position_at(self, moment: datetime) -> int:
+        """The end of the log's prefix stored by ``moment`` (``read(stored_until=moment)``
+        reads exactly the positions up to it; 0 when nothing was stored by then)."""
+        ...
+
     def now(self) -> datetime:
         """The server's clock, as it stamps ``stored_at``."""
         ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +29,32 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     options = {WRITE_OPTION: True}
     with engine.connect().execution_options(**options) as connection, connection.begin():
         yield connection
+
+
+class FairLock:
+    """A lock granted in the order it was asked for.
+
+    ``threading.Lock`` (and SQLite's busy handler, which polls) let a thread that releases and
+    asks again at once take the lock over and over while another waits: a long submission
+    committed in parts would starve a one-event POST. Here each writer takes a ticket.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._issued = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._condition:
+            ticket = self._issued
+            self._issued += 1
+            while ticket != self._serving:
+                self._condition.wait()
+
+    def __exit__(self, *_: object) -> None:
+        with self._condition:
+            self._serving += 1
+            self._condition.notify_all()
 
 
 SQLITE_FULL = 13  # sqlite3 result code: "database or disk is full"

@@ -225,6 +225,12 @@ class InMemoryEventStore:
     def head(self) -> int:
         return self._committed
 
+    def position_at(self, moment: datetime) -> int:
+        position = 0
+        for stored in self.read(stored_until=moment):
+            position = stored.position
+        return position
+
     def now(self) -> datetime:
         return self._clock()
 

@@ -43,7 +43,7 @@ from safety_stream.store.base import (
     problems_json,
     rejection_digest,
 )
-from safety_stream.store.engine import make_engine, write_transaction
+from safety_stream.store.engine import FairLock, make_engine, write_transaction
 from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash, rejection_link
 from safety_stream.store.memory import Clock, utc_now
 from safety_stream.store.tables import (
@@ -438,6 +438,7 @@ class SqlEventStore:
         self.engine = engine
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
+        self._writers = FairLock()
 
     @classmethod
     def open(cls, url: str, clock: Clock = utc_now) -> SqlEventStore:
@@ -452,7 +453,9 @@ class SqlEventStore:
 
     @contextmanager
     def write(self) -> Iterator[_SqlSession]:
-        with write_transaction(self.engine) as connection:
+        """One write transaction; this process's writers take turns in the order they came
+        (other processes queue on the database's own lock)."""
+        with self._writers, write_transaction(self.engine) as connection:
             if self._postgres:
                 connection.execute(LOCK_APPENDS, {"key": APPEND_LOCK_KEY})
             session = _SqlSession(connection, self._clock)
@@ -520,6 +523,19 @@ class SqlEventStore:
             return connection.execute(
                 select(func.coalesce(func.max(EventRow.position), 0))
             ).scalar_one()
+
+    def position_at(self, moment: datetime) -> int:
+        with self.engine.connect() as connection:
+            later = connection.execute(
+                select(func.min(EventRow.position)).where(EventRow.stored_at > moment)
+            ).scalar()
+            if later is not None:
+                return int(later) - 1
+            return int(
+                connection.execute(
+                    select(func.coalesce(func.max(EventRow.position), 0))
+                ).scalar_one()
+            )
 
     def stream(self, trial_id: str, patient_id: str) -> list[StoredEvent]:
         query = (
