@@ -4,6 +4,7 @@ new SQLite store is readable by its owner only. Each runs against a real ``serve
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import socket
@@ -11,7 +12,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from serve_process import ServeProcess, start_safety_stream
 from trial_builder import Trial
 
+from safety_stream.board.live import LiveStreams
 from safety_stream.events import encode_json
 from safety_stream.store.sql import SqlEventStore
 
@@ -158,3 +160,35 @@ def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> Non
         os.umask(old)
     assert len(modes) == 3, modes
     assert set(modes.values()) == {0o600}, {name: oct(mode) for name, mode in modes.items()}
+
+
+def test_streams_with_the_same_stamp_key_share_one_poll() -> None:
+    reads = {"readers": 0, "S1": 0}
+
+    def reader(key: str) -> Callable[[], str]:
+        def read() -> str:
+            reads[key] += 1
+            return "unchanged"
+
+        return read
+
+    async def quiet() -> bool:
+        return False
+
+    async def watch(live: LiveStreams, name: str, key: str) -> list[str]:
+        slot = live.admit(name)
+        events = live.events(slot, key, reader(key), "unchanged", quiet)
+        return [message async for message in events]
+
+    async def run() -> list[list[str]]:
+        live = LiveStreams(per_credential=20, in_all=40, check_seconds=0.05, stream_seconds=1)
+        watchers = [watch(live, f"reader-{i % 5}", "readers") for i in range(20)]
+        watchers += [watch(live, "S1", "S1") for _ in range(4)]
+        done = await asyncio.gather(*watchers)
+        assert live.open_streams == 0  # every slot given back
+        return done
+
+    streams = asyncio.run(run())
+    assert all(messages == [messages[0]] for messages in streams)  # quiet: the preamble only
+    # one poll per key, every 0.05 s for about 1 s: not 20 (or 4) streams' worth of reads
+    assert 10 <= reads["readers"] <= 30 and 10 <= reads["S1"] <= 30, reads
