@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         "(written by report and serve, checked by verify --checkpoint); keep it out of the "
         "database's reach",
     )
+    checkpoint_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How often serve writes the signed checkpoint (with a checkpoint key)",
+    )
     checkpoint_file: Path = Field(
         default=Path("safety-stream-checkpoint.json"),
         description="Where the latest signed checkpoint is written (with a checkpoint key)",

@@ -5,18 +5,21 @@ follow-up window can still end and a report deadline can still pass: when the ea
 monitor's timers has fallen due by the server's clock, ``tick`` appends a ``clock.ticked``
 event (through ingest, like every event: validated and hash-chained) and projects it, so the
 window completes or the report turns overdue now, and a replay of the log sees the same.
-``Ticker`` does it every few seconds in ``serve``.
+``Ticker`` does it every few seconds in ``serve``, and writes a signed checkpoint of the hash
+chain's head every ``checkpoint_seconds`` when a checkpoint key is configured.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 
 from safety_stream.events import CLOCK_STREAM, SERVER_SITE, ClockTicked, encode_json
 from safety_stream.ingest import ingest
 from safety_stream.runtime import Runtime
+from safety_stream.store.checkpoint import write_configured_checkpoint
 from safety_stream.validation.records import InputFormat, RawRecord
 
 log = logging.getLogger(__name__)
@@ -64,9 +67,17 @@ class Ticker:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        checkpointed = float("-inf")
         while not self._stop.wait(self._seconds):
             try:
                 while tick(self._runtime):  # several timers may have fallen due
                     pass
             except Exception:  # a failed tick is retried on the next one
                 log.exception("clock tick failed")
+            every = self._runtime.settings.checkpoint_seconds
+            if time.monotonic() - checkpointed >= every:
+                checkpointed = time.monotonic()
+                try:  # no key configured: nothing is written
+                    write_configured_checkpoint(self._runtime.store, self._runtime.settings)
+                except Exception as error:  # kept as evidence; say so and go on
+                    log.error("checkpoint not written: %s", error)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from safety_stream.projections.state import apply as real_apply
 from safety_stream.runtime import build_runtime
 from safety_stream.settings import Settings
 from safety_stream.store.sql import SqlEventStore
+from safety_stream.ticking import Ticker
 
 
 class Served:
@@ -220,3 +222,34 @@ def test_a_full_disk_is_a_503_to_retry_and_nothing_of_the_request_is_kept(
     assert served.post(big.events).status_code == 201  # the client's retry
     assert served.client.get("/healthz").json()["status"] == "ok"
     assert served.runtime.store.head() == head + 300
+
+
+def test_serve_writes_a_signed_checkpoint_of_the_head_periodically(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = tmp_path / "checkpoint.json"
+    settings = Settings(
+        db=sqlite_url,
+        checkpoint_key="a-checkpoint-key-of-some-length",
+        checkpoint_file=checkpoint,
+        checkpoint_seconds=0.05,
+    )
+    runtime = build_runtime(settings)
+    ticker = Ticker(runtime, seconds=0.02)
+    try:
+        with runtime.store.write() as session:
+            for stored in two_patients().events:
+                session.append(stored)
+        ticker.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if checkpoint.exists() and json.loads(checkpoint.read_text())["position"] == 4:
+                break
+            time.sleep(0.05)
+    finally:
+        ticker.stop()
+        runtime.close()
+    written = json.loads(checkpoint.read_text())
+    assert written["position"] == 4 and written["hmac"]
+    monkeypatch.setenv("SAFETY_STREAM_CHECKPOINT_KEY", "a-checkpoint-key-of-some-length")
+    assert main(["verify", "--db", sqlite_url, "--checkpoint", str(checkpoint)]) == 0
