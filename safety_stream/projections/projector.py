@@ -115,7 +115,6 @@ class Changes:
     patients: set[str] = field(default_factory=set)
     aes: set[UUID] = field(default_factory=set)
     derived: list[Any] = field(default_factory=list)
-    quarantined: list[Quarantine] = field(default_factory=list)
 
     def fold(
         self,
@@ -145,10 +144,20 @@ class Changes:
         except Exception as error:
             if state.position < position:  # the apply step did not get to its end
                 state.position = position
+            if isinstance(event, EventBase):  # save what it may have half changed, as it is
+                self._touched(state, event)
             found = quarantine_of(position, event_type, step, error)
-            self.quarantined.append(found)
             if observer is not None:
                 self.derived += observer.quarantine(found, received_at)
+
+
+    def _touched(self, state: TrialState, event: EventBase) -> None:
+        """Mark the documents a failed step may have changed, so memory and saved agree."""
+        if event.patient_id in state.patients:
+            self.patients.add(event.patient_id)
+        for key in (event.event_id, getattr(event, "ae_id", None)):
+            if key in state.aes:
+                self.aes.add(key)
 
 
 def fold(
