@@ -192,3 +192,21 @@ def test_streams_with_the_same_stamp_key_share_one_poll() -> None:
     assert all(messages == [messages[0]] for messages in streams)  # quiet: the preamble only
     # one poll per key, every 0.05 s for about 1 s: not 20 (or 4) streams' worth of reads
     assert 10 <= reads["readers"] <= 30 and 10 <= reads["S1"] <= 30, reads
+
+
+def test_at_the_connection_cap_slow_heads_make_room_for_a_request(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cap.db'}"
+    env = os.environ | {"SAFETY_STREAM_MAX_CONNECTIONS": "50"}  # head timeout: the default 10 s
+    running = start_safety_stream(db, tmp_path, env=env)
+    slow = []
+    try:
+        for _ in range(100):
+            connection = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            slow.append(connection)
+        response = post_one_event(running)  # not a 503: the oldest slow heads were dropped
+        assert response.status_code == 201, response.text
+    finally:
+        for connection in slow:
+            connection.close()
+        running.stop()
