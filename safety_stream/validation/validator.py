@@ -96,6 +96,7 @@ class Validator:
         self._gate = gate  # e.g. "this credential writes only its own site's events"
         self._latest = None if received_at is None else received_at + clock_skew
         self._received_at = received_at
+        self._one_site = one_site  # a site's credential: never told where others' events are
         self.references = ReferenceChecker(ctcae, outside, one_site=one_site)
 
     def validate(
@@ -189,7 +190,8 @@ class Validator:
             return RecordResult(location, raw, event, [], [], duplicate_of=f"position {position}")
         problem = Problem(
             path="event_id",
-            message=f"event_id is already stored (position {position}) for a different event",
+            message="event_id is already stored for a different event"
+            + ("" if self._one_site else f" (position {position})"),
             code="store.event_id_conflict",
             allowed="a new UUID for a new event, or the identical event to resend it",
         )
