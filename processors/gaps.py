@@ -11,6 +11,7 @@ loss yet: see "Known defects" in the README.)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from safety_stream.ingest import IngestReport
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.runtime import Runtime
 from safety_stream.store.base import EventStore
+
+log = logging.getLogger(__name__)
 
 POLL_MS = 1000
 MAX_POLLS = 60
@@ -50,7 +53,11 @@ def missing(
     for (topic, partition), offset in first.items():
         last = stored[f"kafka:{topic}/{partition}"]
         start = 0 if last is None else last + 1
+        log.info(
+            "batch of %s/%d from offset %d; the store has up to %s", topic, partition, offset, last
+        )
         if start < offset:
+            log.warning("re-reading offsets %d-%d of %s/%d", start, offset - 1, topic, partition)
             found += _read(settings, (topic, partition), start, offset)
     return found
 
