@@ -150,7 +150,6 @@ class Changes:
             if observer is not None:
                 self.derived += observer.quarantine(found, received_at)
 
-
     def _touched(self, state: TrialState, event: EventBase) -> None:
         """Mark the documents a failed step may have changed, so memory and saved agree."""
         if event.patient_id in state.patients:
