@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         le=600,
         description="A connection that sends no complete request head in this time is closed",
     )
+    body_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="A request whose body has not arrived this long after its first part is "
+        "answered 408 and its connection closed",
+    )
     keep_alive_seconds: int = Field(
         default=5, ge=1, le=600, description="An idle keep-alive connection is closed after this"
     )

@@ -26,6 +26,7 @@ from safety_stream.events import encode_json
 from safety_stream.store.sql import SqlEventStore
 
 HEAD_TIMEOUT = 2.0
+BODY_TIMEOUT = 2.0
 SLOW_CONNECTIONS = 300
 
 
@@ -40,7 +41,10 @@ def safety_stream(db: str, *args: str) -> str:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[ServeProcess, str]]:
     db = f"sqlite:///{tmp_path / 'limits.db'}"
-    env = os.environ | {"SAFETY_STREAM_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT)}
+    env = os.environ | {
+        "SAFETY_STREAM_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
+        "SAFETY_STREAM_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
+    }
     running = start_safety_stream(db, tmp_path, env=env)
     try:
         yield running, db
@@ -210,3 +214,26 @@ def test_at_the_connection_cap_slow_heads_make_room_for_a_request(tmp_path: Path
         for connection in slow:
             connection.close()
         running.stop()
+
+
+def test_a_body_dripped_slower_than_the_deadline_gets_a_408_and_is_closed(
+    server: tuple[ServeProcess, str],
+) -> None:
+    running, _ = server
+    host, port = running.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+            + f"Authorization: Bearer {running.token}\r\n".encode()
+            + b"Content-Length: 1000\r\n\r\n{"
+        )  # the whole head, then one byte of a promised thousand
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer and time.monotonic() - started < 10:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert BODY_TIMEOUT - 0.5 <= time.monotonic() - started < BODY_TIMEOUT + 5
+    assert post_one_event(running).status_code == 201  # and the server goes on

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from safety_stream import __version__
 from safety_stream.api.alerts import add_alert_routes
 from safety_stream.api.as_of import AsOf, PastStates, parse_as_of
+from safety_stream.api.body_timeout import BodyDeadline, BodyTimeout
 from safety_stream.api.decisions import add_decision_routes
 from safety_stream.api.monitoring import add_monitoring_routes
 from safety_stream.api.operations import add_operations_routes
@@ -60,6 +61,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
 
     app.state.runtime = runtime
+    app.add_middleware(BodyDeadline, seconds=runtime.settings.body_timeout_seconds)
+
+    @app.exception_handler(BodyTimeout)
+    async def body_timeout(request: Request, error: BodyTimeout) -> Response:
+        return JSONResponse({"detail": str(error)}, 408, headers={"Connection": "close"})
 
     @app.exception_handler(Exception)
     async def failure(request: Request, error: Exception) -> Response:
