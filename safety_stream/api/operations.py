@@ -27,6 +27,9 @@ def add_operations_routes(app: FastAPI, runtime: Runtime) -> None:
         "/healthz",
         response_model=HealthResponse,
         responses={503: {"model": HealthResponse, "description": "cannot do its job now"}},
+        # a token is optional here (FastAPI adds the bearer scheme): anyone gets the status,
+        # readers the positions too
+        openapi_extra={"security": [{}]},
     )
     def health(caller: MaybeCaller) -> JSONResponse:
         """ok, degraded (working, but something needs an operator) or unhealthy (503)."""
