@@ -60,6 +60,8 @@ def _status(report: IngestReport) -> int:
 def add_submission_routes(
     app: FastAPI, runtime: Runtime, errors: dict[int | str, dict[str, object]]
 ) -> None:
+    """POST /v1/events; ``errors``: the responses every route of the API documents."""
+
     @app.post(
         "/v1/events",
         status_code=201,
