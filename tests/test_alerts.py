@@ -312,6 +312,11 @@ def test_the_deploy_alert_routing_loads_with_its_secrets_from_the_environment(
         "dsmb/email", "dsmb/webhook", "safety-officers/email", "safety-officers/alertmanager",
         "dsmb-chair/pager",
     }  # fmt: skip
+    wanting = {g.name for g in config.groups if g.wants("event.quarantined", "critical")}
+    assert wanting == {"safety-officers"}  # the monitor's own integrity: not the DSMB's to act on
+    assert {g.name for g in config.groups if g.wants("boundary.crossed", "critical")} == {
+        "dsmb", "safety-officers", "dsmb-chair",
+    }  # fmt: skip
     assert config.smtp is not None and config.smtp.password is not None
     assert config.smtp.password.get_secret_value() == "pw"
     assert "pw" not in repr(config)  # secrets never printed

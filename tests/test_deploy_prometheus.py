@@ -25,7 +25,7 @@ EXPECTED_ALERTS = {
     "SafetyReportOverdue": ("critical", "safety"),
     "SafetyReportPastDue": ("critical", "safety"),
     "SafetyPipelineStalled": ("critical", "pipeline"),
-    "SafetyEventsQuarantined": ("critical", "pipeline"),
+    "SafetyEventsQuarantined": ("critical", "integrity"),
     "SafetyIngestRejectingTooMuch": ("warning", "pipeline"),
     "SafetyAlertDeliveryFailing": ("warning", "pipeline"),
     "SafetyStreamDown": ("critical", "pipeline"),

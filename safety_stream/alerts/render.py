@@ -26,6 +26,8 @@ ALERTNAMES = {
     "report.site_late": "SafetySaeLateFromSite",
     "event.quarantined": "SafetyEventQuarantined",
 }
+# what the monitor found about its own data goes to the safety officer and the operators
+CATEGORY: dict[str, str] = {"event.quarantined": "integrity"}
 HEADLINES = {
     "boundary.approached": "stopping boundary approached",
     "boundary.crossed": "STOPPING BOUNDARY CROSSED",
@@ -169,7 +171,7 @@ def _alertmanager_alert(
         "labels": {
             "alertname": ALERTNAMES[kind],
             "severity": SEVERITY[kind],
-            "category": "safety",
+            "category": CATEGORY.get(kind, "safety"),
             "kind": kind,
             "rule": alert.rule_id,
             "trial": trial_id,

@@ -110,8 +110,10 @@ class Validator:
                     yield self._one(record.location, record.raw, None, from_json=True)
             elif csv_paths:
                 yield from self._csv_row(record)
-            else:  # an element of a JSON document: its own text, parsed strictly like a line
+            elif record.raw:  # an element of a JSON document: its text, parsed strictly
                 yield self._one(record.location, record.raw, None, from_json=True)
+            else:  # a value built in process (the simulator's dry runs), not sent
+                yield self._one(record.location, record.raw, record.value, from_json=False)
 
     def _csv_row(self, record: RawRecord) -> Iterator[RecordResult]:
         """The events of one CSV row, all or nothing: if any is rejected, so are the others
