@@ -26,6 +26,7 @@ from distributed import (
 )
 from kafka import KafkaConsumer
 
+from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.topics import Topics
 from safety_stream.simulate import SimulatedRecord, simulate
 from safety_stream.simulate.rates import scenario
@@ -119,24 +120,55 @@ def test_two_workers_share_the_work_and_one_stopping_loses_nothing(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     settings = kafka_settings(bootstrap)
-    workers = [start_worker(settings, postgres_url, tmp_path, f"w{n}") for n in (1, 2)]
+    try:
+        run_two_workers_stopping_one(settings, records, postgres_url, tmp_path)
+        assert_same(outcome(postgres_url), embedded)
+    except BaseException as error:  # what went wrong, kept beside the workers' logs
+        (tmp_path / "failure.txt").write_text(diagnosis(error, postgres_url, embedded))
+        raise
+
+
+def run_two_workers_stopping_one(
+    settings: KafkaSettings, records: list[SimulatedRecord], db: str, tmp_path: Path
+) -> None:
+    workers = [start_worker(settings, db, tmp_path, f"w{n}") for n in (1, 2)]
     half = len(records) // 2
     try:
         # a worker that joins late takes partitions over mid-stream (seen on a loaded machine)
         wait_until_settled(workers, settings)
         produce(settings, records[:half])
-        wait_until_taken(postgres_url, settings, half // 2)
+        wait_until_taken(db, settings, half // 2)
         # the trial's records are on one partition: stop the worker that has it
         stopping, survivor = sorted(workers, key=WorkerProcess.records_taken, reverse=True)
         assert stopping.records_taken() > 0 and survivor.records_taken() == 0
         stopping.stop()  # leaves the group: the other takes its partitions over (rebalance)
         produce(settings, records[half:])  # the sites go on posting
-        wait_until_done(postgres_url, settings, len(records))
+        wait_until_done(db, settings, len(records))
         assert survivor.records_taken() >= len(records) - half
     finally:
         for worker in workers:
             worker.stop()
-    assert_same(outcome(postgres_url), embedded)
+
+
+def diagnosis(error: BaseException, db: str, embedded: Outcome) -> str:
+    """The failure and how the distributed log differs from the embedded one (ids, counts and
+    problem codes only)."""
+    import traceback
+
+    lines = ["".join(traceback.format_exception(error))]
+    try:
+        found = outcome(db)
+    except Exception as unreadable:
+        return lines[0] + f"\noutcome unreadable: {unreadable!r}"
+    ids = [i for _, i in found.events]
+    expected = [i for _, i in embedded.events]
+    missing = [n for n, i in enumerate(expected, 1) if i not in set(ids)]
+    lines.append(f"events: {len(ids)} distributed, {len(expected)} embedded")
+    lines.append(f"embedded positions missing: {missing[:20]} ... ({len(missing)})")
+    lines.append(f"rejections: {len(found.rejections)} distributed, {len(embedded.rejections)}")
+    codes = sorted({p["code"] for _, problems in found.rejections for p in json.loads(problems)})
+    lines.append(f"distributed rejection codes: {codes}")
+    return "\n".join(lines)
 
 
 def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(

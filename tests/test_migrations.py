@@ -56,3 +56,33 @@ def test_the_patient_timeline_is_filled_in_from_the_log(
     assert (alive.consent_date, alive.death_date, alive.fatal_ae_id) == (
         trial.events[3].consent_date, None, None,  # type: ignore[attr-defined]
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_processes_starting_together_on_a_fresh_store_all_migrate_it(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """As compose starts the API and two workers on one new database: one migrates under the
+    lock, the others wait and find the schema at head (none fails on a duplicate key)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = request.getfixturevalue(f"{backend}_url")
+    executable = str(Path(sys.executable).with_name("safety-stream"))
+    started = [
+        subprocess.Popen(
+            [executable, "migrate", "--db", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in started]
+    assert [process.returncode for process in started] == [0, 0, 0, 0], outputs
+    store = SqlEventStore.open(url)
+    try:
+        with store.engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            assert context.get_current_revision() is not None
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        store.close()
