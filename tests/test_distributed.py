@@ -110,10 +110,9 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(
 
 @pytest.mark.xfail(
     strict=False,
-    reason="KNOWN DEFECT (open, see README 'Known defects'): in about 1 run in 3 a worker "
-    "stopped mid-stream leaves a range of submissions that the survivor never ingests; the "
-    "records that follow are then refused as 'patient not enrolled'. The gap filler "
-    "(processors/gaps.py) does not close it yet.",
+    reason="KNOWN DEFECT (open, see README 'Known defects'): in some runs, after a worker "
+    "stops mid-stream, events of records the workers took are missing and the records that "
+    "follow are refused as 'patient not enrolled' (failure.txt beside the workers' logs).",
 )
 def test_two_workers_share_the_work_and_one_stopping_loses_nothing(
     records: list[SimulatedRecord], embedded: Outcome, bootstrap: str, postgres_url: str,
