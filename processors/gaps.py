@@ -1,12 +1,14 @@
-"""Records a worker would otherwise skip: the store, not Kafka's committed offsets, is the truth.
+"""Records a worker would otherwise skip: the store, not Kafka's delivery, is the truth.
 
-Faust commits a batch's offsets when the agent leaves it; a worker stopped (or killed) after
-that commit but before the batch's ingest transaction committed leaves records that the next
-owner of the partition never receives. The store keeps, per partition, the last offset whose
-records it committed (in the same transaction). Before ingesting a batch, ``missing`` compares
-each partition's first offset in the batch with that stored offset and reads any records in
-between straight from Kafka, so they are ingested first, in order. (It does not close every
-loss yet: see "Known defects" in the README.)
+Each partition's records must be ingested in offset order with none left out: a follower cites
+its enrolment. Two things break that in Faust: a worker stopped (or killed) after a batch's
+offsets were committed but before its ingest transaction committed leaves records that the
+next owner never receives; and after a rebalance a take() batch can skip records in its
+middle (seen after a fresh broker start: a batch of offsets 1275-1859 held 147 records). The
+store keeps, per partition, the last offset whose records it committed (in the same
+transaction). Before a batch is ingested, ``complete`` checks that each partition's records in
+it run without a hole from that stored offset on, and reads any that are missing straight from
+Kafka, so the partition's records are ingested whole and in order.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ MAX_POLLS = 60
 def ingest_with_gaps(
     runtime: Runtime, settings: KafkaSettings, batch: Sequence[Submission]
 ) -> list[IngestReport]:
-    """Ingest ``batch`` after whatever was skipped before it, in one blocking step."""
-    return pipeline.ingest_batch(runtime, [*missing(runtime.store, settings, batch), *batch])
+    """Ingest ``batch`` with whatever was skipped before or inside it, in one blocking step."""
+    return pipeline.ingest_batch(runtime, complete(runtime.store, settings, batch))
 
 
 def stored_offsets(store: EventStore, sources: list[str]) -> dict[str, int | None]:
@@ -40,25 +42,30 @@ def stored_offsets(store: EventStore, sources: list[str]) -> dict[str, int | Non
         return {source: session.source_offset(source) for source in sources}
 
 
-def missing(
+def complete(
     store: EventStore, settings: KafkaSettings, batch: Sequence[Submission]
 ) -> list[Submission]:
-    """The records between each partition's stored offset and the batch's first offset."""
-    first: dict[tuple[str, int], int] = {}
+    """Each partition's records from the store's offset + 1 to the batch's last, in order: the
+    batch's own, and the ones it lacks read from Kafka (records already stored are left to
+    ingest, which skips them)."""
+    by_partition: dict[tuple[str, int], dict[int, Submission]] = {}
     for item in batch:
-        key = (item.topic, item.partition)
-        first[key] = min(first.get(key, item.offset), item.offset)
-    stored = stored_offsets(store, [f"kafka:{t}/{p}" for t, p in first])
+        by_partition.setdefault((item.topic, item.partition), {})[item.offset] = item
+    stored = stored_offsets(store, [f"kafka:{t}/{p}" for t, p in by_partition])
     found: list[Submission] = []
-    for (topic, partition), offset in first.items():
+    for (topic, partition), items in by_partition.items():
         last = stored[f"kafka:{topic}/{partition}"]
         start = 0 if last is None else last + 1
-        log.info(
-            "batch of %s/%d from offset %d; the store has up to %s", topic, partition, offset, last
-        )
-        if start < offset:
-            log.warning("re-reading offsets %d-%d of %s/%d", start, offset - 1, topic, partition)
-            found += _read(settings, (topic, partition), start, offset)
+        end = max(items) + 1
+        holes = [offset for offset in range(start, end) if offset not in items]
+        if holes:
+            log.warning(
+                "%d records of offsets %d-%d of %s/%d were not delivered: reading them again",
+                len(holes), start, end - 1, topic, partition,
+            )  # fmt: skip
+            for item in _read(settings, (topic, partition), holes[0], holes[-1] + 1):
+                items.setdefault(item.offset, item)
+        found += [items[offset] for offset in sorted(items)]
     return found
 
 
@@ -81,7 +88,7 @@ def _read(settings: KafkaSettings, key: tuple[str, int], start: int, end: int) -
                     found.append(
                         Submission(key[0], key[1], message.offset, message.value or b"", headers)
                     )
-            if found and found[-1].offset >= end - 1:
+            if consumer.position(partition) >= end:  # read past the range (holes included)
                 return found
         # the batch is retried (never skipped) until the broker serves them
         raise RuntimeError(f"could not read offsets {start}-{end - 1} of {key[0]}/{key[1]}")

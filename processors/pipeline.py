@@ -16,6 +16,7 @@ Guarantees (at-least-once delivery from Kafka, effectively-once effects):
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from safety_stream.ingest import IngestReport, Offset, ingest
 from safety_stream.kafka.producer import SITE_HEADER, SOURCE_HEADER
 from safety_stream.runtime import Runtime
 from safety_stream.validation.records import InputFormat, RawRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,12 @@ def ingest_batch(runtime: Runtime, batch: Sequence[Submission]) -> list[IngestRe
         )
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
         runtime.metrics.count_report(report)
+        log.info(
+            "offsets %d-%d of %s/%d: %d stored, %d rejected, %d taken before",
+            run[0].offset, run[-1].offset, run[0].topic, run[0].partition,
+            report.count("stored"), len(report.outcomes) - report.count("stored")
+            - report.count("duplicate"), report.redelivered,
+        )  # fmt: skip
         reports.append(report)
         start = end
     return reports
