@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from safety_stream.boundaries import crossing, pocock_table
 from safety_stream.commands.plan_simulate import simulate_rows
-from safety_stream.monitoring.boundaries import crossing, pocock_table
 from safety_stream.runtime import default_plan
 from safety_stream.simulate.operating import OcSettings
 

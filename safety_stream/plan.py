@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from safety_stream.boundaries import bayes_boundary, pocock_table, posterior_above
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.errors import PlanError, read_user_text
 from safety_stream.events import Attribution, LabTest, Modality
@@ -211,14 +212,10 @@ class BayesianRule(_Rule):
 
     @model_validator(mode="after")
     def _prior_alone_does_not_stop(self) -> Self:
-        from safety_stream.monitoring.boundaries import posterior_above
-
         if self.population.evaluability == "time_weighted" and self.population.window is None:
             raise ValueError("evaluability 'time_weighted' needs a window to weigh follow-up by")
         if self.min_n > self.max_n:
             raise ValueError(f"min_n ({self.min_n}) is above max_n ({self.max_n})")
-        from safety_stream.monitoring.boundaries import bayes_boundary
-
         if bayes_boundary(self.max_n, self.theta, self.cutoff, self.prior) is None:
             raise ValueError(
                 f"even {self.max_n} counted patients of {self.max_n} would not make "
@@ -261,8 +258,6 @@ class PocockRule(_Rule):
             or self.looks[0] < 1
         ):
             raise ValueError(f"looks must increase strictly within 1..{self.max_n}")
-        from safety_stream.monitoring.boundaries import pocock_table
-
         looks = tuple(self.looks) if self.looks is not None else None
         if all(
             b is None for b in pocock_table(self.max_n, self.p0, self.alpha, looks).stop_if_at_least

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from safety_stream.monitoring.boundaries import BoundaryTable
+from safety_stream.boundaries import BoundaryTable
 
 WIDTH, HEIGHT = 420, 260
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 14, 36

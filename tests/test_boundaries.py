@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safety_stream.cli import main
-from safety_stream.monitoring.boundaries import (
+from safety_stream.boundaries import (
     bayes_table,
     beta_cdf,
     crossing,
     pocock_table,
     posterior_above,
 )
+from safety_stream.cli import main
 
 
 def exact_binomial_cdf(x: int, n: int, p: Fraction) -> Fraction:

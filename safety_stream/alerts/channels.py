@@ -34,7 +34,7 @@ from safety_stream.alerts.config import (
     WebhookChannel,
 )
 from safety_stream.alerts.render import alertmanager_alerts, render, webhook_payload
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
 
 SIGNATURE_HEADER = "X-Safety-Stream-Signature"
 TIMEOUT_SECONDS = 10.0

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from safety_stream.errors import UsageError, read_user_text
-from safety_stream.monitoring.derived import DerivedKind, Severity
+from safety_stream.events.derived import DerivedKind, Severity
 
 ALERT_KINDS: tuple[DerivedKind, ...] = (
     "boundary.approached",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from safety_stream.monitoring.derived import SEVERITY, DerivedEvent, DerivedKind
+from safety_stream.events.derived import SEVERITY, DerivedEvent, DerivedKind
 
 ALERTNAMES = {
     "boundary.approached": "SafetyBoundaryApproached",

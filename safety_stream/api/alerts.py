@@ -14,7 +14,7 @@ from safety_stream.alerts.outbox import AlertView, UnknownAlert
 from safety_stream.api.monitoring import READERS_ONLY, reader_only
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
 from safety_stream.runtime import Runtime
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.auth import Principal
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
 from safety_stream.monitoring.status import RuleStatus, rule_statuses
 from safety_stream.runtime import Runtime
 

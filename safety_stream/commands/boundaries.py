@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from safety_stream.monitoring.boundaries import BoundaryTable, bayes_table, pocock_table
+from safety_stream.boundaries import BoundaryTable, bayes_table, pocock_table
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from safety_stream.monitoring.boundaries import BoundaryTable
+from safety_stream.boundaries import BoundaryTable
 from safety_stream.monitoring.counting import table_for
 from safety_stream.plan import (
     BayesianRule,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
 from safety_stream.monitoring.whatif import alerts_by_rule, derived_under
 from safety_stream.plan import load_plan
 from safety_stream.runtime import load_plan_or_default

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from safety_stream.monitoring.boundaries import (
+from safety_stream.boundaries import (
     BoundaryTable,
     bayes_boundary,
     bayes_table,

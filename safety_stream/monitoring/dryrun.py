@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan
 from safety_stream.projections.state import TrialState, apply

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from safety_stream.monitoring.derived import DerivedEvent, derive
+from safety_stream.events.derived import DerivedEvent, derive
 from safety_stream.monitoring.matching import condition_holds
 from safety_stream.plan import (
     AllOf,

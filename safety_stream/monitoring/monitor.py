@@ -32,6 +32,7 @@ from safety_stream.events import (
     SafetyReportSubmitted,
     TreatmentAdministered,
 )
+from safety_stream.events.derived import DerivedEvent, DerivedKind, derive
 from safety_stream.monitoring.counting import (
     APPROACHED,
     CROSSED,
@@ -40,7 +41,6 @@ from safety_stream.monitoring.counting import (
     CountState,
     table_for,
 )
-from safety_stream.monitoring.derived import DerivedEvent, DerivedKind, derive
 from safety_stream.monitoring.lab_signals import LabSignals
 from safety_stream.monitoring.matching import (
     ALL_MODALITIES,

@@ -23,7 +23,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from safety_stream.events import ATTRIBUTION_RANK
-from safety_stream.monitoring.derived import DerivedEvent, DerivedKind, derive
+from safety_stream.events.derived import DerivedEvent, DerivedKind, derive
 from safety_stream.plan import ExpeditedReportRule
 from safety_stream.projections.state import AeState
 from safety_stream.timemath import later_day

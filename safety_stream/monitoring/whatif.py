@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import suppress
 
 from safety_stream.events import EventBase, decode_json
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan
 from safety_stream.projections.projector import Changes

@@ -28,14 +28,14 @@ from safety_stream.events import (
     SafetyReportSubmitted,
     decode_json,
 )
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
+from safety_stream.events.hashing import GENESIS
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan
 from safety_stream.projections.projector import Changes
 from safety_stream.projections.state import TrialState
 from safety_stream.report.errors import LogIntegrityError
 from safety_stream.store.base import EventStore, StoredEvent
-from safety_stream.store.hashing import GENESIS
 from safety_stream.store.verify import verify_chain
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safety_stream.errors import SafetyStreamError
+from safety_stream.events.hashing import CHAIN_VERSION, GENESIS, utc_text
 from safety_stream.store.base import EventStore, StoredEvent
-from safety_stream.store.hashing import CHAIN_VERSION, GENESIS, utc_text
 from safety_stream.store.verify import verify_chain
 
 if TYPE_CHECKING:

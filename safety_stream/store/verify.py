@@ -19,14 +19,14 @@ from uuid import UUID
 
 from sqlalchemy import Engine, select
 
-from safety_stream.store.base import Rejection, StoredEvent, VerifyResult, problems_json
-from safety_stream.store.hashing import (
+from safety_stream.events.hashing import (
     GENESIS,
     alert_log_link,
     chain_hash,
     payload_hash,
     rejection_link,
 )
+from safety_stream.store.base import Rejection, StoredEvent, VerifyResult, problems_json
 
 PAGE = 5_000
 TEXT_COLUMNS = ("event_type", "trial_id", "site_id", "patient_id")

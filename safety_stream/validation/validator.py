@@ -23,7 +23,7 @@ from safety_stream.events import (
     decode_submitted,
     encode_json,
 )
-from safety_stream.store.hashing import payload_hash
+from safety_stream.events.hashing import payload_hash
 from safety_stream.validation.checks import DEFAULT_CLOCK_SKEW, check_event, future_problems
 from safety_stream.validation.edc_csv import column_path, read_edc_csv
 from safety_stream.validation.problems import Problem, problems_from_validation_error

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from safety_stream.store.hashing import (
+from safety_stream.events.hashing import (
     GENESIS,
     alert_log_link,
     chain_hash,
