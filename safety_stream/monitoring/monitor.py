@@ -56,9 +56,9 @@ from safety_stream.plan import (
     PocockRule,
     SentinelRule,
 )
+from safety_stream.projections.log import PayloadLog
 from safety_stream.projections.projector import Changes, Quarantine
 from safety_stream.projections.state import AeState, PatientState, TrialState
-from safety_stream.store.base import EventStore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INTEGRITY_RULE = "integrity"
@@ -250,7 +250,7 @@ class Monitor:
             )
         ]
 
-    def rebuild(self, store: EventStore, upto: int) -> None:
+    def rebuild(self, store: PayloadLog, upto: int) -> None:
         """Fold the log up to ``upto`` on a scratch state, discarding what it derives (those
         derived events were stored with the projection the first time)."""
         self._start(self.plan)

@@ -8,14 +8,14 @@ from safety_stream.events import EventBase, decode_json
 from safety_stream.events.derived import DerivedEvent
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan
+from safety_stream.projections.log import PayloadLog
 from safety_stream.projections.projector import Changes
 from safety_stream.projections.state import TrialState
-from safety_stream.store.base import EventStore
 
 ALERTING = ("boundary.crossed", "boundary.approached", "sentinel.raised", "report.overdue")
 
 
-def derived_under(store: EventStore, plans: list[MonitoringPlan]) -> list[list[DerivedEvent]]:
+def derived_under(store: PayloadLog, plans: list[MonitoringPlan]) -> list[list[DerivedEvent]]:
     """Everything each plan would have derived from the log, in one pass over it (each plan
     folds into a state of its own, so a quarantined event under one leaves the others be)."""
     runs = [(Monitor(plan), TrialState(), Changes()) for plan in plans]
