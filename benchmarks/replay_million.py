@@ -18,7 +18,7 @@ from pathlib import Path
 
 from safety_stream.events import decode_json, decode_object
 from safety_stream.projections.projector import replay
-from safety_stream.projections.repositories import SqlProjectionRepository
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.synthetic import make_events
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqlEventStore.open(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        store = SqlEventStore.create(f"sqlite:///{Path(tmp) / 'bench.db'}")
         started = time.perf_counter()
         events = make_events(args.events)
         gc.freeze()  # a million dicts the collector need not keep walking

@@ -25,7 +25,7 @@ from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import decode_json, event_adapter
 from safety_stream.ingest import ingest
 from safety_stream.projections.projector import Projector, replay
-from safety_stream.projections.repositories import SqlProjectionRepository
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.synthetic import make_events
 from safety_stream.validation.records import InputFormat, read_ndjson
@@ -46,7 +46,7 @@ def main() -> None:
     print(f"{'pydantic validation (baseline)':<34} {base_rate:>10,.0f} events/s  ratio 1.00")
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqlEventStore.open(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        store = SqlEventStore.create(f"sqlite:///{Path(tmp) / 'bench.db'}")
         projector = Projector(store, SqlProjectionRepository(store.engine))
         ctcae = ctcae_dictionary()
         started = time.perf_counter()
@@ -62,7 +62,7 @@ def main() -> None:
         print(f"{'ingest + project (SQLite, batches)':<34} {rate:>10,.0f} events/s  ratio "
               f"{rate / base_rate:.2f}")  # fmt: skip
         events = [decode_json(line) for line in lines]
-        store2 = SqlEventStore.open(f"sqlite:///{Path(tmp) / 'bench2.db'}")
+        store2 = SqlEventStore.create(f"sqlite:///{Path(tmp) / 'bench2.db'}")
         projector2 = Projector(store2, SqlProjectionRepository(store2.engine))
         started = time.perf_counter()
         for start in range(0, len(events), args.batch):

@@ -20,16 +20,16 @@ from realservers import free_port, stop_process
 from sqlalchemy import func, select
 
 from safety_stream.alerts.config import default_config
-from safety_stream.alerts.outbox import Outbox
 from safety_stream.ingest import ingest
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.producer import SubmissionProducer
 from safety_stream.kafka.topics import Topics, ensure_topics
-from safety_stream.projections.repositories import SqlProjectionRepository
 from safety_stream.projections.state import TrialState
 from safety_stream.runtime import build_runtime
 from safety_stream.settings import Settings
 from safety_stream.simulate import SimulatedRecord
+from safety_stream.store.outbox_sql import SqlOutbox as Outbox
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.store.tables import DerivedEventRow, ProjectionPositionRow, SourceOffsetRow
 from safety_stream.validation.records import InputFormat, RawRecord

@@ -25,9 +25,9 @@ from safety_stream.errors import UsageError
 from safety_stream.events import EventBase
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.projections.projector import replay
-from safety_stream.projections.repositories import SqlProjectionRepository
 from safety_stream.runtime import Runtime, build_runtime
 from safety_stream.settings import Settings
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.store.tables import ProjectionPositionRow
 

@@ -18,10 +18,8 @@ import pytest
 
 from safety_stream.client import SiteClient
 from safety_stream.projections.projector import Projector, replay
-from safety_stream.projections.repositories import (
-    InMemoryProjectionRepository,
-    SqlProjectionRepository,
-)
+from safety_stream.store.projection_memory import InMemoryProjectionRepository
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.synthetic import make_events
 

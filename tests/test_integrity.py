@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
 from trial_builder import NEUTROPENIA, Trial
 
 from safety_stream.api.app import create_app
@@ -20,10 +21,10 @@ from safety_stream.cli import main
 from safety_stream.events import EventBase, decode_object, encode_json
 from safety_stream.projections import projector as projector_module
 from safety_stream.projections.projector import replay
-from safety_stream.projections.repositories import InMemoryProjectionRepository
 from safety_stream.projections.state import apply as real_apply
 from safety_stream.runtime import build_runtime
 from safety_stream.settings import Settings
+from safety_stream.store.projection_memory import InMemoryProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.ticking import Ticker
 
@@ -91,7 +92,7 @@ def test_events_dated_at_the_end_of_the_calendar_never_stop_serve_replay_or_repo
     poison.enrol("P9", day=0)
     poison.treat("P9", "chemotherapy", day=1)
     poison.ae("P9", 2, *NEUTROPENIA, grade=3, ct="probable")
-    store = SqlEventStore.open(sqlite_url)
+    store = SqlEventStore.create(sqlite_url)
     with store.write() as session:  # stored as is: no validation between it and the log
         for stored in poison.events:
             session.append(at_the_end_of_the_calendar(stored))
@@ -176,6 +177,8 @@ def test_a_failed_projection_save_is_folded_again_not_skipped(served: Served) ->
     ae.ae("P1", 2, *NEUTROPENIA, grade=3, ct="probable")
     stored = served.post(ae.events)
     assert stored.status_code == 201  # in the log, durable: acknowledged
+    with pytest.raises(SQLAlchemyError):
+        served.runtime.projector.checkpoint()  # as the ticker's next checkpoint would
     failing = served.health()
     assert failing.status_code == 503 and "projection" in failing.json()["problems"][0]
     with engine.begin() as connection:

@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from conftest import EXAMPLES, example
@@ -13,17 +14,17 @@ from trial_builder import DIARRHEA, NAUSEA, NEUTROPENIA, T0, Trial
 
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import EventBase, Modality, decode_json, decode_object
+from safety_stream.events.derived import derive
 from safety_stream.ingest import ingest
 from safety_stream.plan import Window
+from safety_stream.projections.log import PayloadLog
 from safety_stream.projections.projector import ProjectionRepository, Projector, replay, state_as_of
-from safety_stream.projections.repositories import (
-    InMemoryProjectionRepository,
-    SqlProjectionRepository,
-)
 from safety_stream.projections.state import TrialState
 from safety_stream.projections.toxicity import modality_table
 from safety_stream.store.base import EventStore
 from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.projection_memory import InMemoryProjectionRepository
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.validation.records import InputFormat, read_ndjson
 
@@ -118,7 +119,7 @@ def backend(
         yield InMemoryEventStore(), InMemoryProjectionRepository(), InMemoryProjectionRepository()
         return
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    store = SqlEventStore.open(url)
+    store = SqlEventStore.create(url)
     yield store, SqlProjectionRepository(store.engine), SqlProjectionRepository(store.engine)
     store.close()
 
@@ -132,16 +133,22 @@ def test_incremental_projection_equals_a_clean_replay(
         for line in (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
     ]
     events += small_trial().events
-    projector = Projector(store, live_repository)
+    projector = Projector(store, live_repository, checkpoint_seconds=3600)  # by count only
     for start in range(0, len(events), 7):  # many small commits, caught up after each
         with store.write() as session:
             for event in events[start : start + 7]:
                 session.append(event)
         projector.catch_up()
-    rebuilt, count, _ = replay(store, replay_repository)
+    # a process restarted before any checkpoint loads an older copy and folds the tail again
+    restarted = Projector(store, live_repository)
+    assert restarted.state.position < projector.state.position
+    restarted.catch_up()
+    assert restarted.state == projector.state
+    rebuilt, count, _ = replay(store, replay_repository)  # (SQL: the same tables)
     assert count == len(events)
     assert rebuilt == projector.state
-    # the persisted copy (what a restarted process loads) is the same state too
+    # after a checkpoint, the persisted copy is the same state
+    projector.checkpoint()
     assert Projector(store, live_repository).state == projector.state
 
 
@@ -152,10 +159,13 @@ def test_a_restarted_projector_resumes_from_its_saved_position() -> None:
     with store.write() as session:
         for event in events[:10]:
             session.append(event)
-    Projector(store, repository).catch_up()
+    first = Projector(store, repository)
+    first.catch_up()
+    first.checkpoint()
     with store.write() as session:
         for event in events[10:]:
             session.append(event)
+    first.catch_up()  # folded, not yet checkpointed: a crash now loses only work
     resumed = Projector(store, repository)
     assert resumed.state.position == 10
     assert resumed.catch_up() == len(events) - 10
@@ -227,6 +237,7 @@ def test_following_ingested_events_equals_a_replay_even_with_an_interleaved_writ
     rebuilt, _, _ = replay(store, replay_repository)
     assert rebuilt == projector.state
     # same UTC instants, and the same documents a restarted process would load
+    projector.checkpoint()
     assert Projector(store, live_repository).state == projector.state
     assert all(p.enrolled_at is None or p.enrolled_at.utcoffset() == timedelta(0)
                for p in projector.state.patients.values())  # fmt: skip
@@ -246,8 +257,8 @@ def test_a_projector_that_fell_behind_another_is_fenced_off_and_reloads(
     with store.write() as session:
         for event in first:
             session.append(event)
-    ahead = Projector(store, repository)
-    behind = Projector(store, repository)
+    ahead = Projector(store, repository, checkpoint_events=1)  # a checkpoint after each fold
+    behind = Projector(store, repository, checkpoint_events=1)
     assert ahead.catch_up() == 20
     assert behind.catch_up() == 0  # refused: the same position is already saved
     assert behind.state == ahead.state
@@ -260,3 +271,47 @@ def test_a_projector_that_fell_behind_another_is_fenced_off_and_reloads(
     assert behind.state == ahead.state == saved
     rebuilt, _, _ = replay(store, replay_repository)
     assert repository.load() == rebuilt
+
+
+class _DeriveOnThird:
+    """An observer that derives one event when it sees the third position."""
+
+    def observe(
+        self, state: TrialState, event: EventBase, position: int, received_at: Any = None
+    ) -> list[Any]:
+        if position != 3:
+            return []
+        return [derive("boundary.crossed", "R1", "1", "k", T0, position, "crossed", {})]
+
+    def quarantine(self, quarantined: Any, received_at: Any) -> list[Any]:
+        return []
+
+    def rebuild(self, store: PayloadLog, upto: int) -> None:
+        pass
+
+
+def test_the_projection_is_checkpointed_by_count_and_at_once_when_something_is_derived() -> None:
+    """The log is what an acknowledgement waits for; the projection's copy is saved every N
+    events, and in the same fold whenever the observer derived something (an alert must not
+    wait for the next checkpoint)."""
+    store = InMemoryEventStore()
+    repository = InMemoryProjectionRepository()
+    events = small_trial().events
+    assert len(events) == 17
+    projector = Projector(
+        store, repository, _DeriveOnThird(), checkpoint_events=5, checkpoint_seconds=3600
+    )
+    saved_after = []
+    for event in events:
+        with store.write() as session:
+            session.append(event)
+        projector.catch_up()
+        saved_after.append(repository.position)
+    assert saved_after[:3] == [0, 0, 3]  # the third derived: saved with its state at once
+    assert [d.event.caused_by for d in repository.derived_events()] == [3]
+    assert saved_after[6] == 3 and saved_after[7] == 8  # five more events: a checkpoint
+    assert saved_after[16] == 13 and projector.unsaved == 4
+    restarted = Projector(store, repository, _DeriveOnThird())
+    assert restarted.state.position == 13
+    restarted.catch_up()
+    assert restarted.state == projector.state == project(events)

@@ -25,12 +25,10 @@ from sqlalchemy import text
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.ingest import ingest
 from safety_stream.projections.projector import Projector, replay
-from safety_stream.projections.repositories import (
-    InMemoryProjectionRepository,
-    SqlProjectionRepository,
-)
 from safety_stream.store.base import EventStore
 from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.projection_memory import InMemoryProjectionRepository
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.store.tables import Base
 from safety_stream.validation.records import InputFormat, read_ndjson
@@ -49,11 +47,11 @@ def make_machine(sqlite_dir: Path, postgres_url: str) -> type[RuleBasedStateMach
 
         def __init__(self) -> None:
             super().__init__()
-            postgres = SqlEventStore.open(postgres_url)
+            postgres = SqlEventStore.create(postgres_url)
             with postgres.engine.begin() as connection:
                 tables = ", ".join(t for t in Base.metadata.tables)
                 connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
-            sqlite = SqlEventStore.open(f"sqlite:///{sqlite_dir / uuid.uuid4().hex}.db")
+            sqlite = SqlEventStore.create(f"sqlite:///{sqlite_dir / uuid.uuid4().hex}.db")
             memory = InMemoryEventStore()
             self.stores: list[EventStore] = [memory, sqlite, postgres]
             self.projectors = [

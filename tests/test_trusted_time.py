@@ -16,11 +16,11 @@ from safety_stream.events import encode_json
 from safety_stream.ingest import ingest
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.projections.projector import replay
-from safety_stream.projections.repositories import InMemoryProjectionRepository
 from safety_stream.runtime import build_memory_runtime
 from safety_stream.settings import Settings
 from safety_stream.simulate import simulate
 from safety_stream.simulate.rates import scenario
+from safety_stream.store.projection_memory import InMemoryProjectionRepository
 from safety_stream.ticking import tick
 from safety_stream.validation.records import InputFormat, RawRecord
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from safety_stream.alerts.channels import Delivery, DeliveryError, Sender, sender_for
 from safety_stream.alerts.outbox import Outbox
-from safety_stream.projections.repositories import DerivedSource
+from safety_stream.projections.documents import DerivedSource
 
 log = logging.getLogger("safety_stream.alerts")
 

@@ -1,11 +1,16 @@
 """Keeping the projection up to date with the log, and rebuilding it by replay.
 
-The projector reads the log after its recorded position, folds each event into the state, and
-saves the changed documents together with the new position in one transaction: after a crash
-it resumes exactly where the last commit left it, so no event is applied twice or skipped.
+The projector reads the log after its recorded position and folds each event into the state
+in memory, which is what readers see. The log is the only durable record an acknowledgement
+waits for; the projection is checkpointed: the documents changed since the last checkpoint are
+saved together with the position in one transaction every ``checkpoint_events`` events or
+``checkpoint_seconds`` seconds, and at once whenever the observer derived something. After a
+crash the projector loads the last checkpoint and folds the log's tail again, so no event is
+applied twice or skipped, and the live state equals a replay.
 
 An observer (the safety monitor) sees every event right after it is applied; what it derives
-is saved in that same transaction, so derived events and the state they came from never part.
+is saved with a checkpoint of the state it came from, so derived events and that state never
+part (derived ids are deterministic: folding a tail again derives the same ones).
 
 No stored event may stop the fold: one that cannot be decoded, applied or observed is
 quarantined (the observer records it and raises an alert) and the fold goes on. A save that
@@ -27,8 +32,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from safety_stream.events import EventBase, decode_json
+from safety_stream.projections.log import PayloadLog
 from safety_stream.projections.state import TrialState, apply
-from safety_stream.store.base import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ PROJECTION = "trial_state"
 # 100,000 events. Whenever it has grown by this many events the heap is frozen (gc.freeze):
 # frozen objects are still freed by reference counting, only no longer scanned for cycles.
 FREEZE_EVERY = 20_000
+CHECKPOINT_EVENTS = 5_000  # a crash folds at most this many events again at start-up
+CHECKPOINT_SECONDS = 2.0
 
 
 class StaleProjectionError(Exception):
@@ -85,7 +92,7 @@ class Observer(Protocol):
         """Record that a stored event was set aside; returns what that derives (an alert)."""
         ...
 
-    def rebuild(self, store: EventStore, upto: int) -> None:
+    def rebuild(self, store: PayloadLog, upto: int) -> None:
         """Get back to ``upto`` after a restart, without deriving anything anew."""
         ...
 
@@ -161,7 +168,7 @@ class Changes:
 
 def fold(
     state: TrialState,
-    store: EventStore,
+    store: PayloadLog,
     limit: int | None = None,
     stored_until: datetime | None = None,
     observer: Observer | None = None,
@@ -178,21 +185,28 @@ class Projector:
 
     def __init__(
         self,
-        store: EventStore,
+        store: PayloadLog,
         repository: ProjectionRepository,
         observer: Observer | None = None,
         persist: bool = True,
+        checkpoint_events: int = CHECKPOINT_EVENTS,
+        checkpoint_seconds: float = CHECKPOINT_SECONDS,
     ) -> None:
         """``persist=False``: a follower that keeps up in memory and never saves (the API of
-        the distributed runtime reads what the workers project)."""
+        the distributed runtime reads what the workers project). ``checkpoint_events=1``
+        saves after every fold."""
         self._store = store
         self._persist = persist
         self._repository = repository
         self._observer = observer
+        self._checkpoint_events = checkpoint_events
+        self._checkpoint_seconds = checkpoint_seconds
         self._lock = threading.RLock()
         self.state = self._load()
         self._frozen_at = -FREEZE_EVERY
-        self.listeners: list[Callable[[Changes], None]] = []  # told after each commit
+        self._unsaved = Changes()  # folded since the last checkpoint
+        self._unsaved_since = time.monotonic()
+        self.listeners: list[Callable[[Changes], None]] = []  # told after each fold
         self.save_failure: str | None = None  # why the last save failed, until one succeeds
         self._settle()
 
@@ -212,34 +226,77 @@ class Projector:
         """Hold it while reading ``state`` from another thread."""
         return self._lock
 
+    @property
+    def unsaved(self) -> int:
+        """Events folded since the last checkpoint (a crash now folds them again)."""
+        return self._unsaved.count
+
+    def _due(self) -> bool:
+        return (
+            self.save_failure is not None  # retried at every fold until one succeeds
+            or self._unsaved.count >= self._checkpoint_events
+            or time.monotonic() - self._unsaved_since >= self._checkpoint_seconds
+        )
+
     def _save(self, changes: Changes) -> bool:
-        """Persist; False when another projector got further first (then reloaded from it).
+        """Fold ``changes`` into the unsaved ones and checkpoint when due (at once when they
+        derived something); False when another projector got further first (then reloaded
+        from it).
 
         Any other failure (disk full, I/O error, lock timeout) reloads the persisted state and
-        re-raises: the batch is folded again from the log next time, never skipped.
+        re-raises: the events are folded again from the log next time, never skipped.
         """
+        unsaved = self._unsaved
+        if unsaved.count == 0:
+            self._unsaved_since = time.monotonic()
+        unsaved.count += changes.count
+        unsaved.patients |= changes.patients
+        unsaved.aes |= changes.aes
+        unsaved.derived += changes.derived
+        if unsaved.derived or self._due():
+            try:
+                self._write_checkpoint()
+            except StaleProjectionError:
+                return False
+        for listener in self.listeners:
+            listener(changes)
+        return True
+
+    def _write_checkpoint(self) -> None:
+        unsaved, self._unsaved = self._unsaved, Changes()
+        self._unsaved_since = time.monotonic()
         try:
-            if self._persist:
-                self._repository.save(self.state, changes.patients, changes.aes, changes.derived)
+            if self._persist and unsaved.count:
+                self._repository.save(self.state, unsaved.patients, unsaved.aes, unsaved.derived)
         except StaleProjectionError:
             self.state = self._load()
-            return False
+            raise
         except BaseException as error:
             self.save_failure = f"{type(error).__name__} while saving the projection"
             self.state = self._load()
             raise
         self.save_failure = None
-        for listener in self.listeners:
-            listener(changes)
-        return True
+
+    def checkpoint(self) -> bool:
+        """Save what was folded since the last checkpoint now (at shutdown, or when idle);
+        False when another projector had saved further (then reloaded from it)."""
+        with self._lock:
+            try:
+                self._write_checkpoint()
+            except StaleProjectionError:
+                return False
+            return True
 
     def catch_up(self, batch: int = 10_000) -> int:
-        """Apply everything committed since the last run; returns how many events."""
+        """Apply everything committed since the last run; returns how many events. With
+        nothing new, writes a checkpoint that has fallen due."""
         total = 0
         with self._lock:
             while True:
                 changes = fold(self.state, self._store, limit=batch, observer=self._observer)
                 if changes.count == 0:
+                    if self._unsaved.count and self._due():
+                        self.checkpoint()
                     self._settle()
                     return total
                 if self._save(changes):
@@ -249,9 +306,8 @@ class Projector:
         """Apply events just committed by this process, without reading them back.
 
         ``appended`` are (position, event, stored at) in position order, as a write committed
-        them. If
-        they do not continue the state exactly (another writer committed in between, or this
-        batch was already caught up), the projector catches up from the log instead.
+        them. If they do not continue the state exactly (another writer committed in between,
+        or this batch was already caught up), the projector catches up from the log instead.
         """
         with self._lock:
             first = self.state.position + 1
@@ -271,7 +327,7 @@ class Projector:
 
 
 def replay(
-    store: EventStore,
+    store: PayloadLog,
     repository: ProjectionRepository,
     progress: Callable[[int, float], None] | None = None,
     observer: Observer | None = None,
@@ -288,7 +344,7 @@ def replay(
     return state, changes.count, time.perf_counter() - started
 
 
-def state_as_of(store: EventStore, when: datetime, observer: Observer | None = None) -> TrialState:
+def state_as_of(store: PayloadLog, when: datetime, observer: Observer | None = None) -> TrialState:
     """The state as the system knew it at ``when`` (events stored up to then)."""
     state = TrialState()
     fold(state, store, stored_until=when, observer=observer)

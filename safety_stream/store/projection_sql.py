@@ -1,59 +1,24 @@
-"""Projection repositories: in memory, and SQL documents with the position beside them."""
+"""The projection repository in SQL: documents with the position beside them, and the
+derived events, each checkpoint in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from safety_stream.monitoring.derived import DERIVED_JSON, DerivedEvent
+from safety_stream.events.derived import DERIVED_JSON, DerivedEvent
+from safety_stream.projections.documents import (
+    StoredDerived,
+    state_documents,
+    state_from_documents,
+)
 from safety_stream.projections.projector import PROJECTION, StaleProjectionError
-from safety_stream.projections.state import AE_JSON, PATIENT_JSON, TrialState
+from safety_stream.projections.state import TrialState
 from safety_stream.store.tables import DerivedEventRow, ProjectionDocRow, ProjectionPositionRow
-
-PATIENTS, AES = "patients", "aes"
-
-
-class StoredDerived(NamedTuple):
-    number: int  # order of storing; a reader follows with ``after=number``
-    event: DerivedEvent
-
-
-def _documents(
-    state: TrialState, patients: Iterable[str], aes: Iterable[UUID]
-) -> list[dict[str, Any]]:
-    docs = [
-        {
-            "projection": PATIENTS,
-            "key": key,
-            "doc": PATIENT_JSON.dump_json(state.patients[key]).decode(),
-        }
-        for key in patients
-    ]
-    docs += [
-        {"projection": AES, "key": str(key), "doc": AE_JSON.dump_json(state.aes[key]).decode()}
-        for key in aes
-    ]
-    return docs
-
-
-def _load(documents: Iterable[tuple[str, str, str]], position: int) -> TrialState:
-    state = TrialState(position=position)
-    for projection, key, doc in documents:
-        if projection == PATIENTS:
-            state.patients[key] = PATIENT_JSON.validate_json(doc)
-        else:
-            state.aes[UUID(key)] = AE_JSON.validate_json(doc)
-    return state
-
-
-class DerivedSource(Protocol):
-    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
-        """Stored derived events in the order they were stored, after number ``after``."""
-        ...
 
 
 def _derived_rows(derived: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
@@ -72,47 +37,6 @@ def _derived_rows(derived: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
     ]
 
 
-class InMemoryProjectionRepository:
-    def __init__(self) -> None:
-        self.documents: dict[tuple[str, str], str] = {}
-        self.derived: dict[UUID, DerivedEvent] = {}  # in the order first stored
-        self.position = 0
-
-    def load(self) -> TrialState:
-        return _load(((p, k, d) for (p, k), d in self.documents.items()), self.position)
-
-    def save(
-        self,
-        state: TrialState,
-        patients: set[str],
-        aes: set[UUID],
-        derived: Sequence[DerivedEvent] = (),
-    ) -> None:
-        if state.position <= self.position:
-            raise StaleProjectionError(state.position)
-        self._put(state, patients, aes, derived)
-
-    def _put(
-        self, state: TrialState, patients: set[str], aes: set[UUID], derived: Sequence[DerivedEvent]
-    ) -> None:
-        for doc in _documents(state, patients, aes):
-            self.documents[(doc["projection"], doc["key"])] = doc["doc"]
-        for item in derived:
-            self.derived.setdefault(item.derived_id, item)
-        self.position = state.position
-
-    def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
-        self.documents.clear()
-        self._put(state, set(state.patients), set(state.aes), derived)
-
-    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
-        return [
-            StoredDerived(number, item)
-            for number, item in enumerate(self.derived.values(), start=1)
-            if number > after and (rule_id is None or item.rule_id == rule_id)
-        ]
-
-
 class SqlProjectionRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -127,7 +51,7 @@ class SqlProjectionRepository:
             rows = connection.execute(
                 select(ProjectionDocRow.projection, ProjectionDocRow.key, ProjectionDocRow.doc)
             )
-            return _load(((r[0], r[1], r[2]) for r in rows), position or 0)
+            return state_from_documents(((r[0], r[1], r[2]) for r in rows), position or 0)
 
     def _upsert(
         self,
@@ -176,7 +100,7 @@ class SqlProjectionRepository:
         with self._engine.begin() as connection:
             self._upsert(
                 connection,
-                _documents(state, patients, aes),
+                state_documents(state, patients, aes),
                 state.position,
                 derived,
                 forward_only=True,
@@ -185,7 +109,7 @@ class SqlProjectionRepository:
     def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
         with self._engine.begin() as connection:
             connection.execute(delete(ProjectionDocRow))
-            docs = _documents(state, state.patients, state.aes)
+            docs = state_documents(state, state.patients, state.aes)
             for start in range(0, len(docs), 10_000):
                 connection.execute(insert(ProjectionDocRow), docs[start : start + 10_000])
             self._upsert(connection, [], state.position, derived)
