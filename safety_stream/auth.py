@@ -7,11 +7,14 @@ Tokens are 256-bit random strings, so a plain SHA-256 is enough to make a stolen
 A credential may expire (``expires_at``: from then on its token is refused), be revoked (kept,
 for the audit, but its token refused) or be rotated (a new token for the same name, role and
 site; the old token is refused at once). Every change is appended to ``credential_changes``,
-whose rows are hash-chained (:func:`verify_credential_changes` finds an edited row).
+whose rows are hash-chained (:func:`verify_changes` finds an edited row).
 
 A :class:`Principal` remembers which token it was authenticated by (``credential``, the token's
 hash), so a board session can ask :meth:`Credentials.current` on every request whether that
 token is still good: revoking, rotating or expiring a credential ends its sessions.
+
+This module holds the port (:class:`Credentials`) and the checks both of its implementations
+make (``safety_stream.store.credentials_memory`` and ``safety_stream.store.credentials_sql``).
 """
 
 from __future__ import annotations
@@ -19,17 +22,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
 from safety_stream.errors import UsageError
 from safety_stream.events.base import IDENTIFIER_PATTERN
-from safety_stream.store.tables import CredentialChangeRow, SiteRow
 
 Role = Literal["site", "safety_officer", "dsmb", "admin"]
 ROLES: tuple[Role, ...] = ("site", "safety_officer", "dsmb", "admin")
@@ -140,7 +139,7 @@ def check_name(name: str, what: str = "credential name") -> None:
         )
 
 
-def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
+def check_expiry(expires_at: datetime | None, now: datetime) -> None:
     if expires_at is None:
         return
     if expires_at.tzinfo is None:
@@ -151,12 +150,104 @@ def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
         )
 
 
-def _unknown(name: str) -> CredentialError:
+def unknown(name: str) -> CredentialError:
     return CredentialError(f"no credential named {name!r} (see the list command)")
 
 
-def _already_revoked(name: str, revoked_at: datetime) -> CredentialError:
-    return CredentialError(f"credential {name!r} was already revoked at {_iso(revoked_at)}")
+def already_exists(name: str) -> CredentialError:
+    return CredentialError(f"a credential named {name!r} already exists")
+
+
+def already_revoked(name: str, revoked_at: datetime | None = None) -> CredentialError:
+    when = f" at {_iso(revoked_at)}" if revoked_at is not None else ""
+    return CredentialError(f"credential {name!r} was already revoked{when}")
+
+
+def changed_meanwhile(name: str) -> CredentialError:
+    return CredentialError(f"credential {name!r} was changed at the same time: try again")
+
+
+# -- the checks both stores make, before they change anything ----------------------------------
+
+
+def check_new(name: str, expires_at: datetime | None, now: datetime) -> None:
+    """Before adding a credential: its name is an identifier and its expiry (if any) is later."""
+    check_name(name)
+    check_expiry(expires_at, now)
+
+
+def check_revocable(name: str, found: CredentialInfo | None) -> CredentialInfo:
+    """Before revoking: the credential exists and is not revoked yet."""
+    if found is None:
+        raise unknown(name)
+    if found.revoked_at is not None:
+        raise already_revoked(name, found.revoked_at)
+    return found
+
+
+def check_rotatable(
+    name: str, found: CredentialInfo | None, expires_at: datetime | None, now: datetime
+) -> CredentialInfo:
+    """Before rotating: the credential exists (revoked or not) and the new expiry is later."""
+    if found is None:
+        raise unknown(name)
+    check_expiry(expires_at, now)
+    return found
+
+
+def principal_of(
+    name: str,
+    role: str,
+    site_id: str | None,
+    valid: bool,
+    credential: str,
+) -> Principal | None:
+    """The principal a stored credential stands for, if it is valid and its role is known."""
+    if not valid or role not in ROLES:
+        return None
+    return Principal(name, role, site_id, credential)
+
+
+def next_change(
+    last: CredentialChange | tuple[int, str] | None,
+    at: datetime,
+    name: str,
+    action: Action,
+    role: str,
+    site_id: str | None,
+    expires_at: datetime | None,
+    actor: str,
+) -> CredentialChange:
+    """The history row appended after ``last`` (the last row, or its id and chain hash)."""
+    if isinstance(last, CredentialChange):
+        last = (last.id, last.chain_hash)
+    id, previous = (last[0] + 1, last[1]) if last is not None else (1, GENESIS)
+    chain = change_hash(previous, id, at, name, action, role, site_id, expires_at)
+    return CredentialChange(id, at, name, action, role, site_id, expires_at, actor[:64], chain)
+
+
+def verify_changes(changes: Iterable[CredentialChange]) -> str | None:
+    """None when the credentials' history is intact, else what is wrong with its first broken
+    row (an edited row breaks its own hash, a deleted one the next row's)."""
+    previous = GENESIS
+    for change in changes:
+        expected = change_hash(
+            previous,
+            change.id,
+            change.at,
+            change.name,
+            change.action,
+            change.role,
+            change.site_id,
+            change.expires_at,
+        )
+        if change.chain_hash != expected:
+            return (
+                f"credential_changes row {change.id} ({change.action} {change.name!r}) does not "
+                "match the hash chain: the credentials' history was edited"
+            )
+        previous = change.chain_hash
+    return None
 
 
 class Credentials(Protocol):
@@ -192,331 +283,6 @@ class Credentials(Protocol):
         once. A revoked credential is issued again. Returns the new token."""
         ...
 
-
-@dataclass
-class _Entry:
-    role: Role
-    site_id: str | None
-    token_hash: str
-    created_at: datetime
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
-
-    def info(self, name: str) -> CredentialInfo:
-        return CredentialInfo(
-            name, self.role, self.site_id, self.created_at, self.expires_at, self.revoked_at
-        )
-
-
-class InMemoryCredentials:
-    """The same credentials, kept in this process (the memory runtime)."""
-
-    def __init__(self, clock: Clock = utc_now) -> None:
-        self._clock = clock
-        self._entries: dict[str, _Entry] = {}
-        self._by_hash: dict[str, str] = {}  # the current token's hash -> name
-        self.changes: list[CredentialChange] = []
-
-    def add(
-        self,
-        name: str,
-        role: Role,
-        site_id: str | None,
-        expires_at: datetime | None = None,
-        actor: str = "cli",
-    ) -> str:
-        check_name(name)
-        now = self._clock()
-        _check_expiry(expires_at, now)
-        if name in self._entries:
-            raise CredentialError(f"a credential named {name!r} already exists")
-        token = new_token()
-        self._entries[name] = _Entry(role, site_id, token_hash(token), now, expires_at)
-        self._by_hash[token_hash(token)] = name
-        self._record(now, name, "added", actor)
-        return token
-
-    def authenticate(self, token: str) -> Principal | None:
-        return self.current(token_hash(token))
-
-    def current(self, credential: str) -> Principal | None:
-        name = self._by_hash.get(credential)
-        if name is None:
-            return None
-        entry = self._entries[name]
-        if not entry.info(name).valid_at(self._clock()):
-            return None
-        return Principal(name, entry.role, entry.site_id, credential)
-
-    def listing(self) -> list[CredentialInfo]:
-        return [self._entries[name].info(name) for name in sorted(self._entries)]
-
-    def revoke(self, name: str, actor: str = "cli") -> CredentialInfo:
-        entry = self._entries.get(name)
-        if entry is None:
-            raise _unknown(name)
-        if entry.revoked_at is not None:
-            raise _already_revoked(name, entry.revoked_at)
-        entry.revoked_at = self._clock()
-        self._record(entry.revoked_at, name, "revoked", actor)
-        return entry.info(name)
-
-    def rotate(self, name: str, expires_at: datetime | None = None, actor: str = "cli") -> str:
-        entry = self._entries.get(name)
-        if entry is None:
-            raise _unknown(name)
-        now = self._clock()
-        _check_expiry(expires_at, now)
-        token = new_token()
-        del self._by_hash[entry.token_hash]
-        entry.token_hash, entry.expires_at, entry.revoked_at = token_hash(token), expires_at, None
-        self._by_hash[entry.token_hash] = name
-        self._record(now, name, "rotated", actor)
-        return token
-
-    def _record(self, at: datetime, name: str, action: Action, actor: str) -> None:
-        entry = self._entries[name]
-        previous = self.changes[-1].chain_hash if self.changes else GENESIS
-        id = len(self.changes) + 1
-        chain = change_hash(
-            previous, id, at, name, action, entry.role, entry.site_id, entry.expires_at
-        )
-        self.changes.append(
-            CredentialChange(
-                id, at, name, action, entry.role, entry.site_id, entry.expires_at, actor[:64], chain
-            )
-        )
-
-
-_INFO_COLUMNS = (
-    SiteRow.name,
-    SiteRow.role,
-    SiteRow.site_id,
-    SiteRow.created_at,
-    SiteRow.expires_at,
-    SiteRow.revoked_at,
-)
-
-
-def _info(row: Sequence[object]) -> CredentialInfo:
-    return CredentialInfo(*row)  # type: ignore[arg-type]
-
-
-class SqlCredentials:
-    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
-        self._engine = engine
-        self._clock = clock
-
-    def add(
-        self,
-        name: str,
-        role: Role,
-        site_id: str | None,
-        expires_at: datetime | None = None,
-        actor: str = "cli",
-    ) -> str:
-        check_name(name)
-        now = self._clock()
-        _check_expiry(expires_at, now)
-        token = new_token()
-        row = {
-            "name": name,
-            "role": role,
-            "site_id": site_id,
-            "token_hash": token_hash(token),
-            "created_at": now,
-            "expires_at": expires_at,
-        }
-        for attempt in _ATTEMPTS:
-            try:
-                with self._engine.begin() as connection:
-                    if self._find(connection, name) is not None:
-                        raise CredentialError(f"a credential named {name!r} already exists")
-                    connection.execute(insert(SiteRow).values(row))
-                    _append_change(connection, now, name, "added", role, site_id, expires_at, actor)
-                return token
-            except IntegrityError:  # the same name, or a change appended at the same time
-                if attempt == _ATTEMPTS[-1]:
-                    raise CredentialError(
-                        f"credential {name!r} was changed at the same time: try again"
-                    ) from None
-        raise AssertionError("unreachable")
-
-    def authenticate(self, token: str) -> Principal | None:
-        return self.current(token_hash(token))
-
-    def current(self, credential: str) -> Principal | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(
-                select(*_INFO_COLUMNS).where(SiteRow.token_hash == credential)
-            ).first()
-        if row is None or row[1] not in ROLES:
-            return None
-        if not _info(row).valid_at(self._clock()):
-            return None
-        return Principal(row[0], row[1], row[2], credential)
-
-    def listing(self) -> list[CredentialInfo]:
-        with self._engine.connect() as connection:
-            rows = connection.execute(select(*_INFO_COLUMNS).order_by(SiteRow.name)).all()
-        return [_info(row) for row in rows]
-
-    def revoke(self, name: str, actor: str = "cli") -> CredentialInfo:
-        for attempt in _ATTEMPTS:
-            try:
-                with self._engine.begin() as connection:
-                    found = self._find(connection, name)
-                    if found is None:
-                        raise _unknown(name)
-                    if found.revoked_at is not None:
-                        raise _already_revoked(name, found.revoked_at)
-                    now = self._clock()
-                    done = connection.execute(
-                        update(SiteRow)
-                        .where(SiteRow.name == name, SiteRow.revoked_at.is_(None))
-                        .values(revoked_at=now)
-                    )
-                    if done.rowcount != 1:  # revoked by someone else meanwhile
-                        raise CredentialError(f"credential {name!r} was already revoked")
-                    _append_change(
-                        connection,
-                        now,
-                        name,
-                        "revoked",
-                        found.role,
-                        found.site_id,
-                        found.expires_at,
-                        actor,
-                    )
-                return CredentialInfo(
-                    found.name, found.role, found.site_id, found.created_at, found.expires_at, now
-                )
-            except IntegrityError:
-                if attempt == _ATTEMPTS[-1]:
-                    raise CredentialError(
-                        f"credential {name!r} was changed at the same time: try again"
-                    ) from None
-        raise AssertionError("unreachable")
-
-    def rotate(self, name: str, expires_at: datetime | None = None, actor: str = "cli") -> str:
-        token = new_token()
-        for attempt in _ATTEMPTS:
-            try:
-                with self._engine.begin() as connection:
-                    found = self._find(connection, name)
-                    if found is None:
-                        raise _unknown(name)
-                    now = self._clock()
-                    _check_expiry(expires_at, now)
-                    connection.execute(
-                        update(SiteRow)
-                        .where(SiteRow.name == name)
-                        .values(
-                            token_hash=token_hash(token), expires_at=expires_at, revoked_at=None
-                        )
-                    )
-                    _append_change(
-                        connection,
-                        now,
-                        name,
-                        "rotated",
-                        found.role,
-                        found.site_id,
-                        expires_at,
-                        actor,
-                    )
-                return token
-            except IntegrityError:
-                if attempt == _ATTEMPTS[-1]:
-                    raise CredentialError(
-                        f"credential {name!r} was changed at the same time: try again"
-                    ) from None
-        raise AssertionError("unreachable")
-
     def changes(self) -> list[CredentialChange]:
-        """The credentials' history, oldest first."""
-        return _changes(self._engine)
-
-    @staticmethod
-    def _find(connection: Connection, name: str) -> CredentialInfo | None:
-        row = connection.execute(select(*_INFO_COLUMNS).where(SiteRow.name == name)).first()
-        return None if row is None else _info(row)
-
-
-_ATTEMPTS = (1, 2, 3)
-
-
-def _append_change(
-    connection: Connection,
-    at: datetime,
-    name: str,
-    action: Action,
-    role: str,
-    site_id: str | None,
-    expires_at: datetime | None,
-    actor: str,
-) -> None:
-    """Append one row to the history, chained to the last one. Two writers appending at once
-    take the same id: the second one's insert fails (IntegrityError) and is retried."""
-    last = connection.execute(
-        select(CredentialChangeRow.id, CredentialChangeRow.chain_hash)
-        .order_by(CredentialChangeRow.id.desc())
-        .limit(1)
-    ).first()
-    id, previous = (last[0] + 1, last[1]) if last is not None else (1, GENESIS)
-    connection.execute(
-        insert(CredentialChangeRow).values(
-            id=id,
-            at=at,
-            name=name,
-            action=action,
-            role=role,
-            site_id=site_id,
-            expires_at=expires_at,
-            actor=actor[:64],
-            chain_hash=change_hash(previous, id, at, name, action, role, site_id, expires_at),
-        )
-    )
-
-
-def _changes(engine: Engine) -> list[CredentialChange]:
-    table = CredentialChangeRow
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                table.id,
-                table.at,
-                table.name,
-                table.action,
-                table.role,
-                table.site_id,
-                table.expires_at,
-                table.actor,
-                table.chain_hash,
-            ).order_by(table.id)
-        ).all()
-    return [CredentialChange(*row) for row in rows]  # type: ignore[arg-type]  # action: str
-
-
-def verify_credential_changes(engine: Engine) -> str | None:
-    """None when the credentials' history is intact, else what is wrong with its first broken
-    row (an edited row breaks its own hash, a deleted one the next row's)."""
-    previous = GENESIS
-    for change in _changes(engine):
-        expected = change_hash(
-            previous,
-            change.id,
-            change.at,
-            change.name,
-            change.action,
-            change.role,
-            change.site_id,
-            change.expires_at,
-        )
-        if change.chain_hash != expected:
-            return (
-                f"credential_changes row {change.id} ({change.action} {change.name!r}) does not "
-                "match the hash chain: the credentials' history was edited"
-            )
-        previous = change.chain_hash
-    return None
+        """The credentials' history (added, rotated, revoked), oldest first."""
+        ...

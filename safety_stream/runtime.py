@@ -15,7 +15,7 @@ from sqlalchemy.pool import StaticPool
 from safety_stream.alerts.config import AlertConfig, default_config, load_alert_config
 from safety_stream.alerts.dispatcher import Dispatcher
 from safety_stream.alerts.outbox import Outbox
-from safety_stream.auth import Credentials, InMemoryCredentials, SqlCredentials
+from safety_stream.auth import Credentials
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
 from safety_stream.health import Health
 from safety_stream.kafka.producer import SubmissionProducer
@@ -31,6 +31,8 @@ from safety_stream.projections.repositories import (
 )
 from safety_stream.settings import Settings
 from safety_stream.store.base import EventStore
+from safety_stream.store.credentials_memory import InMemoryCredentials
+from safety_stream.store.credentials_sql import SqlCredentials
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.opening import open_store
 from safety_stream.store.sql import SqlEventStore

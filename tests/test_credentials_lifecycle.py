@@ -13,17 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, text, update
 
 from safety_stream.api.app import create_app
-from safety_stream.auth import (
-    CredentialError,
-    Credentials,
-    InMemoryCredentials,
-    SqlCredentials,
-    token_hash,
-    verify_credential_changes,
-)
+from safety_stream.auth import CredentialError, token_hash
 from safety_stream.cli import main
 from safety_stream.runtime import Runtime, build_memory_runtime, build_runtime
 from safety_stream.settings import Settings
+from safety_stream.store.credentials_memory import InMemoryCredentials
+from safety_stream.store.credentials_sql import SqlCredentials, verify_credential_changes
+from safety_stream.store.opening import open_store
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.store.tables import CredentialChangeRow
 
@@ -101,31 +97,6 @@ class Clock:
         return self.now
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-def test_a_token_is_refused_from_its_expiry_on(backend: str, sqlite_url: str) -> None:
-    clock = Clock()
-    store = SqlEventStore.open(sqlite_url) if backend == "sqlite" else None
-    credentials: Credentials = (
-        SqlCredentials(store.engine, clock) if store is not None else InMemoryCredentials(clock)
-    )
-    try:
-        token = credentials.add(SH, "site", SH, expires_at=clock.now + timedelta(hours=1))
-        clock.now += timedelta(minutes=59)
-        assert credentials.authenticate(token) is not None
-        clock.now += timedelta(minutes=1)
-        assert credentials.authenticate(token) is None
-        assert credentials.current(token_hash(token)) is None
-        with pytest.raises(CredentialError, match="in the past"):
-            credentials.add("late", "dsmb", None, expires_at=clock.now - timedelta(seconds=1))
-        with pytest.raises(CredentialError, match="in the past"):
-            credentials.rotate(SH, expires_at=clock.now)
-        renewed = credentials.rotate(SH, expires_at=clock.now + timedelta(days=30))
-        assert credentials.authenticate(renewed) is not None
-    finally:
-        if store is not None:
-            store.close()
-
-
 def test_an_expired_token_is_refused_by_the_api(sqlite_url: str) -> None:
     runtime = build_runtime(Settings(db=sqlite_url))
     try:
@@ -183,7 +154,7 @@ def test_an_expired_credential_ends_its_open_board_session() -> None:
 
 
 def test_the_credential_history_is_chained_and_an_edit_is_detected(sqlite_url: str) -> None:
-    store = SqlEventStore.open(sqlite_url)
+    store = open_store(sqlite_url, create=True)
     try:
         credentials = SqlCredentials(store.engine)
         credentials.add(SH, "site", SH, actor="alice")
@@ -213,21 +184,12 @@ def test_the_credential_history_is_chained_and_an_edit_is_detected(sqlite_url: s
         store.close()
 
 
-def test_the_memory_credentials_keep_the_same_history() -> None:
-    credentials = InMemoryCredentials()
-    credentials.add(SH, "site", SH)
-    credentials.rotate(SH)
-    credentials.revoke(SH)
-    assert [c.action for c in credentials.changes] == ["added", "rotated", "revoked"]
-    assert len({c.chain_hash for c in credentials.changes}) == 3
-
-
 def test_migration_0007_upgrades_a_store_at_0006(sqlite_url: str) -> None:
     from alembic import command
 
     from safety_stream.store.migrate import alembic_config, upgrade
 
-    store = SqlEventStore.open(sqlite_url)
+    store = open_store(sqlite_url, create=True)
     try:
         command.downgrade(alembic_config(store.engine), "0006")
         with store.engine.begin() as connection:  # a credential issued before 0007

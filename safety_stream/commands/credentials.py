@@ -15,8 +15,9 @@ from __future__ import annotations
 import getpass
 from datetime import UTC, date, datetime, time, timedelta
 
-from safety_stream.auth import CredentialError, CredentialInfo, Role, SqlCredentials, check_name
+from safety_stream.auth import CredentialError, CredentialInfo, Role, check_name
 from safety_stream.errors import UsageError
+from safety_stream.store.credentials_sql import SqlCredentials
 from safety_stream.store.opening import open_store
 
 

@@ -27,8 +27,8 @@ def migrate(db: str) -> int:
 def verify(db: str, checkpoint: Path | None = None, key: str | None = None) -> int:
     """Walk every chain (events, dead letters, alert log, credential changes); with
     ``checkpoint``, also check that signed head against the log. 0 when all hold."""
-    from safety_stream.auth import verify_credential_changes
     from safety_stream.store.checkpoint import CheckpointError, check_checkpoint, load_checkpoint
+    from safety_stream.store.credentials_sql import verify_credential_changes
 
     if checkpoint is not None and key is None:
         raise UsageError(

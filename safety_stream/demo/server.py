@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from safety_stream.auth import SqlCredentials
+from safety_stream.store.credentials_sql import SqlCredentials
 from safety_stream.store.sql import SqlEventStore
 
 READER = "safety-officer"
