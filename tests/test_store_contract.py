@@ -19,7 +19,9 @@ from safety_stream.store.base import (
     EventIdConflictError,
     EventStore,
 )
-from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.engine import make_engine
+from safety_stream.store.memory import Clock, InMemoryEventStore, utc_now
+from safety_stream.store.migrate import upgrade
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.validation.records import InputFormat, RawRecord
 
@@ -33,9 +35,16 @@ def store(request: pytest.FixtureRequest) -> Iterator[EventStore]:
         yield InMemoryEventStore()
         return
     url_fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    sql = SqlEventStore.open(request.getfixturevalue(url_fixture))
+    sql = new_sql_store(request.getfixturevalue(url_fixture))
     yield sql
     sql.close()
+
+
+def new_sql_store(url: str, clock: Clock = utc_now) -> SqlEventStore:
+    """A SQL store on a new database, its schema migrated to the newest version."""
+    engine = make_engine(url)
+    upgrade(engine)
+    return SqlEventStore(engine, clock)
 
 
 def append_all(store: EventStore, events: list[EventBase]) -> None:
@@ -241,7 +250,7 @@ def test_reading_as_stored_by_a_time_gives_a_prefix_even_when_the_clock_steps_ba
         store: EventStore = InMemoryEventStore(clock)
     else:
         url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
-        store = SqlEventStore(SqlEventStore.open(url).engine, clock)
+        store = new_sql_store(url, clock)
     for event in SAMPLE[:4]:
         append_all(store, [event])
     cutoff = t0 + timedelta(hours=1, minutes=30)  # after the 3rd event's time, not the 2nd's

@@ -104,6 +104,19 @@ class Rejection:
 
 
 RAW_KEPT = 64 * 1024  # a dead letter keeps at most this many bytes of what was received
+# Characters of text kept, as long as the columns (store/tables.py) that hold them:
+SOURCE_MAX = 200  # a dead letter's source (cut to this)
+LOCATION_MAX = 200  # a dead letter's location in what was received (cut to this)
+OFFSET_SOURCE_MAX = 200  # an ordered source's name, a key (longer is refused, never cut)
+
+
+def check_offset_source(source: str) -> None:
+    """Refuse an ordered source's name longer than its column: cut, two sources would share
+    one offset (and PostgreSQL refuses it at commit, SQLite and memory would keep it)."""
+    if len(source) > OFFSET_SOURCE_MAX:
+        raise ValueError(
+            f"source name longer than {OFFSET_SOURCE_MAX} characters: {source[:40]}..."
+        )
 
 
 def kept_raw(raw: bytes) -> tuple[bytes, int, str]:

@@ -6,6 +6,7 @@ idempotent appends, per-patient stream versions, chained hashes, a dead-letter l
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,18 +16,21 @@ from typing import Any
 from uuid import UUID
 
 from safety_stream.events import EventBase, encode_json
+from safety_stream.events.hashing import GENESIS, chain_hash, payload_hash, rejection_link
 from safety_stream.store.base import (
+    LOCATION_MAX,
+    SOURCE_MAX,
     AppendResult,
     ConcurrencyError,
     EventIdConflictError,
     Rejection,
     StoredEvent,
     VerifyResult,
+    check_offset_source,
     kept_raw,
     problems_json,
     rejection_digest,
 )
-from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash, rejection_link
 from safety_stream.store.verify import memory_rejection_rows, verify_chain, verify_rejection_rows
 from safety_stream.validation.references import AeFacts, ae_facts_after
 from safety_stream.validation.timeline import PatientFacts, patient_facts_after
@@ -48,6 +52,7 @@ class _State:
     rejections: list[Rejection] = field(default_factory=list)
     rejection_ids: dict[str, int] = field(default_factory=dict)  # digest -> id
     received: dict[int, int] = field(default_factory=dict)  # id -> times received, if > 1
+    received_again: list[int] = field(default_factory=list)  # ids resent, counted at commit
     rejection_digests: dict[int, str | None] = field(default_factory=dict)  # id -> digest
     rejection_hashes: dict[int, str] = field(default_factory=dict)  # id -> chain hash
     offsets: dict[str, int] = field(default_factory=dict)
@@ -67,6 +72,12 @@ class _State:
             step()
         del self.events[events:]
         del self.rejections[rejections:]
+        self.received_again.clear()
+
+    def commit(self) -> None:
+        for known in self.received_again:
+            self.received[known] = self.received.get(known, 1) + 1
+        self.received_again.clear()
 
 
 class _MemorySession:
@@ -96,6 +107,7 @@ class _MemorySession:
         return self._state.offsets.get(source)
 
     def set_source_offset(self, source: str, offset: int) -> None:
+        check_offset_source(source)
         self._state.set(self._state.offsets, source, offset)
 
     def append(self, event: EventBase, expected_version: int | None = None) -> AppendResult:
@@ -106,13 +118,13 @@ class _MemorySession:
         if existing is not None:
             if existing.payload_hash != digest:
                 raise EventIdConflictError(event.event_id, existing.position)
-            return AppendResult("duplicate", existing.position, existing.stream_version)
+            return AppendResult("duplicate", existing.position, existing.stream_version, None)
         stream = (event.trial_id, event.patient_id)
         version = state.versions.get(stream, 0)
         if expected_version is not None and expected_version != version:
             raise ConcurrencyError(f"{stream[0]}/{stream[1]}", expected_version, version)
         position = len(state.events) + 1
-        now = self._clock()
+        now = self._clock().astimezone(UTC)  # read back in UTC, as from the SQL columns
         previous = state.events[-1].chain_hash if state.events else GENESIS
         stored = StoredEvent(
             position=position,
@@ -123,8 +135,8 @@ class _MemorySession:
             site_id=event.site_id,
             patient_id=event.patient_id,
             stream_version=version + 1,
-            occurred_at=event.occurred_at,
-            recorded_at=event.recorded_at,
+            occurred_at=event.occurred_at.astimezone(UTC),
+            recorded_at=event.recorded_at.astimezone(UTC),
             stored_at=now,
             payload=payload,
             payload_hash=digest,
@@ -152,18 +164,19 @@ class _MemorySession:
         digest = rejection_digest(site_id, location, raw, problems)
         known = None if digest is None else self._state.rejection_ids.get(digest)
         if known is not None:
-            self._state.set(self._state.received, known, self._state.received.get(known, 1) + 1)
+            self._state.received_again.append(known)
             return known
         state = self._state
         kept, size, whole = kept_raw(raw)
+        source, location = source[:SOURCE_MAX], location[:LOCATION_MAX]  # as the columns keep
         rejection = Rejection(
             id=len(state.rejections) + 1,
-            received_at=self._clock(),
+            received_at=self._clock().astimezone(UTC),
             source=source,
             site_id=site_id,
             location=location,
             raw=kept,
-            problems=[dict(p) for p in problems],
+            problems=json.loads(problems_json(problems)),  # what the SQL store reads back
             raw_size=size,
             raw_sha256=whole,
         )
@@ -188,6 +201,7 @@ class InMemoryEventStore:
         self._lock = threading.Lock()
         self._clock = clock
         self._committed = 0  # readers see events up to here only (read committed)
+        self._committed_rejections = 0  # and dead letters up to here
 
     @contextmanager
     def write(self) -> Iterator[_MemorySession]:
@@ -201,16 +215,18 @@ class InMemoryEventStore:
                 state.rollback(*marks)
                 raise
             else:
+                state.commit()
                 self._committed = len(state.events)
+                self._committed_rejections = len(state.rejections)
             finally:
                 state.undo.clear()
 
     def read(
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
     ) -> Iterator[StoredEvent]:
-        events = self._state.events[after : self._committed]
+        events = self._state.events[max(after, 0) : self._committed]
         if limit is not None:
-            events = events[:limit]
+            events = events[: max(limit, 0)]
         for stored in events:
             if stored_until is not None and stored.stored_at > stored_until:
                 return
@@ -236,21 +252,25 @@ class InMemoryEventStore:
 
     def stream(self, trial_id: str, patient_id: str) -> list[StoredEvent]:
         return [
-            e for e in self._state.events if (e.trial_id, e.patient_id) == (trial_id, patient_id)
+            e
+            for e in self._state.events[: self._committed]
+            if (e.trial_id, e.patient_id) == (trial_id, patient_id)
         ]
 
     def rejections(
         self, site_id: str | None = None, limit: int = 100, after: int | None = None
     ) -> list[Rejection]:
         received = self._state.received
-        selected = [
-            replace(r, received=received[r.id]) if r.id in received else r
-            for r in self._state.rejections
-            if site_id is None or r.site_id == site_id
-        ]
+        committed = self._state.rejections[: self._committed_rejections]
+        selected = [r for r in committed if site_id is None or r.site_id == site_id]
         if after is not None:
-            return [r for r in selected if r.id > after][:limit]
-        return list(reversed(selected))[:limit]
+            selected = [r for r in selected if r.id > after][:limit]
+        else:
+            selected = list(reversed(selected))[:limit]
+        return [  # copies: what a reader does to its list must not change the store's
+            replace(r, received=received.get(r.id, 1), problems=json.loads(json.dumps(r.problems)))
+            for r in selected
+        ]
 
     def verify(self) -> VerifyResult:
         return verify_chain(self.read())
@@ -258,7 +278,9 @@ class InMemoryEventStore:
     def verify_rejections(self) -> VerifyResult:
         state = self._state
         rows = memory_rejection_rows(
-            state.rejections, state.rejection_digests, state.rejection_hashes
+            state.rejections[: self._committed_rejections],
+            state.rejection_digests,
+            state.rejection_hashes,
         )
         return verify_rejection_rows(rows)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +32,8 @@ from sqlalchemy.exc import IntegrityError
 
 from safety_stream.events import EventBase, PatientEnrolled, encode_json
 from safety_stream.store.base import (
+    LOCATION_MAX,
+    SOURCE_MAX,
     AppendResult,
     ConcurrencyError,
     EventIdConflictError,
@@ -39,6 +41,7 @@ from safety_stream.store.base import (
     StoredEvent,
     StoreError,
     VerifyResult,
+    check_offset_source,
     kept_raw,
     problems_json,
     rejection_digest,
@@ -258,6 +261,7 @@ class _SqlSession:
         return self._offsets[source][0]
 
     def set_source_offset(self, source: str, offset: int) -> None:
+        check_offset_source(source)
         if self.source_offset(source) is None:
             self._offsets[source] = (offset, False)
         else:
@@ -274,6 +278,17 @@ class _SqlSession:
             known = (version, True) if version is not None else (0, False)
         return known
 
+    def _stream_version(self, position: int) -> int:
+        """The stream version of the event stored (or pending here) at ``position``."""
+        first_pending = self._events[0]["position"] if self._events else self._position + 1
+        if position >= first_pending:
+            return int(self._events[position - first_pending]["stream_version"])
+        return int(
+            self._db.execute(
+                select(EventRow.stream_version).where(EventRow.position == position)
+            ).scalar_one()
+        )
+
     def append(self, event: EventBase, expected_version: int | None = None) -> AppendResult:
         payload = encode_json(event)
         digest = payload_hash(payload)
@@ -281,13 +296,13 @@ class _SqlSession:
         if existing is not None:
             if existing[1] != digest:
                 raise EventIdConflictError(event.event_id, existing[0])
-            return AppendResult("duplicate", existing[0], 0)
+            return AppendResult("duplicate", existing[0], self._stream_version(existing[0]), None)
         stream = (event.trial_id, event.patient_id)
         version, in_db = self._version(stream)
         if expected_version is not None and expected_version != version:
             raise ConcurrencyError(f"{stream[0]}/{stream[1]}", expected_version, version)
         self._position += 1
-        now = self._clock()
+        now = self._clock().astimezone(UTC)  # as the column reads it back
         self._chain = chain_hash(self._chain, self._position, event.event_id, digest, now)
         self._events.append(
             {
@@ -346,8 +361,9 @@ class _SqlSession:
             self._rejection_head = (last[0], last[1]) if last else (0, GENESIS)
         previous_id, previous = self._rejection_head
         kept, size, whole = kept_raw(raw)
-        rejection_id, received_at = previous_id + 1, self._clock()
-        source, location, problems_text = source[:200], location[:200], problems_json(problems)
+        rejection_id, received_at = previous_id + 1, self._clock().astimezone(UTC)
+        source, location = source[:SOURCE_MAX], location[:LOCATION_MAX]  # the columns' lengths
+        problems_text = problems_json(problems)
         link = rejection_link(
             previous, rejection_id, received_at, source, site_id, location, kept, size, whole,
             digest, problems_text,
