@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from typing import NamedTuple, Protocol, cast
+from typing import Protocol, cast
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -38,6 +37,9 @@ from safety_stream.events import (
 from safety_stream.validation.checks import death_consistency, grade_problem
 from safety_stream.validation.problems import Problem
 from safety_stream.validation.timeline import (
+    AeFacts as AeFacts,  # re-exported: the store's backends import it from here
+)
+from safety_stream.validation.timeline import (
     PatientFacts,
     facts_of_enrolment,
     fatal_outcome_problem,
@@ -48,18 +50,6 @@ from safety_stream.validation.timeline import (
 _AMENDMENTS = frozenset(AE_AMENDMENTS)
 # Event classes are final, so exact type tests are safe here; they matter because pydantic's
 # metaclass makes isinstance() cost ~10x more, and this code runs for every event.
-
-
-class AeFacts(NamedTuple):
-    """What amendments are checked against: whose AE it is, its term, onset and state."""
-
-    patient_id: str
-    site_id: str
-    ctcae_term: str
-    onset_date: date
-    grade: int
-    fatal: bool  # seriousness includes 'death'
-    retracted: bool = False
 
 
 class ReferenceSource(Protocol):

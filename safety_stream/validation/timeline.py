@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import NamedTuple, cast
 from uuid import UUID
 
 from safety_stream.events import (
@@ -29,8 +29,17 @@ from safety_stream.events import (
 )
 from safety_stream.validation.problems import Problem
 
-if TYPE_CHECKING:
-    from safety_stream.validation.references import AeFacts
+
+class AeFacts(NamedTuple):
+    """What amendments are checked against: whose AE it is, its term, onset and state."""
+
+    patient_id: str
+    site_id: str
+    ctcae_term: str
+    onset_date: date
+    grade: int
+    fatal: bool  # seriousness includes 'death'
+    retracted: bool = False
 
 
 class PatientFacts(NamedTuple):
@@ -42,7 +51,7 @@ class PatientFacts(NamedTuple):
     fatal_ae_id: UUID | None = None  # the AE last reported or updated at grade 5
 
 
-FindAe = Callable[[UUID], "AeFacts | None"]
+FindAe = Callable[[UUID], AeFacts | None]
 
 
 def facts_of_enrolment(event: PatientEnrolled) -> PatientFacts:

@@ -1,0 +1,1 @@
+"""Validation: reading submitted records, checking each event, and cross-checking references."""
