@@ -9,8 +9,6 @@ from importlib import resources
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.pool import StaticPool
 
 from safety_stream.alerts.config import AlertConfig, default_config, load_alert_config
 from safety_stream.alerts.dispatcher import Dispatcher
@@ -35,13 +33,9 @@ from safety_stream.store.credentials_memory import InMemoryCredentials
 from safety_stream.store.credentials_sql import SqlCredentials
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.opening import open_store
+from safety_stream.store.outbox_memory import InMemoryOutbox
+from safety_stream.store.outbox_sql import SqlOutbox
 from safety_stream.store.sql import SqlEventStore
-from safety_stream.store.tables import (
-    AlertDeliveryRow,
-    AlertLogRow,
-    AlertRow,
-    ProjectionPositionRow,
-)
 
 
 def default_plan() -> MonitoringPlan:
@@ -88,7 +82,7 @@ def _assemble(
     store: EventStore,
     repository: SqlProjectionRepository | InMemoryProjectionRepository,
     credentials: Credentials,
-    outbox_engine: Engine,
+    outbox: Outbox,
     follower: bool = False,
 ) -> Runtime:
     plan = load_plan_or_default(settings.plan)
@@ -96,7 +90,6 @@ def _assemble(
     projector = Projector(store, repository, monitor, persist=not follower)
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry)
-    outbox = Outbox(outbox_engine, load_alerts_or_default(settings.alerts))
     dispatcher = Dispatcher(outbox, repository, plan.trial.id, on_outcome=metrics.delivery)
 
     def committed(changes: Changes) -> None:
@@ -128,7 +121,8 @@ def build_runtime(settings: Settings) -> Runtime:
     """SQL store (SQLite or PostgreSQL) with its projection, credentials and metrics."""
     store = open_store(settings.db, create=True)
     repository = SqlProjectionRepository(store.engine)
-    return _assemble(settings, store, repository, SqlCredentials(store.engine), store.engine)
+    outbox = SqlOutbox(store.engine, load_alerts_or_default(settings.alerts))
+    return _assemble(settings, store, repository, SqlCredentials(store.engine), outbox)
 
 
 def build_distributed_api(settings: Settings) -> Runtime:
@@ -137,8 +131,9 @@ def build_distributed_api(settings: Settings) -> Runtime:
     assert settings.kafka is not None
     store = open_store(settings.db, create=True)
     repository = SqlProjectionRepository(store.engine)
+    outbox = SqlOutbox(store.engine, load_alerts_or_default(settings.alerts))
     runtime = _assemble(
-        settings, store, repository, SqlCredentials(store.engine), store.engine, follower=True
+        settings, store, repository, SqlCredentials(store.engine), outbox, follower=True
     )
     runtime.producer = SubmissionProducer(settings.kafka, client_id="safety-stream-api")
     return runtime
@@ -148,22 +143,11 @@ def build_memory_runtime(
     settings: Settings | None = None, clock: Callable[[], datetime] | None = None
 ) -> Runtime:
     """Everything in memory (unit tests); ``clock``: the server's time (default: now)."""
+    settings = settings or Settings()
     return _assemble(
-        settings or Settings(),
+        settings,
         InMemoryEventStore() if clock is None else InMemoryEventStore(clock=clock),
         InMemoryProjectionRepository(),
         InMemoryCredentials(),
-        memory_outbox_engine(),
+        InMemoryOutbox(load_alerts_or_default(settings.alerts)),
     )
-
-
-def memory_outbox_engine() -> Engine:
-    """A private in-memory SQLite database holding only the alert outbox (memory runtime)."""
-    engine = create_engine(
-        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
-    )
-    rows = (AlertRow, AlertDeliveryRow, AlertLogRow, ProjectionPositionRow)
-    AlertRow.metadata.create_all(
-        engine, tables=[AlertRow.metadata.tables[r.__tablename__] for r in rows]
-    )
-    return engine

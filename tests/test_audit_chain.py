@@ -19,7 +19,6 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from safety_stream.alerts.config import AlertConfig
-from safety_stream.alerts.outbox import Outbox
 from safety_stream.cli import main
 from safety_stream.events import EventBase, decode_json, encode_json
 from safety_stream.monitoring.derived import DerivedEvent
@@ -32,6 +31,7 @@ from safety_stream.store.checkpoint import (
 )
 from safety_stream.store.hashing import GENESIS, chain_hash, chain_hash_v1, payload_hash
 from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.outbox_sql import SqlOutbox as Outbox
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.store.tables import AlertLogRow, AlertRow, EventRow, RejectionRow
 from safety_stream.store.verify import verify_alert_log

@@ -8,10 +8,11 @@ import uuid
 
 from safety_stream.alerts.config import default_config
 from safety_stream.alerts.dispatcher import utc_now
-from safety_stream.alerts.outbox import AlertView, Outbox, UnknownAlert
+from safety_stream.alerts.outbox import AlertView, UnknownAlert
 from safety_stream.api.alerts import AlertOut
 from safety_stream.errors import SafetyStreamError, UsageError
 from safety_stream.store.opening import open_store
+from safety_stream.store.outbox_sql import SqlOutbox as Outbox
 from safety_stream.store.sql import SqlEventStore
 
 
