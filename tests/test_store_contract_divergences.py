@@ -298,3 +298,15 @@ def test_position_at_edges(make_store: Callable[[Clock], EventStore]) -> None:
     assert store.position_at(t0 + timedelta(seconds=1)) == 4
     assert [s.position for s in store.read(stored_until=t0)] == [1, 2]
     assert [p for p, _, _ in store.payloads(after=1, stored_until=t0)] == [2]
+
+
+def test_rejections_bounds(store: EventStore) -> None:
+    """A ``limit`` of 0 or less lists nothing (SQLite read LIMIT -1 as no limit, PostgreSQL
+    refused it, memory dropped the last); ``after`` below 0 lists from the first."""
+    with store.write() as session:
+        for n in range(3):
+            session.reject("src", "S1", f"line {n}", b"%d" % n, PROBLEM)
+    for limit in (0, -1):
+        assert store.rejections(limit=limit) == store.rejections(after=0, limit=limit) == []
+    assert [r.id for r in store.rejections(after=-5)] == [1, 2, 3]
+    assert [r.id for r in store.rejections(after=3)] == []

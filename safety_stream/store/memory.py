@@ -260,7 +260,7 @@ class InMemoryEventStore:
     def rejections(
         self, site_id: str | None = None, limit: int = 100, after: int | None = None
     ) -> list[Rejection]:
-        received = self._state.received
+        received, limit = self._state.received, max(limit, 0)
         committed = self._state.rejections[: self._committed_rejections]
         selected = [r for r in committed if site_id is None or r.site_id == site_id]
         if after is not None:

@@ -565,6 +565,7 @@ class SqlEventStore:
     def rejections(
         self, site_id: str | None = None, limit: int = 100, after: int | None = None
     ) -> list[Rejection]:
+        limit = max(limit, 0)  # LIMIT -1: no limit on SQLite, an error on PostgreSQL
         if after is None:  # the newest first
             query = select(RejectionRow).order_by(RejectionRow.id.desc()).limit(limit)
         else:  # in the order kept, after id ``after``
