@@ -67,6 +67,13 @@ def describe(error: Exception) -> tuple[str, int]:
             for d in error.errors(include_url=False)
         )
         return f"invalid setting: {details}", EXIT_USAGE
+    if isinstance(error, ModuleNotFoundError) and _extra_of(error.name) is not None:
+        extra = _extra_of(error.name)
+        return (
+            f"this command needs the optional {extra} support ({error.name} is not installed): "
+            f"pip install 'safety-stream[{extra}]'",
+            EXIT_USAGE,
+        )
     if isinstance(error, FileNotFoundError | IsADirectoryError | NotADirectoryError):
         return f"{error.filename}: {error.strerror}", EXIT_USAGE
     if isinstance(error, PermissionError):
@@ -77,6 +84,21 @@ def describe(error: Exception) -> tuple[str, int]:
     if isinstance(error, UnicodeDecodeError):
         return f"input is not {error.encoding} text: {error.reason}", EXIT_USAGE
     return f"{type(error).__name__}: {_one_line(str(error))}", EXIT_FAILED
+
+
+# top-level modules of the optional extras (pyproject.toml) -> the extra that installs them
+EXTRAS = {
+    "faust": "kafka",
+    "kafka": "kafka",
+    "aiokafka": "kafka",
+    "psycopg": "postgres",
+    "grafana_client": "grafana",
+    "grafana_foundation_sdk": "grafana",
+}
+
+
+def _extra_of(module: str | None) -> str | None:
+    return EXTRAS.get((module or "").split(".")[0])
 
 
 def _expected(error: Exception) -> bool:
