@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -25,7 +26,7 @@ from pydantic import (
 )
 
 from safety_stream.boundaries import bayes_boundary, pocock_table, posterior_above
-from safety_stream.ctcae import ctcae_dictionary
+from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
 from safety_stream.errors import PlanError, read_user_text
 from safety_stream.events import Attribution, LabTest, Modality
 
@@ -323,7 +324,7 @@ class MonitoringPlan(_Strict):
             raise ValueError("; ".join(problems))
         return self
 
-    def _reference_problems(self) -> Any:
+    def _reference_problems(self) -> Iterator[str]:
         ctcae = ctcae_dictionary(self.trial.ctcae_version)
         ids = [r.id for r in self.rules]
         for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
@@ -335,26 +336,29 @@ class MonitoringPlan(_Strict):
                 if ctcae.lookup(term) is None:
                     yield _term_problem(f"composite '{name}'", term)
         for rule in self.rules:
-            population = getattr(rule, "population", None)
-            if population is not None and population.window not in (None, *self.windows):
-                yield f"rule '{rule.id}': unknown window '{population.window}'"
-            if isinstance(rule, LabSentinelRule):
-                for term in _condition_terms(rule.when):
-                    if ctcae.lookup(term) is None:
-                        yield _term_problem(f"rule '{rule.id}'", term)
-                continue
-            counted = getattr(rule, "counts", None) or getattr(rule, "match", None)
-            if counted is None:
-                continue
-            for term in counted.terms:
+            yield from self._rule_reference_problems(rule, ctcae)
+
+    def _rule_reference_problems(self, rule: Rule, ctcae: CtcaeDictionary) -> Iterator[str]:
+        population = getattr(rule, "population", None)
+        if population is not None and population.window not in (None, *self.windows):
+            yield f"rule '{rule.id}': unknown window '{population.window}'"
+        if isinstance(rule, LabSentinelRule):
+            for term in _condition_terms(rule.when):
                 if ctcae.lookup(term) is None:
                     yield _term_problem(f"rule '{rule.id}'", term)
-            for soc in counted.socs:
-                if soc not in ctcae.socs:
-                    yield f"rule '{rule.id}': '{soc}' is not a CTCAE v5.0 system organ class"
-            for composite_name in counted.composites:
-                if composite_name not in self.composites:
-                    yield f"rule '{rule.id}': unknown composite '{composite_name}'"
+            return
+        counted = getattr(rule, "counts", None) or getattr(rule, "match", None)
+        if counted is None:
+            return
+        for term in counted.terms:
+            if ctcae.lookup(term) is None:
+                yield _term_problem(f"rule '{rule.id}'", term)
+        for soc in counted.socs:
+            if soc not in ctcae.socs:
+                yield f"rule '{rule.id}': '{soc}' is not a CTCAE v5.0 system organ class"
+        for composite_name in counted.composites:
+            if composite_name not in self.composites:
+                yield f"rule '{rule.id}': unknown composite '{composite_name}'"
 
     @property
     def version(self) -> str:

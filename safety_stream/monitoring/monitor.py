@@ -164,39 +164,11 @@ class Monitor:
             return out
         if kind is AdverseEventReported:
             self._patient_aes.setdefault(event.patient_id, []).append(event.event_id)
-        ae = None
-        ae_id = None
-        if kind is AdverseEventReported or kind in AE_AMENDMENTS:
-            ae_id = event.event_id if kind is AdverseEventReported else event.ae_id  # type: ignore[attr-defined]
-        elif kind is PatientDied:  # a death citing its AE makes that AE fatal
-            ae_id = event.related_ae_id  # type: ignore[attr-defined]
-        if ae_id is not None:
-            ae = state.aes.get(ae_id)
-        if ae is not None:
-            # only rules whose matching AEs changed, or that look at AEs through composites
-            changed = [c for c in self.counting if c.rematch(ae) or c.rule.counts.composites]
-            self._judge(state, event.patient_id, position, out, changed)
-        elif kind is TreatmentAdministered:
-            modality = str(event.treatment.modality)  # type: ignore[attr-defined]
-            self._judge(state, event.patient_id, position, out, self._by_modality[modality])
-        elif kind in RELEVANT_TO_ALL:
-            self._judge(state, event.patient_id, position, out, self.counting)
-        elif kind in RELEVANT_TO_COMPOSITES:
-            self._judge(state, event.patient_id, position, out, self._composite_rules)
+        ae = self._affected_ae(state, event)
+        self._judge_after(state, event, ae, position, out)
         if ae is not None:
             self._sentinels(ae, position, out)
-            if kind is SafetyReportSubmitted:
-                out += self.report_clocks.on_submitted(
-                    ae, event.occurred_at.astimezone(UTC), self.clock, position, self._schedule
-                )
-            else:
-                out += self.report_clocks.on_ae(ae, moment, self.clock, position, self._schedule)
-                # the SAE itself, or an update that makes the AE serious: the site's deadline
-                if kind is AdverseEventReported or (
-                    kind is AdverseEventUpdated and event.seriousness  # type: ignore[attr-defined]
-                ):
-                    recorded = event.recorded_at.astimezone(UTC)
-                    out += self.report_clocks.site_late(ae, recorded, moment, self.clock, position)
+            self._report_clocks_after(ae, event, moment, position, out)
         if self.lab_signals.rules and kind in LAB_SIGNAL_EVENTS:
             patient = state.patients.get(event.patient_id)
             if patient is not None:
@@ -210,6 +182,61 @@ class Monitor:
         # again at the end: a late report can open a clock whose due time the log has passed
         self._fire_timers(state, position, out)
         return out
+
+    def _affected_ae(self, state: TrialState, event: EventBase) -> AeState | None:
+        """The AE ``event`` reports, amends or (a death citing it) makes fatal, if any."""
+        kind = type(event)
+        ae_id = None
+        if kind is AdverseEventReported or kind in AE_AMENDMENTS:
+            ae_id = event.event_id if kind is AdverseEventReported else event.ae_id  # type: ignore[attr-defined]
+        elif kind is PatientDied:  # a death citing its AE makes that AE fatal
+            ae_id = event.related_ae_id  # type: ignore[attr-defined]
+        return None if ae_id is None else state.aes.get(ae_id)
+
+    def _judge_after(
+        self,
+        state: TrialState,
+        event: EventBase,
+        ae: AeState | None,
+        position: int,
+        out: list[DerivedEvent],
+    ) -> None:
+        """Judge the patient under the counting rules ``event`` may change."""
+        kind = type(event)
+        if ae is not None:
+            # only rules whose matching AEs changed, or that look at AEs through composites
+            changed = [c for c in self.counting if c.rematch(ae) or c.rule.counts.composites]
+            self._judge(state, event.patient_id, position, out, changed)
+        elif kind is TreatmentAdministered:
+            modality = str(event.treatment.modality)  # type: ignore[attr-defined]
+            self._judge(state, event.patient_id, position, out, self._by_modality[modality])
+        elif kind in RELEVANT_TO_ALL:
+            self._judge(state, event.patient_id, position, out, self.counting)
+        elif kind in RELEVANT_TO_COMPOSITES:
+            self._judge(state, event.patient_id, position, out, self._composite_rules)
+
+    def _report_clocks_after(
+        self,
+        ae: AeState,
+        event: EventBase,
+        moment: datetime,
+        position: int,
+        out: list[DerivedEvent],
+    ) -> None:
+        """Open, run or close the expedited-report clocks of ``ae`` after ``event``."""
+        kind = type(event)
+        if kind is SafetyReportSubmitted:
+            out += self.report_clocks.on_submitted(
+                ae, event.occurred_at.astimezone(UTC), self.clock, position, self._schedule
+            )
+            return
+        out += self.report_clocks.on_ae(ae, moment, self.clock, position, self._schedule)
+        # the SAE itself, or an update that makes the AE serious: the site's deadline
+        if kind is AdverseEventReported or (
+            kind is AdverseEventUpdated and event.seriousness  # type: ignore[attr-defined]
+        ):
+            recorded = event.recorded_at.astimezone(UTC)
+            out += self.report_clocks.site_late(ae, recorded, moment, self.clock, position)
 
     def advance(self, state: TrialState, moment: datetime, position: int) -> list[DerivedEvent]:
         """Time passes to ``moment`` with no new event: windows complete, clocks run out."""
