@@ -17,6 +17,7 @@ its own rows, and no rules or alerts.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Request
@@ -86,63 +87,105 @@ def _unauthenticated() -> PlainTextResponse:
     )
 
 
+@dataclass
+class _Board:
+    """What the board's routes share: the runtime, the sessions and the page renderer."""
+
+    runtime: Runtime
+    sessions: SessionStore
+    tally: SubmissionTally
+    pages: BoardPages
+    live: LiveStreams
+    trial_id: str
+
+    def visitor(self, request: Request, touch: bool = True) -> Visitor | None:
+        return identify(request, self.runtime.credentials, self.sessions, touch)
+
+    def login_page(self, next_path: str, error: str | None = None, status: int = 200) -> Response:
+        return self.pages.page(
+            "board_login.html.j2",
+            status,
+            trial_id=self.trial_id,
+            next=next_path,
+            error=error,
+        )
+
+    async def checked_post(self, request: Request) -> tuple[dict[str, str], Visitor] | Response:
+        """A board form post from a signed-in viewer with a valid CSRF token, or the refusal."""
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        who = await run_in_threadpool(self.visitor, request)
+        if who is None:
+            return _unauthenticated()
+        refused = post_refusal(request, who, form.get("csrf"))
+        if refused is not None:
+            return PlainTextResponse(refused, 403)
+        return form, who
+
+
 def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | None = None) -> None:
     """Serve the safety board from ``app`` over ``runtime``."""
     store = sessions if sessions is not None else SessionStore()
-    tally = SubmissionTally()
-    pages = BoardPages()
-    trial_id = runtime.plan.trial.id
     app.state.board_sessions = store
     live = LiveStreams(
         per_credential=runtime.settings.board_streams_per_credential,
         in_all=runtime.settings.board_streams,
     )
     app.state.board_streams = live
+    board = _Board(runtime, store, SubmissionTally(), BoardPages(), live, runtime.plan.trial.id)
+    _add_page_routes(app, board)
+    _add_stream_route(app, board)
+    _add_session_routes(app, board)
+    _add_action_routes(app, board)
 
-    def visitor(request: Request, touch: bool = True) -> Visitor | None:
-        return identify(request, runtime.credentials, store, touch)
 
-    def login_page(next_path: str, error: str | None = None, status: int = 200) -> Response:
-        return pages.page(
-            "board_login.html.j2", status, trial_id=trial_id, next=next_path, error=error
-        )
-
+def _add_page_routes(app: FastAPI, b: _Board) -> None:
     @app.get("/", include_in_schema=False)
     def landing() -> Response:
         return RedirectResponse("/board", 307)
 
     @app.get("/board", include_in_schema=False)
     def board(request: Request) -> Response:
-        who = visitor(request)
+        who = b.visitor(request)
         if who is None:
             return RedirectResponse("/board/login", 303)
-        view = build_view(gather(runtime, who.principal, tally), who.principal)
-        return pages.page(
+        view = build_view(gather(b.runtime, who.principal, b.tally), who.principal)
+        return b.pages.page(
             "board.html.j2", view=view, csrf=who.csrf, session=who.session is not None
         )
 
     @app.get("/board/panels", include_in_schema=False)
     def panels(request: Request) -> Response:
-        who = visitor(request, touch=False)  # the page refreshing itself is not a person
+        who = b.visitor(request, touch=False)  # the page refreshing itself is not a person
         if who is None:
             return _unauthenticated()
-        view = build_view(gather(runtime, who.principal, tally), who.principal)
-        return pages.fragment("board_panels.html.j2", view=view, csrf=who.csrf)
+        view = build_view(gather(b.runtime, who.principal, b.tally), who.principal)
+        return b.pages.fragment("board_panels.html.j2", view=view, csrf=who.csrf)
 
+    @app.get("/board/alerts/{alert_id}", include_in_schema=False)
+    def alert_link(alert_id: uuid.UUID, request: Request) -> Response:
+        target = f"/board#alert-{alert_id}"
+        if b.visitor(request) is None:
+            return RedirectResponse(f"/board/login?next={quote(target)}", 303)
+        return RedirectResponse(target, 303)
+
+
+def _add_stream_route(app: FastAPI, b: _Board) -> None:
     @app.get("/board/stream", include_in_schema=False)
     async def stream(request: Request, since: str | None = None) -> Response:
-        who = await run_in_threadpool(visitor, request, False)
+        who = await run_in_threadpool(b.visitor, request, False)
         if who is None:
             return _unauthenticated()
         principal = who.principal
         try:
-            slot = live.admit(principal.name)
+            slot = b.live.admit(principal.name)
         except StreamRefused as refused:
             return PlainTextResponse(
                 str(refused),
                 429,
                 headers={
-                    "Retry-After": str(round(live.stream_seconds)),
+                    "Retry-After": str(round(b.live.stream_seconds)),
                     "Cache-Control": "no-store",
                 },
             )
@@ -152,15 +195,15 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
 
         def still_valid() -> bool:
             assert credential is not None
-            return runtime.credentials.current(credential) is not None
+            return b.runtime.credentials.current(credential) is not None
 
         def session_open() -> bool:  # a logout ends the session's streams too
-            return session_id is None or store.find(session_id, touch=False) is not None
+            return session_id is None or b.sessions.find(session_id, touch=False) is not None
 
-        events = live.events(
+        events = b.live.events(
             slot,
             principal.sees_site,  # what change_stamp depends on: a site, or every reader alike
-            lambda: change_stamp(runtime, principal, tally),
+            lambda: change_stamp(b.runtime, principal, b.tally),
             known[:200] if known else None,
             request.is_disconnected,
             credential=(credential, still_valid) if credential is not None else None,
@@ -168,9 +211,11 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
         )
         return LiveResponse(events, slot)
 
+
+def _add_session_routes(app: FastAPI, b: _Board) -> None:
     @app.get("/board/login", include_in_schema=False)
     def login_form(next: str | None = None) -> Response:
-        return login_page(_safe_next(next))
+        return b.login_page(_safe_next(next))
 
     @app.post("/board/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -183,12 +228,12 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
         next_path = _safe_next(form.get("next"))
         token = form.get("token", "").strip()
         if not token:
-            return login_page(next_path, "Paste a token to log in.", 400)
-        principal = await run_in_threadpool(runtime.credentials.authenticate, token)
+            return b.login_page(next_path, "Paste a token to log in.", 400)
+        principal = await run_in_threadpool(b.runtime.credentials.authenticate, token)
         if principal is None:
-            return login_page(next_path, UNKNOWN_TOKEN, 401)
+            return b.login_page(next_path, UNKNOWN_TOKEN, 401)
         response = RedirectResponse(next_path, 303)
-        set_session_cookie(response, request, store.open(principal))
+        set_session_cookie(response, request, b.sessions.open(principal))
         return response
 
     @app.post("/board/logout", include_in_schema=False)
@@ -196,41 +241,23 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
         form = await _form(request)
         if isinstance(form, Response):
             return form
-        who = await run_in_threadpool(visitor, request)
+        who = await run_in_threadpool(b.visitor, request)
         refused = post_refusal(request, who, form.get("csrf"))
         if refused is not None:
             return PlainTextResponse(refused, 403)
         session_id = request.cookies.get(COOKIE)
         if session_id:
-            store.close(session_id)
+            b.sessions.close(session_id)
         response = RedirectResponse("/board/login", 303)
         clear_session_cookie(response, request)
         return response
 
-    @app.get("/board/alerts/{alert_id}", include_in_schema=False)
-    def alert_link(alert_id: uuid.UUID, request: Request) -> Response:
-        target = f"/board#alert-{alert_id}"
-        if visitor(request) is None:
-            return RedirectResponse(f"/board/login?next={quote(target)}", 303)
-        return RedirectResponse(target, 303)
 
-    async def checked_post(request: Request) -> tuple[dict[str, str], Visitor] | Response:
-        """A board form post from a signed-in viewer with a valid CSRF token, or the refusal."""
-        form = await _form(request)
-        if isinstance(form, Response):
-            return form
-        who = await run_in_threadpool(visitor, request)
-        if who is None:
-            return _unauthenticated()
-        refused = post_refusal(request, who, form.get("csrf"))
-        if refused is not None:
-            return PlainTextResponse(refused, 403)
-        return form, who
-
+def _add_action_routes(app: FastAPI, b: _Board) -> None:
     @app.post("/board/rules/{rule_id}/decision", include_in_schema=False)
     async def record(rule_id: str, request: Request) -> Response:
         """A DSMB decision on one rule, from its card (dsmb or safety_officer only)."""
-        posted = await checked_post(request)
+        posted = await b.checked_post(request)
         if isinstance(posted, Response):
             return posted
         form, who = posted
@@ -238,20 +265,24 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
             return PlainTextResponse("a dsmb or safety_officer credential records decisions", 403)
         try:
             decision = build_decision(
-                runtime.plan, [rule_id], form.get("outcome", ""), form.get("rationale", ""),
+                b.runtime.plan, [rule_id], form.get("outcome", ""), form.get("rationale", ""),
                 who.principal.name, utc_now(),
             )  # fmt: skip
         except DecisionError as error:
             return PlainTextResponse(str(error), 400)
         report = await run_in_threadpool(
-            record_decision, runtime.store, runtime.ctcae, decision, f"board:{who.principal.name}"
+            record_decision,
+            b.runtime.store,
+            b.runtime.ctcae,
+            decision,
+            f"board:{who.principal.name}",
         )
-        await run_in_threadpool(runtime.projector.follow, report.appended)
+        await run_in_threadpool(b.runtime.projector.follow, report.appended)
         return RedirectResponse(f"/board#rule-{quote(rule_id)}", 303)
 
     @app.post("/board/alerts/{alert_id}/acknowledge", include_in_schema=False)
     async def acknowledge(alert_id: uuid.UUID, request: Request) -> Response:
-        posted = await checked_post(request)
+        posted = await b.checked_post(request)
         if isinstance(posted, Response):
             return posted
         form, who = posted
@@ -260,7 +291,7 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
         note = form.get("note", "").strip()[:2000] or None
         try:
             view = await run_in_threadpool(
-                runtime.outbox.acknowledge, alert_id, who.principal.name, note, utc_now()
+                b.runtime.outbox.acknowledge, alert_id, who.principal.name, note, utc_now()
             )
         except UnknownAlert:
             return PlainTextResponse(f"no alert {alert_id}", 404)
