@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, cast
 from uuid import UUID
 
 from pydantic import TypeAdapter
@@ -139,7 +139,7 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
     state.position = position
     kind = type(event)
     if kind is AdverseEventReported:
-        report: AdverseEventReported = event  # type: ignore[assignment]
+        report = cast(AdverseEventReported, event)  # `type(x) is` does not narrow
         term = ctcae_dictionary().lookup(report.ctcae_term)
         state.aes[report.event_id] = AeState(
             ae_id=report.event_id,
@@ -158,7 +158,7 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
         )
         return None, report.event_id
     if kind in AE_AMENDMENTS:
-        return None, _amend(state, event)  # type: ignore[arg-type]
+        return None, _amend(state, cast(AeAmendment, event))
     if kind is DsmbDecision or kind is ClockTicked:  # not a patient's data: for the monitor
         return None, None
     if kind is PatientEnrolled:
@@ -168,7 +168,7 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
         return event.patient_id, None
     patient = _patient(state, event)
     if kind is TreatmentAdministered:
-        modality = event.treatment.modality  # type: ignore[attr-defined]
+        modality = cast(TreatmentAdministered, event).treatment.modality
         known = patient.exposure.get(modality)
         given = _utc(event.occurred_at)
         if known is None:
@@ -178,7 +178,7 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
             known.last = max(known.last, given)
             known.administrations += 1
     elif kind in (PatientWithdrawn, PatientDied, PatientLostToFollowUp):
-        patient.status = event.event_type.removeprefix("patient.")  # type: ignore[assignment]
+        patient.status = cast(PatientStatus, event.event_type.removeprefix("patient."))
         patient.status_at = _utc(event.occurred_at)
         cited = getattr(event, "related_ae_id", None)
         fatal_ae = state.aes.get(cited) if cited is not None else None
@@ -186,23 +186,22 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
             fatal_ae.fatal = True
             return patient.patient_id, fatal_ae.ae_id
     elif kind is ChildPughAssessed:
-        score = event.score  # type: ignore[attr-defined]
+        score = cast(ChildPughAssessed, event).score
         patient.child_pugh_history.append((score, _utc(event.occurred_at)))
     elif kind is LabResulted:
-        lab: LabResulted = event  # type: ignore[assignment]
+        lab = cast(LabResulted, event)
         if lab.uln:
             ratio = lab.value / lab.uln
             patient.lab_history.append((lab.test.value, ratio, _utc(lab.occurred_at)))
     return patient.patient_id, None
 
 
-def _amend(
-    state: TrialState,
-    event: AdverseEventUpdated
-    | AdverseEventResolved
-    | AdverseEventRetracted
-    | SafetyReportSubmitted,
-) -> UUID | None:
+AeAmendment = (
+    AdverseEventUpdated | AdverseEventResolved | AdverseEventRetracted | SafetyReportSubmitted
+)
+
+
+def _amend(state: TrialState, event: AeAmendment) -> UUID | None:
     ae = state.aes.get(event.ae_id)
     if ae is None:
         return None
