@@ -36,7 +36,7 @@ EXECUTABLE = str(Path(sys.executable).with_name("safety-stream"))
 
 
 def library_ingest(records: list[SimulatedRecord], db: str, batch: int) -> float:
-    store = SqlEventStore.open(db)
+    store = SqlEventStore.create(db)
     ctcae = ctcae_dictionary()
     started = time.perf_counter()
     for start in range(0, len(records), batch):

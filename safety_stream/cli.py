@@ -213,9 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--now", help="the monitoring clock at the end (default: the latest time in the file)"
     )
     monitor.add_argument("--json", action="store_true", help="machine-readable output")
-    migrate = commands.add_parser(
-        "migrate", help="create the store or upgrade its schema to this version's"
+    database = commands.add_parser("db", help="the store's schema: status and upgrade")
+    db_commands = database.add_subparsers(dest="db_command", required=True)
+    _db(
+        db_commands.add_parser(
+            "upgrade",
+            help="create the store or upgrade its schema to this version's (under a lock; "
+            "idempotent), printing from-revision -> to-revision",
+        )
     )
+    _db(
+        db_commands.add_parser(
+            "status",
+            help="the store's schema revision and this version's head (exit 0: current, "
+            "1: behind, missing or newer); never creates or changes anything",
+        )
+    )
+    migrate = commands.add_parser("migrate", help="the same as `db upgrade` (kept as an alias)")
     _db(migrate)
     return parser
 
@@ -372,7 +386,12 @@ def _store_commands(args: argparse.Namespace) -> int:
     from safety_stream.commands import store
 
     if args.command == "migrate":
-        return store.migrate(settings.db)
+        print("(`migrate` is the same as `safety-stream db upgrade`)", file=sys.stderr)
+        return store.db_upgrade(settings.db)
+    if args.command == "db":
+        if args.db_command == "status":
+            return store.db_status(settings.db)
+        return store.db_upgrade(settings.db)
     if args.command == "verify":
         if args.checkpoint is None:
             return store.verify(settings.db)

@@ -60,7 +60,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[EventStore]:
         yield InMemoryEventStore(Ticking())
         return
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    sql = SqlEventStore(SqlEventStore.open(url).engine, Ticking())
+    sql = SqlEventStore(SqlEventStore.create(url).engine, Ticking())
     yield sql
     sql.close()
 
@@ -238,7 +238,7 @@ def test_verify_command_with_a_checkpoint(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = request.getfixturevalue(f"{backend}_url")
-    store = SqlEventStore.open(url)
+    store = SqlEventStore.create(url)
     append_all(store, SAMPLE[:30])
     path = tmp_path / "checkpoint.json"
     checkpoint = write_checkpoint(store, KEY, path)
@@ -270,7 +270,7 @@ def test_report_writes_a_checkpoint_when_a_key_is_set(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    store = SqlEventStore.open(sqlite_url)
+    store = SqlEventStore.create(sqlite_url)
     append_all(store, SAMPLE)
     store.close()
     path = tmp_path / "anchors" / "checkpoint.json"
@@ -338,7 +338,7 @@ def test_a_huge_dead_letter_keeps_64_kib_with_its_size_and_digest(store: EventSt
 def test_the_rejection_listing_says_when_raw_was_truncated(
     sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = SqlEventStore.open(sqlite_url)
+    store = SqlEventStore.create(sqlite_url)
     with store.write() as session:
         session.reject("http:S1", "S1", "body", b"x" * 100_000, [{"message": "not JSON"}])
         session.reject("http:S1", "S1", "line 1", b"{}", [{"message": "empty"}])
@@ -377,7 +377,7 @@ def test_editing_an_acknowledgement_fails_verify(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = request.getfixturevalue(f"{backend}_url")
-    store = SqlEventStore.open(url)
+    store = SqlEventStore.create(url)
     config = AlertConfig.model_validate(
         {"groups": [{"name": "g", "channels": [{"type": "file", "path": str(tmp_path / "a")}]}]}
     )

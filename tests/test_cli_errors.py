@@ -159,7 +159,7 @@ def test_a_store_whose_schema_is_behind_is_refused_with_the_command_that_upgrade
     engine.dispose()
     status, err = run(["verify", "--db", url], capsys)
     assert status == 1
-    assert_one_line(err, "verify", "revision 0004", f"safety-stream migrate --db {url}")
+    assert_one_line(err, "verify", "revision 0004", f"safety-stream db upgrade --db {url}")
     assert main(["migrate", "--db", url]) == 0
     assert main(["verify", "--db", url]) == 0
     assert "OK: 0 events" in capsys.readouterr().out

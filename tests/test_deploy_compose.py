@@ -1,7 +1,8 @@
 """deploy/compose.yaml cannot run here (no Docker engine), so everything checkable is checked:
 it parses; every file, directory and build input it names exists; images are pinned; ports
 agree with the commands; the environment is exactly safety-stream's settings; commands parse
-with the real CLI; Prometheus scrapes every service that serves /metrics."""
+with the real CLI; a one-shot `db upgrade` runs before the API and the workers start;
+Prometheus scrapes every service that serves /metrics."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def ours(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_every_service_has_a_pinned_image_or_a_build_that_exists(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
-        "kafka", "postgres", "api", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana",
+        "kafka", "postgres", "migrate", "api", "worker-1", "worker-2", "prometheus", "alertmanager",
+        "grafana",
     }  # fmt: skip
     for name, service in compose["services"].items():
         image = service["image"]
@@ -85,10 +87,40 @@ def test_environment_and_commands_are_the_real_settings_and_cli(compose: dict[st
         parsed = Settings.model_validate(settings | {"kafka": kafka})  # extra="forbid": no typos
         assert parsed.kafka is not None and parsed.kafka.bootstrap == "kafka:9092"
         args = build_parser().parse_args(service["command"])
-        assert args.command in ("serve", "worker"), name
+        assert args.command in ("serve", "worker", "db"), name
         published = {int(p.split(":")[1]) for p in service.get("ports", [])}
+        if args.command == "db":
+            assert published == set(), name
+            continue
         listening = args.port if args.command == "serve" else args.web_port
         assert published <= {listening}
+
+
+def test_the_schema_is_upgraded_once_before_the_api_and_the_workers_start(
+    compose: dict[str, Any],
+) -> None:
+    """Opening a store never migrates it: a one-shot `safety-stream db upgrade` (under the
+    migration lock) must finish successfully before anything that serves or works starts."""
+    services = ours(compose)
+    migrate = services["migrate"]
+    args = build_parser().parse_args(migrate["command"])
+    assert (args.command, args.db_command) == ("db", "upgrade")
+    assert migrate["restart"] == "no"  # a one-shot: "unless-stopped" would run it forever
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert (
+        migrate["environment"]["SAFETY_STREAM_DB"]
+        == services["api"]["environment"]["SAFETY_STREAM_DB"]
+    )
+    long_running = {
+        name
+        for name, service in services.items()
+        if build_parser().parse_args(service["command"]).command in ("serve", "worker")
+    }
+    assert long_running == {"api", "worker-1", "worker-2"}
+    for name in long_running:
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }, name
 
 
 def test_prometheus_scrapes_the_api_and_every_worker(compose: dict[str, Any]) -> None:
@@ -98,6 +130,8 @@ def test_prometheus_scrapes_the_api_and_every_worker(compose: dict[str, Any]) ->
     expected = set()
     for name, service in ours(compose).items():
         args = build_parser().parse_args(service["command"])
+        if args.command == "db":
+            continue  # the one-shot migration serves nothing
         expected.add(f"{name}:{args.port if args.command == 'serve' else args.web_port}")
     assert targets == expected
     promtool = require_binary("promtool")

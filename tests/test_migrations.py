@@ -12,7 +12,7 @@ from safety_stream.store.tables import Base
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_migrations_match_the_models(backend: str, request: pytest.FixtureRequest) -> None:
-    store = SqlEventStore.open(request.getfixturevalue(f"{backend}_url"))  # migrates to head
+    store = SqlEventStore.create(request.getfixturevalue(f"{backend}_url"))  # new, at head
     try:
         with store.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -39,7 +39,7 @@ def test_the_patient_timeline_is_filled_in_from_the_log(
     trial.add("patient.died", "P1", 6, death_date=trial.events[-1].onset_date.isoformat(),  # type: ignore[attr-defined]
               primary_cause="sepsis", related_ae_id=fatal)  # fmt: skip
     trial.enrol("P2", 1)
-    store = SqlEventStore.open(url)
+    store = SqlEventStore.create(url)
     try:
         with store.write() as session:
             for event in trial.events:

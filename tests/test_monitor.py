@@ -398,7 +398,7 @@ def test_replay_and_restart_derive_nothing_new() -> None:
 def test_whatif_lists_when_each_plan_would_have_alerted(
     sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = SqlEventStore.open(sqlite_url)
+    store = SqlEventStore.create(sqlite_url)
     trial = exposed_trial(4)
     trial.ae("P1", 5, *NEUTROPENIA, 3, ct="possible")
     trial.ae("P2", 6, *NEUTROPENIA, 3, ct="possible")

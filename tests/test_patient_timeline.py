@@ -30,7 +30,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[EventStore]:
     if request.param == "memory":
         yield InMemoryEventStore(clock=clock)
         return
-    sql = SqlEventStore.open(request.getfixturevalue("sqlite_url"), clock=clock)
+    sql = SqlEventStore.create(request.getfixturevalue("sqlite_url"), clock=clock)
     yield sql
     sql.close()
 

@@ -61,7 +61,7 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Log:
     url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'trial.db'}"
     records = simulate(scenario("chemotherapy-toxicity", patients=40, seed=3))
     sent = [records[0].sent_at]
-    store = SqlEventStore.open(url, clock=lambda: sent[0])
+    store = SqlEventStore.create(url, clock=lambda: sent[0])
     try:
         for start in range(0, len(records), 40):
             chunk = records[start : start + 40]

@@ -152,7 +152,7 @@ def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> Non
     path = tmp_path / "private.db"
     old = os.umask(0o022)  # the usual umask, which would give 0644
     try:
-        store = SqlEventStore.open(f"sqlite:///{path}")
+        store = SqlEventStore.create(f"sqlite:///{path}")
         try:
             with store.engine.connect() as connection:  # WAL: -wal and -shm exist meanwhile
                 connection.exec_driver_sql("SELECT 1")

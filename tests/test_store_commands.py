@@ -18,7 +18,7 @@ from safety_stream.validation.records import InputFormat, read_ndjson
 
 
 def test_verify_rejected_and_replay(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    store = SqlEventStore.open(sqlite_url)
+    store = SqlEventStore.create(sqlite_url)
     body = (
         EXAMPLES / "sparkle-l-sample.ndjson"
     ).read_bytes() + b'{"event_type": "ae.reported"}\n\xff\n'

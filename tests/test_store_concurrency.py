@@ -41,7 +41,7 @@ def test_a_follower_sees_every_position_in_order_while_writers_race(
     backend: str, request: pytest.FixtureRequest
 ) -> None:
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
-    store = SqlEventStore.open(url)
+    store = SqlEventStore.create(url)
     seen: list[int] = []
     errors: list[BaseException] = []
     done = threading.Event()

@@ -1,5 +1,5 @@
-"""Store commands: ``verify`` (hash chains, signed checkpoints), ``rejected`` (dead letters),
-``replay`` (rebuild)."""
+"""Store commands: ``db upgrade`` / ``db status`` (the schema), ``verify`` (hash chains, signed
+checkpoints), ``rejected`` (dead letters), ``replay`` (rebuild)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,37 @@ from safety_stream.errors import UsageError
 from safety_stream.projections.projector import replay
 from safety_stream.projections.repositories import SqlProjectionRepository
 from safety_stream.store.base import VerifyResult
-from safety_stream.store.opening import open_store
+from safety_stream.store.opening import open_store, schema_status, upgrade_store
 from safety_stream.store.verify import verify_alert_log, verify_chain
 
 
-def migrate(db: str) -> int:
-    """Create the store, or bring its schema to this version's (idempotent)."""
-    store = open_store(db, create=True)
-    store.close()
-    print("the store's schema is current")
+def db_upgrade(db: str) -> int:
+    """``db upgrade``: create the store, or bring its schema to this version's, under the
+    migration lock (idempotent: a second run, or one after another process, changes nothing)."""
+    done = upgrade_store(db)
+    print(done.describe())
     return 0
+
+
+def db_status(db: str) -> int:
+    """``db status``: the store's revision and this version's head; never creates or changes
+    anything. 0 when current, 1 when behind, missing or from a newer version."""
+    status = schema_status(db)
+    print(f"store: {status.shown}")
+    if not status.exists:
+        print("revision: none (no store there)")
+    else:
+        print(f"revision: {status.revision or 'none (no safety-stream schema)'}")
+    print(f"head: {status.head}")
+    if status.current:
+        print("status: current")
+        return 0
+    if not status.known:
+        print("status: newer than this version of safety-stream (run that version)")
+        return 1
+    what = "missing" if status.revision is None else "behind"
+    print(f"status: {what} (run `safety-stream db upgrade --db {status.shown}`)")
+    return 1
 
 
 def verify(db: str, checkpoint: Path | None = None, key: str | None = None) -> int:

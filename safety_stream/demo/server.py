@@ -56,7 +56,7 @@ class DemoFiles:
 
 def issue_credentials(files: DemoFiles, sites: list[str]) -> tuple[dict[str, str], str]:
     """One token per site and one for a safety officer; written (0600) to ``tokens.txt``."""
-    store = SqlEventStore.open(files.db_url)
+    store = SqlEventStore.create(files.db_url)
     try:
         credentials = SqlCredentials(store.engine)
         site_tokens = {site: credentials.add(site, "site", site) for site in sites}

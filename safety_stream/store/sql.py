@@ -448,7 +448,9 @@ class _SqlSession:
 
 
 class SqlEventStore:
-    """The event store on SQLAlchemy; ``open`` migrates the schema to the newest version."""
+    """The event store on SQLAlchemy. ``open`` never writes: it refuses a store whose schema is
+    not this version's. ``create`` is the explicit step that creates or upgrades it first,
+    under the migration lock."""
 
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
@@ -458,10 +460,46 @@ class SqlEventStore:
 
     @classmethod
     def open(cls, url: str, clock: Clock = utc_now) -> SqlEventStore:
+        """The existing store at ``url``, its schema at head; nothing is created or migrated
+        (UsageError: no store there; StoreUnavailable: its schema is behind, with the
+        ``safety-stream db upgrade`` command that upgrades it)."""
+        from pathlib import Path
+
+        from sqlalchemy.engine import make_url
+
+        from safety_stream.errors import UsageError
+        from safety_stream.store.migrate import require_current, upgrade_hint
+
+        parsed = make_url(url)
+        shown = parsed.render_as_string(hide_password=True)
+        database = parsed.database or ""
+        sqlite_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+        if sqlite_file and not database.startswith("file:") and not Path(database).is_file():
+            raise UsageError(
+                f"--db: no store at {database} (check the path; {upgrade_hint(shown)} creates one)"
+            )
+        engine = make_engine(url)
+        try:
+            require_current(engine, shown)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, clock)
+
+    @classmethod
+    def create(cls, url: str, clock: Clock = utc_now) -> SqlEventStore:
+        """The explicit upgrade step, then ``open``: create the database if needed and bring
+        its schema to this version's under the migration lock (idempotent; safe when several
+        processes start together). For a process's start (``open_store(url, create=True)``),
+        ``safety-stream db upgrade`` and tests that need a new store; everything else opens."""
         from safety_stream.store.migrate import upgrade
 
         engine = make_engine(url)
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, clock)
 
     def close(self) -> None:
