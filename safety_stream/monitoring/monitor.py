@@ -48,6 +48,7 @@ from safety_stream.monitoring.matching import (
     judge_patient,
 )
 from safety_stream.monitoring.report_clocks import ReportClock, ReportClocks
+from safety_stream.monitoring.states import TimerKind
 from safety_stream.plan import (
     BayesianRule,
     ExpeditedReportRule,
@@ -128,9 +129,9 @@ class Monitor:
             self.reporting, ZoneInfo(plan.trial.time_zone), plan.version
         )
         self._patient_aes: dict[str, list[UUID]] = {}
-        self._timers: list[tuple[datetime, int, str, Any]] = []
+        self._timers: list[tuple[datetime, int, TimerKind, Any]] = []
         self._sequence = 0
-        self._pending: set[tuple[datetime, str, Any]] = set()
+        self._pending: set[tuple[datetime, TimerKind, Any]] = set()
         self.decisions: list[DsmbDecision] = []
         self.enrolment_paused_by: DsmbDecision | None = None
         # sentinel id -> how many of its raises the DSMB had seen at its last decision on it
@@ -330,10 +331,10 @@ class Monitor:
             and verdict.evaluable_from is not None
             and verdict.evaluable_from > self.clock  # a leaver stays unevaluable: no new timer
         ):
-            self._schedule(verdict.evaluable_from, "evaluable", (counter.index, patient_id))
+            self._schedule(verdict.evaluable_from, TimerKind.EVALUABLE, (counter.index, patient_id))
         self._transition(counter, position, out)
 
-    def _schedule(self, when: datetime, what: str, key: Any) -> None:
+    def _schedule(self, when: datetime, what: TimerKind, key: Any) -> None:
         if (when, what, key) in self._pending:  # the same patient, judged again: one timer
             return
         self._pending.add((when, what, key))
@@ -344,13 +345,13 @@ class Monitor:
         while self._timers and self._timers[0][0] <= self.clock:
             when, _, what, key = heapq.heappop(self._timers)
             self._pending.discard((when, what, key))
-            if what == "evaluable":
+            if what is TimerKind.EVALUABLE:
                 index, patient_id = key
                 patient = state.patients.get(patient_id)
                 if patient is None:
                     continue
                 self._rejudge(state, self.counting[index], patient, position, out)
-            elif what == "overdue":
+            elif what is TimerKind.OVERDUE:
                 out += self.report_clocks.on_timer(key, when, self.clock, position)
 
     # -- counting rules ---------------------------------------------------------------------

@@ -24,13 +24,14 @@ from zoneinfo import ZoneInfo
 
 from safety_stream.events import ATTRIBUTION_RANK
 from safety_stream.events.derived import DerivedEvent, DerivedKind, derive
+from safety_stream.monitoring.states import ClockState, TimerKind
 from safety_stream.plan import ExpeditedReportRule
 from safety_stream.projections.state import AeState
 from safety_stream.timemath import later_day
 
 SITE_DEADLINE = timedelta(hours=24)  # 21 CFR 312.64(b): an SAE to the sponsor immediately
 JUST_AFTER = timedelta(microseconds=1)  # a report is overdue once the clock is past its due time
-Schedule = Callable[[datetime, str, Any], None]
+Schedule = Callable[[datetime, TimerKind, Any], None]
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ReportClock:
     opened_at: datetime  # day 0: the server received what made the case (or follow-up) due
     due: datetime
     severe: bool  # fatal or life-threatening: the short clock
-    state: str = "open"  # open | overdue | closed
+    state: ClockState = ClockState.OPEN
     dues: int = 0  # report.due events emitted for this case (shortened, follow-ups)
     closes: int = 0  # report.closed events emitted for this case
     stage: str = "initial"  # initial | complete | follow-up
@@ -94,8 +95,8 @@ class ReportClocks:
         clock = self.clocks.get(ae.ae_id)
         verdict = qualifies(ae, rule)
         if isinstance(verdict, str):
-            if clock is not None and clock.state != "closed":
-                clock.state, clock.reason = "closed", verdict
+            if clock is not None and clock.state != ClockState.CLOSED:
+                clock.state, clock.reason = ClockState.CLOSED, verdict
                 out.append(self._closed(clock, now, position))
             return out
         severe, days = verdict
@@ -104,19 +105,20 @@ class ReportClocks:
                                 severe)  # fmt: skip
             self.clocks[ae.ae_id] = clock
             self._open(clock, now, position, schedule, out)
-        elif clock.state == "closed" and (clock.reason or "").startswith("no longer"):
+        elif clock.state == ClockState.CLOSED and (clock.reason or "").startswith("no longer"):
             # a later correction made the case reportable again: a new clock from now
-            clock.state, clock.reason, clock.severe = "open", None, severe
+            clock.state, clock.reason, clock.severe = ClockState.OPEN, None, severe
             clock.opened_at, clock.due = aware, calendar_due(aware, days, self.zone)
             self._open(clock, now, position, schedule, out)
         elif severe and not clock.severe:  # became fatal or life-threatening
             clock.severe = True
             shorter = calendar_due(aware, days, self.zone)
-            if clock.state != "closed" and shorter < clock.due:  # the 7-day clock applies
+            if clock.state != ClockState.CLOSED and shorter < clock.due:  # the 7-day clock applies
                 clock.due, clock.opened_at = shorter, aware
                 self._open(clock, now, position, schedule, out)
-            elif clock.state == "closed" and clock.reason == "submitted":  # a follow-up report
-                clock.state, clock.stage, clock.reason = "open", "follow-up", None
+            elif clock.state == ClockState.CLOSED and clock.reason == "submitted":
+                # a follow-up report
+                clock.state, clock.stage, clock.reason = ClockState.OPEN, "follow-up", None
                 clock.opened_at, clock.due = aware, shorter
                 self._open(clock, now, position, schedule, out)
         return out
@@ -154,17 +156,17 @@ class ReportClocks:
     ) -> list[DerivedEvent]:  # fmt: skip
         """A safety report on the case was submitted (closes the clock in force)."""
         clock = self.clocks.get(ae.ae_id)
-        if clock is None or clock.state == "closed":
+        if clock is None or clock.state == ClockState.CLOSED:
             return []
         out = []
         clock.submitted += 1
         on_time = submitted_at <= clock.due
-        clock.state, clock.reason = "closed", "submitted"
+        clock.state, clock.reason = ClockState.CLOSED, "submitted"
         details = {"submitted_at": submitted_at.isoformat(), "on_time": on_time}
         out.append(self._closed(clock, now, position, details))
         if clock.severe and clock.stage == "initial":  # then the complete report, by day 15
             assert self.rule is not None
-            clock.state, clock.stage, clock.reason = "open", "complete", None
+            clock.state, clock.stage, clock.reason = ClockState.OPEN, "complete", None
             clock.due = calendar_due(clock.opened_at, self.rule.other_serious_days, self.zone)
             self._open(clock, now, position, schedule, out)
         return out
@@ -172,9 +174,9 @@ class ReportClocks:
     def on_timer(self, ae_id: UUID, when: datetime, now: datetime, position: int) -> list[Any]:
         clock = self.clocks.get(ae_id)
         # a clock shortened, closed or reopened since this timer was set ignores it
-        if clock is None or clock.state != "open" or when != clock.due + JUST_AFTER:
+        if clock is None or clock.state != ClockState.OPEN or when != clock.due + JUST_AFTER:
             return []
-        clock.state = "overdue"
+        clock.state = ClockState.OVERDUE
         return [self._event("report.overdue", clock, now, position, f"{ae_id}/{clock.dues}")]
 
     def _open(
@@ -183,7 +185,7 @@ class ReportClocks:
     ) -> None:  # fmt: skip
         clock.dues += 1
         out.append(self._event("report.due", clock, now, position, f"{clock.ae_id}/{clock.dues}"))
-        schedule(clock.due + JUST_AFTER, "overdue", clock.ae_id)
+        schedule(clock.due + JUST_AFTER, TimerKind.OVERDUE, clock.ae_id)
 
     def _closed(
         self, clock: ReportClock, now: datetime, position: int,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from safety_stream.monitoring.counting import STATUS_NAMES
 from safety_stream.monitoring.monitor import Monitor
+from safety_stream.monitoring.states import ClockState, ClockStateName
 
 
 class ReportClockOut(BaseModel):
@@ -19,7 +20,7 @@ class ReportClockOut(BaseModel):
     aware_at: datetime
     due: datetime
     fatal_or_life_threatening: bool
-    state: Literal["open", "overdue", "closed"]
+    state: ClockStateName
     stage: str = "initial"  # initial | complete | follow-up
     reason: str | None = None  # why it closed (submitted, retracted, no longer reportable: ...)
 
@@ -128,14 +129,14 @@ def rule_statuses(monitor: Monitor) -> list[RuleStatus]:
                 aware_at=c.opened_at,
                 due=c.due,
                 fatal_or_life_threatening=c.severe,
-                state=c.state,
+                state=c.state.value,
                 stage=c.stage,
                 reason=c.reason,
             )
             for c in monitor.clocks.values()
         ]
-        overdue = any(c.state == "overdue" for c in clocks)
-        pending = any(c.state == "open" for c in clocks)
+        states = {c.state for c in monitor.clocks.values()}
+        overdue, pending = ClockState.OVERDUE in states, ClockState.OPEN in states
         reporting = monitor.reporting
         out.append(
             RuleStatus(
