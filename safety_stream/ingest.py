@@ -254,10 +254,8 @@ def ingest(
                 continue
             event_id = str(event.event_id)
             if result.duplicate_of is not None:
-                # a resend of an event stored earlier, or earlier in this same submission
-                position = positions.get(event_id)
-                if position is None:
-                    position = int(result.duplicate_of.removeprefix("position "))
+                # a resend of an event earlier in this same submission, or stored earlier
+                position = positions.get(event_id, result.duplicate_position)
                 outcomes.append(
                     Outcome(result.location, "duplicate", event_id, event.event_type, position)
                 )

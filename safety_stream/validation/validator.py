@@ -45,7 +45,8 @@ class RecordResult:
     event: EventBase | None
     problems: list[Problem]
     unresolved: list[str]
-    duplicate_of: str | None = None
+    duplicate_of: str | None = None  # where the event it resends is: "line 1", "position 42"
+    duplicate_position: int | None = None  # the store position of a resent stored event
 
     @property
     def valid(self) -> bool:
@@ -189,7 +190,9 @@ class Validator:
             return None
         position, digest = hit
         if payload_hash(encode_json(event)) == digest:
-            return RecordResult(location, raw, event, [], [], duplicate_of=f"position {position}")
+            return RecordResult(
+                location, raw, event, [], [], f"position {position}", duplicate_position=position
+            )
         problem = Problem(
             path="event_id",
             message="event_id is already stored for a different event"
