@@ -48,6 +48,8 @@ def _utc_text(value: datetime) -> str:
 def _expressible_in_utc(value: datetime) -> datetime:
     """Every time is kept in UTC: one whose UTC equivalent falls outside years 1-9999 (e.g.
     9999-12-31T23:00:00-14:00) cannot be stored."""
+    if 1 < value.year < 9999:  # UTC offsets stay within a day: only the edge years overflow
+        return value
     try:
         value.astimezone(UTC)
     except OverflowError:
