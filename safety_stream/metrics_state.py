@@ -1,24 +1,24 @@
 """Gauges of the trial's state, computed at scrape time from the projection and the monitor.
 
-A custom collector reads the live state under the projector's lock, so the numbers on a
-dashboard are always those of one consistent position. Labels are modality, grade, site,
+A custom collector takes one trial-wide read snapshot per scrape (the application's reads:
+the projector's lock once), so the numbers on a dashboard are always those of one consistent
+position. Labels are modality, grade, site,
 window, rule, kind and state: small closed sets from the plan and the CTCAE, never a patient.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from safety_stream.application.reads import EVERYTHING, Reads, ReadSnapshot
 from safety_stream.events import ATTRIBUTION_RANK, Attribution, Modality
-from safety_stream.monitoring.monitor import Monitor
-from safety_stream.monitoring.status import rule_statuses
-from safety_stream.plan import MonitoringPlan, Population
-from safety_stream.projections.projector import Projector
+from safety_stream.monitoring.status import RuleStatus
+from safety_stream.plan import Population
 from safety_stream.projections.toxicity import modality_table
 
 STATE_VALUES = {"ok": 0, "approached": 1, "crossed": 2, "beyond_planned_n": 3}
@@ -32,29 +32,25 @@ def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamil
 class SafetyStateCollector(Collector):
     def __init__(
         self,
-        projector: Projector,
-        monitor: Monitor,
-        plan: MonitoringPlan,
-        log_head: Callable[[], int],
+        reads: Reads,
         alert_counts: Callable[[], dict[tuple[str, str], int]] | None = None,
     ) -> None:
-        self.projector = projector
-        self.monitor = monitor
-        self.plan = plan
-        self.log_head = log_head
+        self.reads = reads
         self.alert_counts = alert_counts
 
     def collect(self) -> Iterator[Any]:
-        head = self.log_head()
-        with self.projector.lock:
-            yield from self._positions(head)
-            yield from self._toxicity()
-            yield from self._rules()
+        head = self.reads.log_head()
+        snapshot = self.reads.snapshot(EVERYTHING)
+        yield from self._positions(head, snapshot)
+        yield from self._toxicity(snapshot)
+        yield from self._rules(snapshot)
         if self.alert_counts is not None:
             yield from self._alerts(self.alert_counts())
 
-    def _positions(self, head: int) -> Iterator[GaugeMetricFamily]:
-        projected = self.projector.state.position
+    def _positions(self, head: int, snapshot: ReadSnapshot) -> Iterator[GaugeMetricFamily]:
+        monitor = snapshot.monitor
+        assert snapshot.position is not None and monitor is not None and monitor.clock is not None
+        projected = snapshot.position
         for name, text, value in (
             ("safety_stream_log_position", "Position of the last event in the log", head),
             ("safety_stream_projection_position", "Last log position projected", projected),
@@ -66,21 +62,24 @@ class SafetyStateCollector(Collector):
             (
                 "safety_stream_quarantined_events",
                 "Stored events the fold could not process (monitoring went on without them)",
-                len(self.monitor.quarantined),
+                len(monitor.quarantined),
             ),
             (
                 "safety_stream_monitor_clock_timestamp_seconds",
                 "The monitoring clock: the latest recorded_at the log has reached",
-                self.monitor.clock.timestamp(),
+                monitor.clock.timestamp(),
             ),
         ):
             gauge = _gauge(name, text, [])
             gauge.add_metric([], value)
             yield gauge
 
-    def _toxicity(self) -> Iterator[GaugeMetricFamily]:
-        state = self.projector.state
-        threshold = ATTRIBUTION_RANK[self.plan.related_means_at_least]
+    def _toxicity(self, snapshot: ReadSnapshot) -> Iterator[GaugeMetricFamily]:
+        state = snapshot.trial_state()
+        plan = snapshot.plan
+        assert snapshot.monitor is not None and snapshot.monitor.clock is not None
+        clock = snapshot.monitor.clock
+        threshold = ATTRIBUTION_RANK[plan.related_means_at_least]
         aes = _gauge(
             "safety_stream_adverse_events",
             "Current (not retracted) AEs related to a modality, by current grade and site",
@@ -128,8 +127,7 @@ class SafetyStateCollector(Collector):
             for (grade, site), count in sorted(counts.items()):
                 aes.add_metric([modality.value, grade, site], count)
             table = modality_table(
-                state, modality, self.monitor.clock, self.plan.related_means_at_least,
-                self.plan.windows,
+                state, modality, clock, plan.related_means_at_least, plan.windows,
             )  # fmt: skip
             label = [modality.value]
             exposed.add_metric(label, table.exposed)
@@ -146,7 +144,9 @@ class SafetyStateCollector(Collector):
                 site_severe.add_metric(key, by_site.grade3_or_worse.count)
         yield from (aes, exposed, evaluable, severe, rate, low, high, site_exposed, site_severe)
 
-    def _rules(self) -> Iterator[GaugeMetricFamily]:
+    def _rules(self, snapshot: ReadSnapshot) -> Iterator[GaugeMetricFamily]:
+        assert snapshot.monitor is not None
+        statuses: Sequence[RuleStatus] = snapshot.monitor.rules
         labels = ["rule", "modality"]
         state = _gauge(
             "safety_stream_rule_state",
@@ -179,8 +179,8 @@ class SafetyStateCollector(Collector):
             "Earliest due time of an open expedited-report clock (absent when none is open)",
             [],
         )
-        rules = {r.id: r for r in self.plan.rules}
-        for status in rule_statuses(self.monitor):
+        rules = {r.id: r for r in snapshot.plan.rules}
+        for status in statuses:
             population: Population | None = getattr(rules[status.rule_id], "population", None)
             modality = str(population.exposed_to) if population is not None else "any"
             state.add_metric([status.rule_id, modality, status.kind], STATE_VALUES[status.status])

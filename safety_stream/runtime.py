@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +14,8 @@ from prometheus_client import CollectorRegistry
 from safety_stream.alerts.config import AlertConfig, default_config, load_alert_config
 from safety_stream.alerts.dispatcher import Dispatcher
 from safety_stream.alerts.outbox import Outbox
+from safety_stream.application.reads import Reads
+from safety_stream.application.submissions import EmbeddedSubmitter, KafkaSubmitter, Submitter
 from safety_stream.auth import Credentials
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
 from safety_stream.health import Health
@@ -21,12 +24,8 @@ from safety_stream.metrics import PipelineMetrics
 from safety_stream.metrics_state import SafetyStateCollector
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan, load_plan, parse_plan
+from safety_stream.projections.documents import DerivedSource
 from safety_stream.projections.projector import Changes, Projector
-from safety_stream.projections.repositories import (
-    DerivedSource,
-    InMemoryProjectionRepository,
-    SqlProjectionRepository,
-)
 from safety_stream.settings import Settings
 from safety_stream.store.base import EventStore
 from safety_stream.store.credentials_memory import InMemoryCredentials
@@ -35,7 +34,11 @@ from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.opening import open_store
 from safety_stream.store.outbox_memory import InMemoryOutbox
 from safety_stream.store.outbox_sql import SqlOutbox
+from safety_stream.store.projection_memory import InMemoryProjectionRepository
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
+
+log = logging.getLogger(__name__)
 
 
 def default_plan() -> MonitoringPlan:
@@ -58,13 +61,17 @@ class Runtime:
     derived: DerivedSource
     outbox: Outbox
     dispatcher: Dispatcher
-    producer: SubmissionProducer | None = None  # distributed mode: POSTs go to Kafka
+    reads: Reads  # what the entry points read, scoped to the caller
+    submitter: Submitter  # embedded: ingest here; distributed: onto the Kafka topic
     health: Health = field(default_factory=Health)
 
     def close(self) -> None:
         self.dispatcher.stop()
-        if self.producer is not None:
-            self.producer.close()
+        try:  # what was folded since the last checkpoint (lost, it is folded again at start)
+            self.projector.checkpoint()
+        except Exception as error:
+            log.error("projection checkpoint at shutdown failed: %s", type(error).__name__)
+        self.submitter.close()
         if isinstance(self.store, SqlEventStore):
             self.store.close()
 
@@ -84,7 +91,9 @@ def _assemble(
     credentials: Credentials,
     outbox: Outbox,
     follower: bool = False,
+    producer: SubmissionProducer | None = None,
 ) -> Runtime:
+    """``producer``: the distributed runtime's API, whose POSTs go to Kafka."""
     plan = load_plan_or_default(settings.plan)
     monitor = Monitor(plan)
     projector = Projector(store, repository, monitor, persist=not follower)
@@ -100,20 +109,31 @@ def _assemble(
 
     projector.listeners.append(committed)
     projector.catch_up()  # whatever was committed before a crash or restart
-    registry.register(SafetyStateCollector(projector, monitor, plan, store.head, outbox.counts))
+    reads = Reads(projector, monitor, plan, store)
+    registry.register(SafetyStateCollector(reads, outbox.counts))
+    health = Health()
+    ctcae = ctcae_dictionary()
+    submitter: Submitter = (
+        KafkaSubmitter(producer, settings.max_records)
+        if producer is not None
+        else EmbeddedSubmitter(store, projector, monitor, plan, ctcae, settings, metrics, health)
+    )
     return Runtime(
         settings=settings,
         store=store,
         projector=projector,
         credentials=credentials,
         plan=plan,
-        ctcae=ctcae_dictionary(),
+        ctcae=ctcae,
         registry=registry,
         metrics=metrics,
         monitor=monitor,
         derived=repository,
         outbox=outbox,
         dispatcher=dispatcher,
+        reads=reads,
+        submitter=submitter,
+        health=health,
     )
 
 
@@ -132,11 +152,9 @@ def build_distributed_api(settings: Settings) -> Runtime:
     store = open_store(settings.db, create=True)
     repository = SqlProjectionRepository(store.engine)
     outbox = SqlOutbox(store.engine, load_alerts_or_default(settings.alerts))
-    runtime = _assemble(
-        settings, store, repository, SqlCredentials(store.engine), outbox, follower=True
-    )
-    runtime.producer = SubmissionProducer(settings.kafka, client_id="safety-stream-api")
-    return runtime
+    producer = SubmissionProducer(settings.kafka, client_id="safety-stream-api")
+    credentials = SqlCredentials(store.engine)
+    return _assemble(settings, store, repository, credentials, outbox, True, producer)
 
 
 def build_memory_runtime(

@@ -6,16 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Body, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from safety_stream.alerts.dispatcher import utc_now
 from safety_stream.alerts.outbox import AlertView, UnknownAlert
+from safety_stream.api.dependencies import OutboxDep
 from safety_stream.api.monitoring import READERS_ONLY, reader_only
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.events.derived import DerivedEvent
-from safety_stream.runtime import Runtime
 
 
 class DeliveryOut(BaseModel):
@@ -54,36 +54,43 @@ class Acknowledgement(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-def add_alert_routes(app: FastAPI, runtime: Runtime) -> None:
-    @app.get("/v1/alerts", response_model=list[AlertOut], responses=READERS_ONLY)
-    def alerts(
-        caller: Caller,
-        unacknowledged: bool = False,
-        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[AlertOut]:
-        """Alerts in the order raised, with each channel's delivery state."""
-        reader_only(caller)
-        views = runtime.outbox.alerts(unacknowledged=unacknowledged, after=after, limit=limit)
-        return [AlertOut.of(v) for v in views]
+router = APIRouter()
 
-    @app.post(
-        "/v1/alerts/{alert_id}/acknowledge",
-        response_model=AlertOut,
-        responses={
-            **READERS_ONLY,
-            400: {"model": ErrorBody, "description": "the body is not JSON"},
-            404: {"model": ErrorBody, "description": "no such alert"},
-        },
-    )
-    def acknowledge(
-        alert_id: uuid.UUID, caller: Caller, body: Annotated[Acknowledgement | None, Body()] = None
-    ) -> AlertOut:
-        """Record that a person has seen the alert (stops its escalation); the first one stands."""
-        reader_only(caller)
-        note = body.note if body else None
-        try:
-            view = runtime.outbox.acknowledge(alert_id, caller.name, note, utc_now())
-        except UnknownAlert:
-            raise HTTPException(404, f"no alert {alert_id}") from None
-        return AlertOut.of(view)
+
+@router.get("/v1/alerts", response_model=list[AlertOut], responses=READERS_ONLY)
+def alerts(
+    caller: Caller,
+    outbox: OutboxDep,
+    unacknowledged: bool = False,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AlertOut]:
+    """Alerts in the order raised, with each channel's delivery state."""
+    reader_only(caller)
+    views = outbox.alerts(unacknowledged=unacknowledged, after=after, limit=limit)
+    return [AlertOut.of(v) for v in views]
+
+
+@router.post(
+    "/v1/alerts/{alert_id}/acknowledge",
+    response_model=AlertOut,
+    responses={
+        **READERS_ONLY,
+        400: {"model": ErrorBody, "description": "the body is not JSON"},
+        404: {"model": ErrorBody, "description": "no such alert"},
+    },
+)
+def acknowledge(
+    alert_id: uuid.UUID,
+    caller: Caller,
+    outbox: OutboxDep,
+    body: Annotated[Acknowledgement | None, Body()] = None,
+) -> AlertOut:
+    """Record that a person has seen the alert (stops its escalation); the first one stands."""
+    reader_only(caller)
+    note = body.note if body else None
+    try:
+        view = outbox.acknowledge(alert_id, caller.name, note, utc_now())
+    except UnknownAlert:
+        raise HTTPException(404, f"no alert {alert_id}") from None
+    return AlertOut.of(view)

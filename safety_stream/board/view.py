@@ -19,9 +19,9 @@ from safety_stream.alerts.outbox import AlertView
 from safety_stream.auth import Principal
 from safety_stream.board.health import SiteSubmissions, SubmissionTally
 from safety_stream.monitoring.monitor import EPOCH
-from safety_stream.monitoring.status import ReportClockOut, RuleStatus, rule_statuses
+from safety_stream.monitoring.status import ReportClockOut, RuleStatus
 from safety_stream.plots import boundary_plot
-from safety_stream.projections.toxicity import ModalityTable, toxicity_tables
+from safety_stream.projections.toxicity import ModalityTable
 from safety_stream.runtime import Runtime
 from safety_stream.store.base import Rejection
 
@@ -239,33 +239,23 @@ def gather(
     site = principal.sees_site
     stamp = change_stamp(runtime, principal, tally)  # first: a later change shows as new
     plan = runtime.plan
-    statuses: list[RuleStatus] = []
-    plots: dict[str, str] = {}
-    with runtime.projector.lock:
-        runtime.projector.catch_up()
-        state = runtime.projector.state
-        toxicity = toxicity_tables(state, moment, plan.related_means_at_least, plan.windows, site)
-        patients_by_site = Counter(
-            p.site_id for p in state.patients.values() if site is None or p.site_id == site
+    read = runtime.reads.snapshot(principal)  # one position, scoped to what principal sees
+    monitor = read.monitor
+    assert monitor is not None  # a live snapshot
+    toxicity = read.toxicity(moment)
+    patients_by_site = Counter(p.site_id for p in read.patients.values())
+    late_saes = Counter(read.aes[ae_id].site_id for ae_id in monitor.late_aes)
+    statuses = list(monitor.rules)  # a site is shown its own report clocks only
+    plots = {
+        counter.rule_id: boundary_plot(
+            counter.table,
+            list(counter.path),
+            counter.max_n,
+            title=counter.title,
+            status=counter.status,
         )
-        position = state.position
-        clock = runtime.monitor.clock
-        quarantined = sorted(runtime.monitor.quarantined)
-        late_saes = Counter(
-            state.aes[ae_id].site_id
-            for ae_id in runtime.monitor.report_clocks.site_late_aes
-            if ae_id in state.aes and (site is None or state.aes[ae_id].site_id == site)
-        )
-        statuses = rule_statuses(runtime.monitor)  # a site is shown its own report clocks only
-        if site is None:
-            for counter in runtime.monitor.counting:
-                plots[counter.rule.id] = boundary_plot(
-                    counter.table,
-                    list(counter.path),
-                    counter.rule.max_n,
-                    title=counter.rule.title,
-                    status=next(s.status for s in statuses if s.rule_id == counter.rule.id),
-                )
+        for counter in monitor.counting  # none for a site
+    }
     tally.refresh(runtime.store)
     open_alerts = runtime.outbox.alerts(unacknowledged=True, limit=10_000) if site is None else []
     acknowledged = (
@@ -281,8 +271,8 @@ def gather(
         related_at_least=plan.related_means_at_least.value,
         as_of=moment,
         stamp=stamp,
-        position=position,
-        clock=None if clock == EPOCH else clock,
+        position=read.position or 0,  # None for a site (build_view shows it to readers only)
+        clock=None if monitor.clock in (None, EPOCH) else monitor.clock,
         toxicity=toxicity,
         patients_by_site=dict(patients_by_site),
         late_saes_by_site=dict(late_saes),
@@ -291,6 +281,6 @@ def gather(
         open_alerts=list(reversed(open_alerts)),  # newest first
         acknowledged_alerts=acknowledged,
         submissions=tally.rows(site),
-        dead_letters=runtime.store.rejections(site_id=site, limit=DEAD_LETTERS_SHOWN),
-        quarantined=quarantined if site is None else [],
+        dead_letters=runtime.reads.rejections(principal, limit=DEAD_LETTERS_SHOWN),
+        quarantined=list(monitor.quarantined),  # empty for a site
     )

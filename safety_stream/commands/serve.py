@@ -77,7 +77,7 @@ def _serve(settings: Settings, sock: socket.socket) -> int:
         runtime.plan.version,
     )
     ticker = None
-    if runtime.producer is None:  # the embedded runtime: its monitor keeps the server's time
+    if settings.kafka is None:  # the embedded runtime: its monitor keeps the server's time
         runtime.dispatcher.start()
         ticker = Ticker(runtime, runtime.settings.tick_seconds)
         ticker.start()
