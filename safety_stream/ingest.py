@@ -27,6 +27,7 @@ from safety_stream.events import (
 )
 from safety_stream.store.base import EventStore, WriteSession
 from safety_stream.validation.checks import DEFAULT_CLOCK_SKEW
+from safety_stream.validation.codes import ProblemCode
 from safety_stream.validation.problems import Problem
 from safety_stream.validation.records import InputFormat, RawRecord
 from safety_stream.validation.validator import Validator
@@ -34,23 +35,25 @@ from safety_stream.validation.validator import Validator
 Status = Literal["stored", "duplicate", "rejected", "conflict", "forbidden"]
 FORBIDDEN_CODES = frozenset(
     {
-        "auth.site_mismatch",
-        "reference.patient_of_other_site",
-        "auth.decision_not_allowed",
-        "auth.tick_not_allowed",
+        ProblemCode.AUTH_SITE_MISMATCH,
+        ProblemCode.REFERENCE_PATIENT_OF_OTHER_SITE,
+        ProblemCode.AUTH_DECISION_NOT_ALLOWED,
+        ProblemCode.AUTH_TICK_NOT_ALLOWED,
     }
 )
 TICK_REFUSED = Problem(
     path="event_type",
     message="only the server records that its clock ticked",
-    code="auth.tick_not_allowed",
+    code=ProblemCode.AUTH_TICK_NOT_ALLOWED,
     allowed="the data events of your site",
 )
-CONFLICT_CODES = frozenset({"store.event_id_conflict", "governance.enrolment_paused"})
+CONFLICT_CODES = frozenset(
+    {ProblemCode.STORE_EVENT_ID_CONFLICT, ProblemCode.GOVERNANCE_ENROLMENT_PAUSED}
+)
 DECISION_REFUSED = Problem(
     path="event_type",
     message="a DSMB decision cannot be posted as data",
-    code="auth.decision_not_allowed",
+    code=ProblemCode.AUTH_DECISION_NOT_ALLOWED,
     allowed="record decisions with POST /v1/decisions (a dsmb or safety_officer credential) or "
     "safety-stream decide",
 )
@@ -90,7 +93,7 @@ def _site_problem(allowed_site: str) -> Problem:
     return Problem(
         path="site_id",
         message=f"this credential may only write events of site {allowed_site}",
-        code="auth.site_mismatch",
+        code=ProblemCode.AUTH_SITE_MISMATCH,
         allowed=allowed_site,
     )
 
@@ -99,7 +102,7 @@ def _trial_problem(trial_id: str) -> Problem:
     return Problem(
         path="trial_id",
         message=f"this server monitors trial {trial_id} only",
-        code="reference.other_trial",
+        code=ProblemCode.REFERENCE_OTHER_TRIAL,
         allowed=trial_id,
     )
 
@@ -218,7 +221,7 @@ def ingest(
                 Problem(
                     path="event_type",
                     message=f"enrolment is paused: {enrolment_paused}",
-                    code="governance.enrolment_paused",
+                    code=ProblemCode.GOVERNANCE_ENROLMENT_PAUSED,
                     allowed="no new patient until a DSMB decision resumes enrolment",
                 )
             ]

@@ -26,6 +26,7 @@ from safety_stream.events import (
 )
 from safety_stream.events.labs import TESTS_NEEDING_ULN
 from safety_stream.events.treatment import RadiotherapyFraction
+from safety_stream.validation.codes import ProblemCode
 from safety_stream.validation.problems import Problem
 
 ONSET_TOLERANCE = timedelta(days=1)
@@ -51,7 +52,7 @@ def grade_problem(term: CtcaeTerm, grade: int, version: str) -> Problem | None:
     return Problem(
         path="grade",
         message=f"grade {grade} is not defined for '{term.term}' in CTCAE v{version}",
-        code="ctcae.grade_not_allowed",
+        code=ProblemCode.CTCAE_GRADE_NOT_ALLOWED,
         allowed=grades_text(term),
     )
 
@@ -72,7 +73,7 @@ def future_problems(event: EventBase, received_at: datetime, latest: datetime) -
                     path=path,
                     message=f"{path} {_stamp(moment)} is in the future: the server received "
                     f"this at {_stamp(received_at)} (tolerance {_minutes(latest - received_at)})",
-                    code="time.in_the_future",
+                    code=ProblemCode.TIME_IN_THE_FUTURE,
                     allowed=f"a time on or before {_stamp(latest)}; check the site's clock and "
                     "the date's year and month",
                 )
@@ -94,7 +95,7 @@ def _future_date(path: str, value: date, recorded: date, what: str) -> Problem |
     return Problem(
         path=path,
         message=f"{what} {value.isoformat()} is after the report was recorded ({recorded})",
-        code="time.after_recorded",
+        code=ProblemCode.TIME_AFTER_RECORDED,
         allowed="a date on or before the date in recorded_at",
     )
 
@@ -126,7 +127,7 @@ def _reported_problems(
                 path="ctcae_term",
                 message=f"'{event.ctcae_term}' is not a CTCAE v{ctcae.version} term"
                 + (f"; did you mean {hint}?" if hint else ""),
-                code="ctcae.unknown_term",
+                code=ProblemCode.CTCAE_UNKNOWN_TERM,
                 allowed=f"one of the {len(ctcae)} CTCAE v{ctcae.version} terms, spelt exactly",
             )
         )
@@ -138,7 +139,7 @@ def _reported_problems(
                     path="meddra_code",
                     message=f"{event.meddra_code} is not the MedDRA LLT code of '{term.term}'"
                     + (f" (it is the code of '{owner.term}')" if owner else ""),
-                    code="ctcae.code_mismatch",
+                    code=ProblemCode.CTCAE_CODE_MISMATCH,
                     allowed=str(term.meddra_code),
                 )
             )
@@ -150,7 +151,7 @@ def _reported_problems(
                 Problem(
                     path="verbatim_term",
                     message=f"'{term.term}' requires the verbatim term",
-                    code="ctcae.verbatim_required",
+                    code=ProblemCode.CTCAE_VERBATIM_REQUIRED,
                     allowed="the investigator's description of the event (1-200 characters)",
                 )
             )
@@ -164,7 +165,7 @@ def _reported_problems(
                 path="onset_date",
                 message=f"onset_date {event.onset_date} does not match occurred_at "
                 f"({event.occurred_at.date()} UTC)",
-                code="time.onset_mismatch",
+                code=ProblemCode.TIME_ONSET_MISMATCH,
                 allowed="the date of occurred_at, give or take one day for the time zone",
             )
         )
@@ -184,7 +185,7 @@ def death_consistency(grade: int | None, fatal: bool | None) -> list[Problem]:
             Problem(
                 path="seriousness",
                 message="grade 5 (death) requires the seriousness criterion 'death'",
-                code="consistency.grade5_without_death",
+                code=ProblemCode.CONSISTENCY_GRADE5_WITHOUT_DEATH,
                 allowed="seriousness including 'death'",
             )
         ]
@@ -193,7 +194,7 @@ def death_consistency(grade: int | None, fatal: bool | None) -> list[Problem]:
             Problem(
                 path="grade",
                 message=f"seriousness 'death' requires grade 5, not grade {grade}",
-                code="consistency.death_without_grade5",
+                code=ProblemCode.CONSISTENCY_DEATH_WITHOUT_GRADE5,
                 allowed="grade 5",
             )
         ]
@@ -213,7 +214,7 @@ def _check_updated(event: AdverseEventUpdated, ctcae: CtcaeDictionary) -> list[P
             Problem(
                 path="",
                 message="an update must change something",
-                code="update.empty",
+                code=ProblemCode.UPDATE_EMPTY,
                 allowed="at least one of grade, attribution, seriousness, expectedness, "
                 "immune_related",
             )
@@ -235,7 +236,7 @@ def _check_treatment(event: TreatmentAdministered, ctcae: CtcaeDictionary) -> li
                 path="treatment.fraction",
                 message=f"fraction {delivery.fraction} is beyond the "
                 f"{delivery.fractions_planned} planned fractions",
-                code="treatment.fraction_beyond_plan",
+                code=ProblemCode.TREATMENT_FRACTION_BEYOND_PLAN,
                 allowed=f"1 to {delivery.fractions_planned}",
             )
         ]
@@ -248,7 +249,7 @@ def _check_lab(event: LabResulted, ctcae: CtcaeDictionary) -> list[Problem]:
             Problem(
                 path="uln",
                 message=f"the upper limit of normal is required for {event.test.value}",
-                code="lab.uln_required",
+                code=ProblemCode.LAB_ULN_REQUIRED,
                 allowed="the lab's ULN in the same unit as value (> 0)",
             )
         ]
@@ -257,7 +258,7 @@ def _check_lab(event: LabResulted, ctcae: CtcaeDictionary) -> list[Problem]:
             Problem(
                 path="lln",
                 message=f"lower limit {event.lln} is not below the upper limit {event.uln}",
-                code="lab.limits_inverted",
+                code=ProblemCode.LAB_LIMITS_INVERTED,
                 allowed=f"a value below {event.uln}",
             )
         ]
@@ -272,7 +273,7 @@ def _check_child_pugh(event: ChildPughAssessed, ctcae: CtcaeDictionary) -> list[
         Problem(
             path="child_pugh_class",
             message=f"class {event.child_pugh_class.value} does not match score {event.score}",
-            code="child_pugh.class_mismatch",
+            code=ProblemCode.CHILD_PUGH_CLASS_MISMATCH,
             allowed=f"{expected.value} (Child-Pugh A = 5-6, B = 7-9, C = 10-15)",
         )
     ]
@@ -313,7 +314,7 @@ def check_event(event: EventBase, ctcae: CtcaeDictionary) -> list[Problem]:
                 path="occurred_at",
                 message=f"occurred_at {utc_text(event.occurred_at)} is after recorded_at "
                 f"{utc_text(event.recorded_at)}",
-                code="time.after_recorded",
+                code=ProblemCode.TIME_AFTER_RECORDED,
                 allowed="a time on or before recorded_at",
             ),
         )

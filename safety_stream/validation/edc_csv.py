@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import IO, Any
 
+from safety_stream.validation.codes import ProblemCode
 from safety_stream.validation.problems import Problem
 from safety_stream.validation.records import MAX_DOCUMENT_BYTES, RawRecord, decode_text
 
@@ -129,7 +130,7 @@ def _date_problem(column: str, text: str) -> Problem | None:
     if local:
         first, second, year = local.groups()
         message += f" (if it is day/month/year, write {year}-{int(second):02d}-{int(first):02d})"
-    return Problem(column, message, "csv.date_format", DATE_FORMAT)
+    return Problem(column, message, ProblemCode.CSV_DATE_FORMAT, DATE_FORMAT)
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -150,7 +151,7 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
             return None if column == "AEIMMREL" else False
         if text not in YES_NO:
             problems.append(
-                Problem(column, f"{row[column]!r} is not Y or N", "csv.yes_no", "Y or N")
+                Problem(column, f"{row[column]!r} is not Y or N", ProblemCode.CSV_YES_NO, "Y or N")
             )
             return None
         return YES_NO[text]
@@ -168,7 +169,7 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
             Problem(
                 "AESER",
                 "AESER is Y but no seriousness criterion column is Y",
-                "csv.serious_without_criterion",
+                ProblemCode.CSV_SERIOUS_WITHOUT_CRITERION,
                 "Y in at least one of " + ", ".join(SERIOUSNESS_COLUMNS),
             )
         )
@@ -181,7 +182,7 @@ def row_to_events(row: dict[str, str]) -> tuple[list[dict[str, Any]], list[Probl
             Problem(
                 column,
                 f"{row.get(column, '')!r} is not an allowed value",
-                "csv.vocabulary",
+                ProblemCode.CSV_VOCABULARY,
                 allowed,
             )
         )
@@ -269,7 +270,9 @@ def read_edc_csv(stream: IO[bytes], encoding: str | None = None) -> Iterator[Raw
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
         header = [c.strip() for c in reader.fieldnames or []]
     except csv.Error as error:
-        yield RawRecord("row 1", b"", problems=[Problem("", str(error), "csv.malformed", None)])
+        yield RawRecord(
+            "row 1", b"", problems=[Problem("", str(error), ProblemCode.CSV_MALFORMED, None)]
+        )
         return
     reader.fieldnames = header
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -284,7 +287,7 @@ def read_edc_csv(stream: IO[bytes], encoding: str | None = None) -> Iterator[Raw
                 Problem(
                     "",
                     "missing required column(s): " + ", ".join(missing) + found,
-                    "csv.missing_columns",
+                    ProblemCode.CSV_MISSING_COLUMNS,
                     "the columns listed in schemas/README.md (EDC CSV mapping)",
                 )
             ],
@@ -304,7 +307,7 @@ def read_edc_csv(stream: IO[bytes], encoding: str | None = None) -> Iterator[Raw
                         Problem(
                             "",
                             f"row has {cells} cells, the header has {len(header)}",
-                            "csv.ragged_row",
+                            ProblemCode.CSV_RAGGED_ROW,
                             f"{len(header)} cells per row",
                         )
                     ],
@@ -314,5 +317,7 @@ def read_edc_csv(stream: IO[bytes], encoding: str | None = None) -> Iterator[Raw
             yield RawRecord(location, raw, value=events, problems=problems, parsed=True)
     except csv.Error as error:
         yield RawRecord(
-            f"row {reader.line_num}", b"", problems=[Problem("", str(error), "csv.malformed")]
+            f"row {reader.line_num}",
+            b"",
+            problems=[Problem("", str(error), ProblemCode.CSV_MALFORMED)],
         )

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from safety_stream.events import EVENT_TYPES, Modality
 from safety_stream.events.base import LINE_PATTERN, TEXT_PATTERN
+from safety_stream.validation.codes import schema_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,8 @@ class Problem:
     """One thing wrong with one record.
 
     ``path`` is the dotted field path ("attribution.radiotherapy"), empty for the whole record;
-    ``code`` is a stable machine-readable name; ``allowed`` says what would have been accepted.
+    ``code`` is a stable machine-readable name: a ``ProblemCode``, or ``schema.<type>`` for a
+    structural error (``schema_code``); ``allowed`` says what would have been accepted.
     """
 
     path: str
@@ -30,7 +32,8 @@ class Problem:
     allowed: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form (the code as plain text, whether it was given as a ProblemCode)."""
+        return {**asdict(self), "code": str(self.code)}
 
     def __str__(self) -> str:
         where = self.path or "(record)"
@@ -159,5 +162,7 @@ def problems_from_validation_error(error: ValidationError) -> list[Problem]:
             fields = _field_names(event_type, parts[:-1])
             message = "Unknown field; events must not carry fields outside their schema"
             allowed = ", ".join(fields) if fields else None
-        problems.append(Problem(path=path, message=message, code=f"schema.{kind}", allowed=allowed))
+        problems.append(
+            Problem(path=path, message=message, code=schema_code(kind), allowed=allowed)
+        )
     return problems

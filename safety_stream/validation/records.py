@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
 
+from safety_stream.validation.codes import ProblemCode
 from safety_stream.validation.problems import Problem
 
 MAX_RECORD_BYTES = 1 << 20
@@ -47,7 +48,7 @@ def _too_long(location: str, size: int) -> RawRecord:
             Problem(
                 path="",
                 message=f"record is longer than {MAX_RECORD_BYTES} bytes ({size}+ bytes)",
-                code="input.record_too_large",
+                code=ProblemCode.INPUT_RECORD_TOO_LARGE,
                 allowed=f"records up to {MAX_RECORD_BYTES} bytes",
             )
         ],
@@ -102,7 +103,7 @@ def decode_text(
         problem = Problem(
             path="",
             message=f"{where} is not valid {named}: byte 0x{byte:02x} on line {line}{suffix}",
-            code="input.encoding",
+            code=ProblemCode.INPUT_ENCODING,
             allowed="UTF-8 text" + (", or the text's real encoding named" if hint else ""),
         )
         return data.decode(codec, errors="replace"), problem
@@ -135,7 +136,7 @@ def read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
                 Problem(
                     path="",
                     message=f"JSON document is larger than {MAX_DOCUMENT_BYTES} bytes",
-                    code="input.document_too_large",
+                    code=ProblemCode.INPUT_DOCUMENT_TOO_LARGE,
                     allowed="a smaller document, or NDJSON (one event per line) for large files",
                 )
             ],
@@ -172,7 +173,7 @@ def read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
                         path="",
                         message=f"invalid JSON at line {error.lineno} column {error.colno}: "
                         f"{error.msg}",
-                        code="input.json_invalid",
+                        code=ProblemCode.INPUT_JSON_INVALID,
                         allowed="a complete JSON object per event",
                     )
                 ],
@@ -192,7 +193,7 @@ def read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
                 Problem(
                     path="",
                     message=f"JSON array is not closed (input ends at line {line})",
-                    code="input.json_truncated",
+                    code=ProblemCode.INPUT_JSON_TRUNCATED,
                     allowed="a complete JSON array ending with ']'",
                 )
             ],
@@ -206,13 +207,13 @@ def _unreadable(error: RecursionError | ValueError) -> Problem:
         return Problem(
             path="",
             message="JSON nested too deeply to read",
-            code="input.json_too_deep",
+            code=ProblemCode.INPUT_JSON_TOO_DEEP,
             allowed="an event object (events nest a few levels deep)",
         )
     return Problem(
         path="",
         message="JSON number too long to read",
-        code="input.number_too_long",
+        code=ProblemCode.INPUT_NUMBER_TOO_LONG,
         allowed="numbers of at most a few digits, as events have",
     )
 

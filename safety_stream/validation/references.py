@@ -35,6 +35,7 @@ from safety_stream.events import (
     decode_json,
 )
 from safety_stream.validation.checks import death_consistency, grade_problem
+from safety_stream.validation.codes import ProblemCode
 from safety_stream.validation.problems import Problem
 from safety_stream.validation.timeline import (
     AeFacts as AeFacts,  # re-exported: the store's backends import it from here
@@ -73,7 +74,7 @@ CLEAN = ReferenceResult([], [])
 NOT_ENROLLED = Problem(
     path="patient_id",
     message="this patient has not been enrolled",
-    code="reference.patient_not_enrolled",
+    code=ProblemCode.REFERENCE_PATIENT_NOT_ENROLLED,
     allowed="a patient with an earlier patient.enrolled event",
 )
 
@@ -157,7 +158,7 @@ class ReferenceChecker:
                 Problem(
                     path="event_id",
                     message=f"event_id is already used by {location} for a different event",
-                    code="reference.event_id_conflict",
+                    code=ProblemCode.REFERENCE_EVENT_ID_CONFLICT,
                     allowed="a new UUID for a new event, or the identical event to resend it",
                 )
             ],
@@ -204,7 +205,7 @@ class ReferenceChecker:
                     Problem(
                         path="patient_id",
                         message="this patient is already enrolled",
-                        code="reference.already_enrolled",
+                        code=ProblemCode.REFERENCE_ALREADY_ENROLLED,
                         allowed="a patient id not yet enrolled in the trial",
                     )
                 )
@@ -218,7 +219,7 @@ class ReferenceChecker:
                 Problem(
                     path="site_id",
                     message=f"this patient is enrolled at another site, not at {event.site_id}",
-                    code="reference.patient_of_other_site",
+                    code=ProblemCode.REFERENCE_PATIENT_OF_OTHER_SITE,
                     allowed="the site that enrolled the patient",
                 )
             )
@@ -245,7 +246,7 @@ class ReferenceChecker:
                     Problem(
                         path="ae_id",
                         message=f"no AE with id {event.ae_id} has been reported",
-                        code="reference.unknown_ae",
+                        code=ProblemCode.REFERENCE_UNKNOWN_AE,
                         allowed="the event_id of an earlier ae.reported for this patient",
                     )
                 )
@@ -255,7 +256,7 @@ class ReferenceChecker:
                 Problem(
                     path="ae_id",
                     message=f"AE {event.ae_id} was reported for a different patient",
-                    code="reference.ae_of_other_patient",
+                    code=ProblemCode.REFERENCE_AE_OF_OTHER_PATIENT,
                     allowed="the event_id of an AE of this patient",
                 )
             )
@@ -264,7 +265,7 @@ class ReferenceChecker:
                 Problem(
                     path="ae_id",
                     message=f"AE {event.ae_id} was retracted and cannot be amended",
-                    code="reference.ae_retracted",
+                    code=ProblemCode.REFERENCE_AE_RETRACTED,
                     allowed="an AE that has not been retracted (report a new AE instead)",
                 )
             )
@@ -277,7 +278,7 @@ class ReferenceChecker:
                 Problem(
                     path="end_date",
                     message=f"end {event.end_date} is before the AE's onset {facts.onset_date}",
-                    code="time.end_before_onset",
+                    code=ProblemCode.TIME_END_BEFORE_ONSET,
                     allowed=f"a date on or after {facts.onset_date}",
                 )
             )
@@ -299,7 +300,7 @@ class ReferenceChecker:
                         path="grade",
                         message=f"grade_change '{change}' but grade {event.grade} is not "
                         f"{'above' if worse else 'below'} the AE's current grade {facts.grade}",
-                        code="consistency.grade_change",
+                        code=ProblemCode.CONSISTENCY_GRADE_CHANGE,
                         allowed=f"a grade {'above' if worse else 'below'} {facts.grade}, or "
                         "grade_change 'corrected' if the last grade was wrong",
                     )

@@ -27,6 +27,7 @@ from safety_stream.events import (
     PatientWithdrawn,
     TreatmentAdministered,
 )
+from safety_stream.validation.codes import ProblemCode
 from safety_stream.validation.problems import Problem
 
 
@@ -103,7 +104,7 @@ def timeline_problems(event: EventBase, facts: PatientFacts, find_ae: FindAe) ->
                 Problem(
                     path=path,
                     message=f"{day} is before the patient's consent ({facts.consent_date})",
-                    code="time.before_consent",
+                    code=ProblemCode.TIME_BEFORE_CONSENT,
                     allowed=f"a date on or after {facts.consent_date} (what happened before "
                     "consent is medical history, not an event on study)",
                 )
@@ -113,7 +114,7 @@ def timeline_problems(event: EventBase, facts: PatientFacts, find_ae: FindAe) ->
                 Problem(
                     path="death_date",
                     message=f"the patient's death on {facts.death_date} is already recorded",
-                    code="reference.already_died",
+                    code=ProblemCode.REFERENCE_ALREADY_DIED,
                     allowed="one patient.died per patient (correct the first one's details "
                     "with the data manager)",
                 )
@@ -123,7 +124,7 @@ def timeline_problems(event: EventBase, facts: PatientFacts, find_ae: FindAe) ->
                 Problem(
                     path=path,
                     message=f"{day} is after the patient's death on {facts.death_date}",
-                    code="time.after_death",
+                    code=ProblemCode.TIME_AFTER_DEATH,
                     allowed=f"a date on or before {facts.death_date}; after a death only "
                     "follow-ups of AEs already reported (update, resolve, retract, report)",
                 )
@@ -143,7 +144,7 @@ def timeline_problems(event: EventBase, facts: PatientFacts, find_ae: FindAe) ->
                     path="grade",
                     message=f"the patient already has a fatal (grade 5) AE, "
                     f"{facts.fatal_ae_id} ({earlier.ctcae_term})",
-                    code="consistency.second_fatal_ae",
+                    code=ProblemCode.CONSISTENCY_SECOND_FATAL_AE,
                     allowed="one grade 5 AE per patient: grade this one 4 or lower, or correct "
                     "or retract the earlier one first",
                 )
@@ -169,7 +170,7 @@ def _cited_fatal_ae(event: PatientDied, find_ae: FindAe) -> list[Problem]:
             Problem(
                 path="related_ae_id",
                 message=f"no AE {event.related_ae_id} has been reported for this patient",
-                code="reference.unknown_ae",
+                code=ProblemCode.REFERENCE_UNKNOWN_AE,
                 allowed="the event_id of this patient's fatal AE, or no related_ae_id",
             )
         ]
@@ -178,7 +179,7 @@ def _cited_fatal_ae(event: PatientDied, find_ae: FindAe) -> list[Problem]:
             Problem(
                 path="related_ae_id",
                 message=f"the cited AE ({cited.ctcae_term}) is grade {cited.grade}, not fatal",
-                code="consistency.death_cites_nonfatal_ae",
+                code=ProblemCode.CONSISTENCY_DEATH_CITES_NONFATAL_AE,
                 allowed="first send ae.updated with grade 5 and seriousness 'death' for that "
                 "AE, or leave related_ae_id out if the death was not caused by it",
             )
@@ -193,7 +194,7 @@ def fatal_outcome_problem(event: AdverseEventResolved, facts: AeFacts) -> Proble
     return Problem(
         path="outcome",
         message=f"outcome 'fatal' on a grade {facts.grade} AE ({facts.ctcae_term})",
-        code="consistency.fatal_outcome_below_grade5",
+        code=ProblemCode.CONSISTENCY_FATAL_OUTCOME_BELOW_GRADE5,
         allowed="first send ae.updated with grade 5 and seriousness 'death', then resolve "
         "it as fatal; or correct the outcome",
     )

@@ -25,6 +25,7 @@ from safety_stream.events import (
 )
 from safety_stream.events.hashing import payload_hash
 from safety_stream.validation.checks import DEFAULT_CLOCK_SKEW, check_event, future_problems
+from safety_stream.validation.codes import ProblemCode
 from safety_stream.validation.edc_csv import column_path, read_edc_csv
 from safety_stream.validation.problems import Problem, problems_from_validation_error
 from safety_stream.validation.records import (
@@ -197,7 +198,7 @@ class Validator:
             path="event_id",
             message="event_id is already stored for a different event"
             + ("" if self._one_site else f" (position {position})"),
-            code="store.event_id_conflict",
+            code=ProblemCode.STORE_EVENT_ID_CONFLICT,
             allowed="a new UUID for a new event, or the identical event to resend it",
         )
         return RecordResult(location, raw, None, [problem], [])
@@ -207,12 +208,12 @@ _ROW_REJECTED = Problem(
     path="",
     message="another event of this row was rejected (see its problems): nothing of the row "
     "is stored until the whole row is valid",
-    code="csv.row_rejected",
+    code=ProblemCode.CSV_ROW_REJECTED,
     allowed="a row whose every field is valid",
 )
 _REPORT_REJECTED = Problem(
     path="",
     message="the AE reported on this row was rejected, so its resolution cannot be accepted",
-    code="csv.report_rejected",
+    code=ProblemCode.CSV_REPORT_REJECTED,
     allowed="fix the row's AE fields first",
 )
