@@ -21,7 +21,8 @@ from sqlalchemy.engine import Engine
 from safety_stream.alerts.config import AlertConfig
 from safety_stream.cli import main
 from safety_stream.events import EventBase, decode_json, encode_json
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
+from safety_stream.events.hashing import GENESIS, chain_hash, chain_hash_v1, payload_hash
 from safety_stream.store.base import RAW_KEPT, EventStore
 from safety_stream.store.checkpoint import (
     CheckpointError,
@@ -29,7 +30,6 @@ from safety_stream.store.checkpoint import (
     load_checkpoint,
     write_checkpoint,
 )
-from safety_stream.store.hashing import GENESIS, chain_hash, chain_hash_v1, payload_hash
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.outbox_sql import SqlOutbox as Outbox
 from safety_stream.store.sql import SqlEventStore

@@ -14,16 +14,16 @@ import yaml
 from conftest import REPO
 from trial_builder import ALT_INCREASED, ASCITES, DIARRHEA, NEUTROPENIA, T0, Trial
 
+from safety_stream.boundaries import bayes_boundary, bayes_table, posterior_above
 from safety_stream.cli import main
 from safety_stream.events import EventBase
-from safety_stream.monitoring.boundaries import bayes_boundary, bayes_table, posterior_above
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.monitoring.status import rule_statuses
 from safety_stream.plan import MonitoringPlan, parse_plan
 from safety_stream.projections.projector import Projector, replay
-from safety_stream.projections.repositories import InMemoryProjectionRepository
 from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.projection_memory import InMemoryProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 
 BASE = yaml.safe_load((REPO / "deploy" / "plans" / "sparkle-l.yaml").read_text())

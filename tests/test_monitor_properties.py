@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from trial_builder import ALT_INCREASED, DIARRHEA, NEUTROPENIA, Trial
 
 from safety_stream.events import EventBase
-from safety_stream.monitoring.derived import DerivedEvent
+from safety_stream.events.derived import DerivedEvent
 from safety_stream.monitoring.monitor import Monitor
 from safety_stream.monitoring.status import rule_statuses
 from safety_stream.plan import load_plan
 from safety_stream.projections.projector import Projector, replay
-from safety_stream.projections.repositories import InMemoryProjectionRepository
 from safety_stream.projections.state import TrialState, apply
 from safety_stream.store.memory import InMemoryEventStore
+from safety_stream.store.projection_memory import InMemoryProjectionRepository
 
 PLAN = load_plan(REPO / "deploy" / "plans" / "sparkle-l.yaml")
 MODALITIES = ["radiotherapy", "chemotherapy", "immunotherapy"]

@@ -10,9 +10,9 @@ from pathlib import Path
 from safety_stream.api.schemas import RejectionOut
 from safety_stream.errors import UsageError
 from safety_stream.projections.projector import replay
-from safety_stream.projections.repositories import SqlProjectionRepository
 from safety_stream.store.base import VerifyResult
 from safety_stream.store.opening import open_store, schema_status, upgrade_store
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.verify import verify_alert_log, verify_chain
 
 

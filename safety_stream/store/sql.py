@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from safety_stream.events import EventBase, PatientEnrolled, encode_json
+from safety_stream.events.hashing import GENESIS, chain_hash, payload_hash, rejection_link
 from safety_stream.store.base import (
     LOCATION_MAX,
     SOURCE_MAX,
@@ -46,8 +47,8 @@ from safety_stream.store.base import (
     problems_json,
     rejection_digest,
 )
+from safety_stream.store.bulk import BulkInsert
 from safety_stream.store.engine import FairLock, make_engine, write_transaction
-from safety_stream.store.hashing import GENESIS, chain_hash, payload_hash, rejection_link
 from safety_stream.store.memory import Clock, utc_now
 from safety_stream.store.tables import (
     AeIndexRow,
@@ -64,6 +65,7 @@ from safety_stream.validation.timeline import PatientFacts, patient_facts_after
 APPEND_LOCK_KEY = 0x5AFE_57E0  # PostgreSQL advisory lock id of the append lock
 LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
 # Statements are built once: building a SQLAlchemy expression costs more than running it.
+INSERT_EVENTS = BulkInsert(EventRow.metadata.tables[EventRow.__tablename__])
 FIND_AE = select(AeIndexRow).where(AeIndexRow.ae_id == bindparam("ae_id"))
 PATIENT_FACTS = (
     PatientIndexRow.site_id,
@@ -391,8 +393,7 @@ class _SqlSession:
     def flush(self) -> None:
         """Write everything pending (called once, just before commit)."""
         db = self._db
-        if self._events:
-            db.execute(insert(EventRow), self._events)
+        INSERT_EVENTS.execute(db, self._events)
         new_streams = [
             {"trial_id": s[0], "patient_id": s[1], "version": v}
             for s, (v, in_db) in self._versions.items()
