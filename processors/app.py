@@ -209,12 +209,13 @@ def create_app(
     async def health(web: Any, request: Any) -> Any:
         """Status and this worker's partitions; never the log position (it moves whenever
         any site posts); a failing projection save makes it 503."""
-        failure = runtime.projector.save_failure
+        pipeline = runtime.reads.operational()
+        failure = pipeline.save_failure
         return web.json(
             {
                 "status": "unhealthy" if failure else "ok",
                 "problems": [failure] if failure else [],
-                "quarantined": len(runtime.monitor.quarantined),
+                "quarantined": pipeline.quarantined,
                 "assigned": _assigned(app),
             },
             status=503 if failure else 200,

@@ -31,6 +31,7 @@ from starlette.responses import (
 
 from safety_stream.alerts.dispatcher import utc_now
 from safety_stream.alerts.outbox import UnknownAlert
+from safety_stream.application.decisions import DecisionLog
 from safety_stream.board.health import SubmissionTally
 from safety_stream.board.live import LiveResponse, LiveStreams, StreamRefused
 from safety_stream.board.render import BoardPages, page_headers
@@ -44,7 +45,7 @@ from safety_stream.board.session import (
     set_session_cookie,
 )
 from safety_stream.board.view import build_view, change_stamp, gather
-from safety_stream.governance import DECIDING_ROLES, DecisionError, build_decision, record_decision
+from safety_stream.governance import DECIDING_ROLES, DecisionError, build_decision
 from safety_stream.runtime import Runtime
 
 FORM_LIMIT = 8192
@@ -270,14 +271,8 @@ def _add_action_routes(app: FastAPI, b: _Board) -> None:
             )  # fmt: skip
         except DecisionError as error:
             return PlainTextResponse(str(error), 400)
-        report = await run_in_threadpool(
-            record_decision,
-            b.runtime.store,
-            b.runtime.ctcae,
-            decision,
-            f"board:{who.principal.name}",
-        )
-        await run_in_threadpool(b.runtime.projector.follow, report.appended)
+        decisions = DecisionLog(b.runtime.store, b.runtime.ctcae, b.runtime.projector)
+        await run_in_threadpool(decisions.record, decision, f"board:{who.principal.name}")
         return RedirectResponse(f"/board#rule-{quote(rule_id)}", 303)
 
     @app.post("/board/alerts/{alert_id}/acknowledge", include_in_schema=False)
