@@ -110,24 +110,7 @@ def create_app(
     data_dir: Path = Path("safety-stream-worker"),
 ) -> WorkerApp:
     topics = Topics.of(kafka)
-    broker, credentials = kafka.faust_broker()
-    app = faust.App(
-        f"{kafka.topic_prefix}-workers",
-        broker=broker,
-        broker_credentials=credentials,
-        store="memory://",
-        datadir=str(data_dir),
-        autodiscover=False,
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        topic_replication_factor=kafka.replication,
-        topic_partitions=1,
-        producer_acks=-1,
-        web_enabled=True,
-        web_host=web_host,
-        web_port=web_port,
-        web_bind=web_host,
-    )
+    app = _faust_app(kafka, web_host, web_port, data_dir)
     submissions = _raw_topic(app, topics.submissions)
     appended = _raw_topic(app, topics.appended)
     outputs = {
@@ -194,6 +177,34 @@ def create_app(
         before its wake-up (or before publishing) is projected and published anyway."""
         await appended.send(key=b"log", value=b'{"head":null}')
 
+    _add_pages(app, runtime)
+    return WorkerApp(app, {"ingest": ingest, "monitor": monitor, "notify": notify})
+
+
+def _faust_app(kafka: KafkaSettings, web_host: str, web_port: int, data_dir: Path) -> faust.App:
+    broker, credentials = kafka.faust_broker()
+    return faust.App(
+        f"{kafka.topic_prefix}-workers",
+        broker=broker,
+        broker_credentials=credentials,
+        store="memory://",
+        datadir=str(data_dir),
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        topic_replication_factor=kafka.replication,
+        topic_partitions=1,
+        producer_acks=-1,
+        web_enabled=True,
+        web_host=web_host,
+        web_port=web_port,
+        web_bind=web_host,
+    )
+
+
+def _add_pages(app: faust.App, runtime: Runtime) -> None:
+    """The worker's /metrics and /healthz on its web port."""
+
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -209,19 +220,17 @@ def create_app(
     async def health(web: Any, request: Any) -> Any:
         """Status and this worker's partitions; never the log position (it moves whenever
         any site posts); a failing projection save makes it 503."""
-        pipeline = runtime.reads.operational()
-        failure = pipeline.save_failure
+        operations = runtime.reads.operational()
+        failure = operations.save_failure
         return web.json(
             {
                 "status": "unhealthy" if failure else "ok",
                 "problems": [failure] if failure else [],
-                "quarantined": pipeline.quarantined,
+                "quarantined": operations.quarantined,
                 "assigned": _assigned(app),
             },
             status=503 if failure else 200,
         )
-
-    return WorkerApp(app, {"ingest": ingest, "monitor": monitor, "notify": notify})
 
 
 def _assigned(app: faust.App) -> list[str]:

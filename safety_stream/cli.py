@@ -343,36 +343,9 @@ def _store_commands(args: argparse.Namespace) -> int:
         _log_info()
         return serve.run(settings)
     if args.command in ("sites", "readers"):
-        from safety_stream.commands import credentials
-
-        sites = args.command == "sites"
-        action = args.sites_command if sites else args.readers_command
-        if action == "list":
-            return credentials.list_credentials(settings.db, sites)
-        if action == "revoke":
-            return credentials.revoke(settings.db, args.name, sites)
-        if action == "rotate":
-            return credentials.rotate(settings.db, args.name, sites, args.expires)
-        if sites:
-            return credentials.add(settings.db, args.site, "site", args.site, args.expires)
-        return credentials.add(settings.db, args.name, args.role, None, args.expires)
-    if args.command == "worker":
-        from safety_stream.commands import worker
-
-        _log_info()
-        return worker.run(settings, args.web_host, args.web_port, args.data_dir)
-    if args.command == "topics":
-        from safety_stream.commands import post
-
-        return post.create_topics(settings.kafka)
-    if args.command == "post":
-        from safety_stream.commands import post
-
-        if settings.kafka is not None:
-            return post.run_kafka(settings.kafka, args.files, args.batch_size)
-        if args.token is None:
-            raise UsageError("give --token (the site's bearer token), or --kafka")
-        return post.run(args.url, args.token, args.files, args.batch_size, args.encoding)
+        return _run_credentials(args, settings)
+    if args.command in ("worker", "topics", "post"):
+        return _run_kafka(args, settings)
     if args.command == "decide":
         from safety_stream.commands import decide
 
@@ -383,6 +356,48 @@ def _store_commands(args: argparse.Namespace) -> int:
         if args.alerts_command == "ack":
             return alerts.acknowledge(settings.db, args.alert_id, args.by, args.note)
         return alerts.list_alerts(settings.db, args.unacknowledged, args.json)
+    if args.command == "whatif":
+        from safety_stream.commands import whatif
+
+        return whatif.run(settings.db, args.plan, args.current, args.json)
+    return _run_log(args, settings)
+
+
+def _run_credentials(args: argparse.Namespace, settings: Settings) -> int:
+    from safety_stream.commands import credentials
+
+    sites = args.command == "sites"
+    action = args.sites_command if sites else args.readers_command
+    if action == "list":
+        return credentials.list_credentials(settings.db, sites)
+    if action == "revoke":
+        return credentials.revoke(settings.db, args.name, sites)
+    if action == "rotate":
+        return credentials.rotate(settings.db, args.name, sites, args.expires)
+    if sites:
+        return credentials.add(settings.db, args.site, "site", args.site, args.expires)
+    return credentials.add(settings.db, args.name, args.role, None, args.expires)
+
+
+def _run_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from safety_stream.commands import post
+
+    if args.command == "worker":
+        from safety_stream.commands import worker
+
+        _log_info()
+        return worker.run(settings, args.web_host, args.web_port, args.data_dir)
+    if args.command == "topics":
+        return post.create_topics(settings.kafka)
+    if settings.kafka is not None:
+        return post.run_kafka(settings.kafka, args.files, args.batch_size)
+    if args.token is None:
+        raise UsageError("give --token (the site's bearer token), or --kafka")
+    return post.run(args.url, args.token, args.files, args.batch_size, args.encoding)
+
+
+def _run_log(args: argparse.Namespace, settings: Settings) -> int:
+    """The commands on the log itself: schema, verification, dead letters, replay."""
     from safety_stream.commands import store
 
     if args.command == "migrate":
@@ -402,10 +417,6 @@ def _store_commands(args: argparse.Namespace) -> int:
         return store.rejected(settings.db, args.site, args.limit, args.json)
     if args.command == "replay":
         return store.replay_command(settings.db, settings.plan)
-    if args.command == "whatif":
-        from safety_stream.commands import whatif
-
-        return whatif.run(settings.db, args.plan, args.current, args.json)
     raise AssertionError(f"unhandled command {args.command}")
 
 

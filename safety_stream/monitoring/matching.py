@@ -92,41 +92,13 @@ def condition_holds(
     """
     inside = span.holds if span is not None else (lambda _moment: True)
     if isinstance(condition, LabAboveUln):
-        test = condition.lab.value
-        values = sorted((when, ratio) for name, ratio, when in patient.lab_history if name == test)
-        threshold = condition.above_uln
-        if span is not None and condition.baseline_abnormal_times is not None:
-            before = [ratio for when, ratio in values if when < span.start]
-            if before and before[-1] > condition.above_uln:
-                threshold = before[-1] * condition.baseline_abnormal_times
-        return any(ratio > threshold and inside(when) for when, ratio in values)
+        return _lab_above(condition, patient, span, inside)
     if isinstance(condition, AdverseEventMatch):
-        return any(
-            ae.status != "retracted"
-            and ae.ctcae_term in condition.ae_terms
-            and ae.worst >= condition.min_grade
-            and (span is None or span.holds_date(ae.onset_date))
-            and (condition.immune_related is None or ae.immune_related == condition.immune_related)
-            and (
-                condition.related_only_to is None or _related_only_to(ae, condition.related_only_to)
-            )
-            for ae in aes
-        )
+        return any(_ae_matches(condition, ae, span) for ae in aes)
     if isinstance(condition, NoneOf):
         return not any(condition_holds(part, patient, aes, span) for part in condition.none_of)
     if isinstance(condition, ChildPughRise):
-        history = sorted((when, score) for score, when in patient.child_pugh_history)
-        if span is None:
-            baseline, later = (history[0][1], history[1:]) if history else (None, [])
-        else:
-            earlier = [score for when, score in history if when < span.start]
-            baseline = earlier[-1] if earlier else None
-            later = [(when, score) for when, score in history if when >= span.start]
-        if baseline is None:
-            return False  # no assessment before the window: a rise cannot be judged
-        return any(
-            score - baseline >= condition.child_pugh_rise and inside(when) for when, score in later
-        )
+        return _child_pugh_rose(condition, patient, span, inside)
     if isinstance(condition, LabBelowUln):
         test = condition.lab.value
         return any(
@@ -134,17 +106,72 @@ def condition_holds(
             for name, ratio, when in patient.lab_history
         )
     if isinstance(condition, SameDraw):
-        days = sorted({when.date() for _, _, when in patient.lab_history if inside(when)})
-        for day in days:
-            drawn = [lab for lab in patient.lab_history if lab[2].date() == day]
-            one_draw = replace(patient, lab_history=drawn)
-            if all(condition_holds(part, one_draw, aes, span) for part in condition.same_day):
-                return True
-        return False
+        return _same_draw(condition, patient, aes, span, inside)
     if isinstance(condition, AllOf):
         return all(condition_holds(part, patient, aes, span) for part in condition.all_of)
     assert isinstance(condition, AnyOf)
     return any(condition_holds(part, patient, aes, span) for part in condition.any_of)
+
+
+Inside = Callable[[datetime], bool]
+
+
+def _lab_above(
+    condition: LabAboveUln, patient: PatientState, span: Span | None, inside: Inside
+) -> bool:
+    test = condition.lab.value
+    values = sorted((when, ratio) for name, ratio, when in patient.lab_history if name == test)
+    threshold = condition.above_uln
+    if span is not None and condition.baseline_abnormal_times is not None:
+        before = [ratio for when, ratio in values if when < span.start]
+        if before and before[-1] > condition.above_uln:
+            threshold = before[-1] * condition.baseline_abnormal_times
+    return any(ratio > threshold and inside(when) for when, ratio in values)
+
+
+def _ae_matches(condition: AdverseEventMatch, ae: AeState, span: Span | None) -> bool:
+    return (
+        ae.status != "retracted"
+        and ae.ctcae_term in condition.ae_terms
+        and ae.worst >= condition.min_grade
+        and (span is None or span.holds_date(ae.onset_date))
+        and (condition.immune_related is None or ae.immune_related == condition.immune_related)
+        and (condition.related_only_to is None or _related_only_to(ae, condition.related_only_to))
+    )
+
+
+def _child_pugh_rose(
+    condition: ChildPughRise, patient: PatientState, span: Span | None, inside: Inside
+) -> bool:
+    history = sorted((when, score) for score, when in patient.child_pugh_history)
+    if span is None:
+        baseline, later = (history[0][1], history[1:]) if history else (None, [])
+    else:
+        earlier = [score for when, score in history if when < span.start]
+        baseline = earlier[-1] if earlier else None
+        later = [(when, score) for when, score in history if when >= span.start]
+    if baseline is None:
+        return False  # no assessment before the window: a rise cannot be judged
+    return any(
+        score - baseline >= condition.child_pugh_rise and inside(when) for when, score in later
+    )
+
+
+def _same_draw(
+    condition: SameDraw,
+    patient: PatientState,
+    aes: list[AeState],
+    span: Span | None,
+    inside: Inside,
+) -> bool:
+    """All parts hold on the labs of one day's draw."""
+    days = sorted({when.date() for _, _, when in patient.lab_history if inside(when)})
+    for day in days:
+        drawn = [lab for lab in patient.lab_history if lab[2].date() == day]
+        one_draw = replace(patient, lab_history=drawn)
+        if all(condition_holds(part, one_draw, aes, span) for part in condition.same_day):
+            return True
+    return False
 
 
 def _related_only_to(ae: AeState, modalities: list[Modality]) -> bool:

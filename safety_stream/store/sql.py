@@ -392,22 +392,30 @@ class _SqlSession:
 
     def flush(self) -> None:
         """Write everything pending (called once, just before commit)."""
-        db = self._db
-        INSERT_EVENTS.execute(db, self._events)
+        INSERT_EVENTS.execute(self._db, self._events)
+        self._flush_streams()
+        self._flush_patients()
+        self._flush_aes()
+        self._flush_rejections()
+        self._flush_offsets()
+
+    def _flush_streams(self) -> None:
         new_streams = [
             {"trial_id": s[0], "patient_id": s[1], "version": v}
             for s, (v, in_db) in self._versions.items()
             if not in_db
         ]
         if new_streams:
-            db.execute(insert(StreamRow), new_streams)
+            self._db.execute(insert(StreamRow), new_streams)
         changed_streams = [
             {"b_trial": s[0], "b_patient": s[1], "version": v}
             for s, (v, in_db) in self._versions.items()
             if in_db
         ]
         if changed_streams:
-            db.execute(SET_VERSION, changed_streams)
+            self._db.execute(SET_VERSION, changed_streams)
+
+    def _flush_patients(self) -> None:
         new_patients, changed_patients = [], []
         for patient_id, trial_id in self._patients_changed.items():
             patient = self._patient_facts[patient_id]
@@ -418,9 +426,11 @@ class _SqlSession:
                 new_patients.append({"patient_id": patient_id, "trial_id": trial_id,
                                      **patient._asdict()})  # fmt: skip
         if new_patients:
-            db.execute(insert(PatientIndexRow), new_patients)
+            self._db.execute(insert(PatientIndexRow), new_patients)
         if changed_patients:
-            db.execute(SET_PATIENT, changed_patients)
+            self._db.execute(SET_PATIENT, changed_patients)
+
+    def _flush_aes(self) -> None:
         updated, inserted = [], []
         for ae_id in self._aes_changed:
             facts = self._aes[ae_id]
@@ -430,22 +440,26 @@ class _SqlSession:
             else:
                 inserted.append({"ae_id": ae_id, **facts._asdict()})
         if updated:
-            db.execute(SET_AE, updated)
+            self._db.execute(SET_AE, updated)
         if inserted:
-            db.execute(insert(AeIndexRow), inserted)
+            self._db.execute(insert(AeIndexRow), inserted)
+
+    def _flush_rejections(self) -> None:
         if self._rejections:
-            db.execute(insert(RejectionRow), self._rejections)
+            self._db.execute(insert(RejectionRow), self._rejections)
         if self._received_again:
-            db.execute(RECEIVED_AGAIN, [{"b_id": i} for i in self._received_again])
+            self._db.execute(RECEIVED_AGAIN, [{"b_id": i} for i in self._received_again])
+
+    def _flush_offsets(self) -> None:
         for source, (offset, exists) in self._offsets.items():
             if exists:
-                db.execute(
+                self._db.execute(
                     update(SourceOffsetRow)
                     .where(SourceOffsetRow.source == source)
                     .values(offset=offset)
                 )
             else:
-                db.execute(insert(SourceOffsetRow).values(source=source, offset=offset))
+                self._db.execute(insert(SourceOffsetRow).values(source=source, offset=offset))
 
 
 class SqlEventStore:
