@@ -45,6 +45,7 @@ class HeadTimeoutProtocol(H11Protocol):
         self.head_timer: asyncio.TimerHandle | None = None
         self.waiting_since = 0.0
 
+    # uvicorn declares a BaseTransport here; its server always passes an asyncio.Transport
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()

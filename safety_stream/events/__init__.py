@@ -94,6 +94,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
 def wire_name(model: type[EventBase]) -> str:
     """The stable ``event_type`` of a model class (its Literal tag)."""
     annotation = model.model_fields["event_type"].annotation
+    # every model's tag is a Literal; pydantic types the annotation as any type at all
     return str(annotation.__args__[0])  # type: ignore[union-attr]
 
 

@@ -96,7 +96,8 @@ class Attribution(StrEnum):
     DEFINITE = "definite"
 
 
-ATTRIBUTION_RANK: dict[Attribution, int] = {a: i for i, a in enumerate(Attribution)}
+# keyed by text: a member (a StrEnum) and its value, as the projection keeps it, find one entry
+ATTRIBUTION_RANK: dict[str, int] = {a.value: i for i, a in enumerate(Attribution)}
 
 
 class EventBase(BaseModel):

@@ -79,7 +79,7 @@ def ae_matches(ae: AeState, match: EventFilter) -> bool:
     modalities = ALL_MODALITIES if match.related_to == "any" else match.related_to
     threshold = ATTRIBUTION_RANK[match.min_attribution]
     # StrEnum members hash and compare as their values: the rank table takes the stored strings
-    return any(ATTRIBUTION_RANK[ae.attribution[m]] >= threshold for m in modalities)  # type: ignore[index]
+    return any(ATTRIBUTION_RANK[ae.attribution[m]] >= threshold for m in modalities)
 
 
 def condition_holds(
@@ -177,7 +177,7 @@ def _same_draw(
 def _related_only_to(ae: AeState, modalities: list[Modality]) -> bool:
     """Attributed (possible or stronger) to some of ``modalities`` and to no other."""
     threshold = ATTRIBUTION_RANK[Attribution.POSSIBLE]
-    related = {m for m, a in ae.attribution.items() if ATTRIBUTION_RANK[a] >= threshold}  # type: ignore[index]
+    related = {m for m, a in ae.attribution.items() if ATTRIBUTION_RANK[a] >= threshold}
     return bool(related) and related <= set(modalities)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -59,7 +59,7 @@ from safety_stream.plan import (
 )
 from safety_stream.projections.log import PayloadLog
 from safety_stream.projections.projector import Changes, Quarantine
-from safety_stream.projections.state import AeState, PatientState, TrialState
+from safety_stream.projections.state import AeAmendment, AeState, PatientState, TrialState
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INTEGRITY_RULE = "integrity"
@@ -159,7 +159,7 @@ class Monitor:
         out += self.advance(state, moment, position)  # follow-up grew for everyone on study
         kind = type(event)
         if kind is DsmbDecision:
-            self._decide(event, position, out)  # type: ignore[arg-type]
+            self._decide(cast(DsmbDecision, event), position, out)
             return out
         if kind is ClockTicked:  # time passed (above); nothing else happened
             return out
@@ -188,10 +188,12 @@ class Monitor:
         """The AE ``event`` reports, amends or (a death citing it) makes fatal, if any."""
         kind = type(event)
         ae_id = None
-        if kind is AdverseEventReported or kind in AE_AMENDMENTS:
-            ae_id = event.event_id if kind is AdverseEventReported else event.ae_id  # type: ignore[attr-defined]
+        if kind is AdverseEventReported:
+            ae_id = event.event_id
+        elif kind in AE_AMENDMENTS:
+            ae_id = cast(AeAmendment, event).ae_id
         elif kind is PatientDied:  # a death citing its AE makes that AE fatal
-            ae_id = event.related_ae_id  # type: ignore[attr-defined]
+            ae_id = cast(PatientDied, event).related_ae_id
         return None if ae_id is None else state.aes.get(ae_id)
 
     def _judge_after(
@@ -209,7 +211,7 @@ class Monitor:
             changed = [c for c in self.counting if c.rematch(ae) or c.rule.counts.composites]
             self._judge(state, event.patient_id, position, out, changed)
         elif kind is TreatmentAdministered:
-            modality = str(event.treatment.modality)  # type: ignore[attr-defined]
+            modality = str(cast(TreatmentAdministered, event).treatment.modality)
             self._judge(state, event.patient_id, position, out, self._by_modality[modality])
         elif kind in RELEVANT_TO_ALL:
             self._judge(state, event.patient_id, position, out, self.counting)
@@ -234,7 +236,7 @@ class Monitor:
         out += self.report_clocks.on_ae(ae, moment, self.clock, position, self._schedule)
         # the SAE itself, or an update that makes the AE serious: the site's deadline
         if kind is AdverseEventReported or (
-            kind is AdverseEventUpdated and event.seriousness  # type: ignore[attr-defined]
+            kind is AdverseEventUpdated and cast(AdverseEventUpdated, event).seriousness
         ):
             recorded = event.recorded_at.astimezone(UTC)
             out += self.report_clocks.site_late(ae, recorded, moment, self.clock, position)

@@ -68,7 +68,7 @@ def qualifies(ae: AeState, rule: ExpeditedReportRule) -> tuple[bool, int] | str:
         [str(m) for m in rule.suspected_products] if rule.suspected_products else ae.attribution
     )
     threshold = ATTRIBUTION_RANK[rule.min_attribution]
-    if not any(ATTRIBUTION_RANK[ae.attribution[m]] >= threshold for m in products):  # type: ignore[index]
+    if not any(ATTRIBUTION_RANK[ae.attribution[m]] >= threshold for m in products):
         return "no longer reportable: not suspected to be related to a suspected product"
     severe = "death" in ae.seriousness or "life_threatening" in ae.seriousness
     return severe, rule.fatal_or_life_threatening_days if severe else rule.other_serious_days

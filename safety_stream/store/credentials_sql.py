@@ -49,6 +49,7 @@ _ATTEMPTS = (1, 2, 3)
 
 
 def _info(row: Sequence[object]) -> CredentialInfo:
+    # the query selects CredentialInfo's fields in its order; SQLAlchemy rows are untyped
     return CredentialInfo(*row)  # type: ignore[arg-type]
 
 

@@ -130,6 +130,7 @@ class ReferenceChecker:
         if kind is not DsmbDecision and kind is not ClockTicked:  # they belong to no patient
             self._check_patient(event, problems, unresolved)
         if type(event) in _AMENDMENTS:
+            # `type(x) in` does not narrow; _AMENDMENTS holds exactly the AE amendment classes
             self._check_amendment(event, problems, unresolved)  # type: ignore[arg-type]
         if admit and not problems:
             self._seen_raw[key] = raw

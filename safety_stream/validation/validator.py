@@ -172,6 +172,7 @@ class Validator:
         if self._latest is not None and (
             event.occurred_at > self._latest or event.recorded_at > self._latest
         ):
+            # _latest is set only together with _received_at (checked above for _latest)
             problems += future_problems(event, self._received_at, self._latest)  # type: ignore[arg-type]
         if prior:
             problems[:0] = prior
