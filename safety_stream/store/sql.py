@@ -66,6 +66,9 @@ APPEND_LOCK_KEY = 0x5AFE_57E0  # PostgreSQL advisory lock id of the append lock
 LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
 # Statements are built once: building a SQLAlchemy expression costs more than running it.
 INSERT_EVENTS = BulkInsert(EventRow.metadata.tables[EventRow.__tablename__])
+INSERT_STREAMS = BulkInsert(StreamRow.metadata.tables[StreamRow.__tablename__])
+INSERT_PATIENTS = BulkInsert(PatientIndexRow.metadata.tables[PatientIndexRow.__tablename__])
+INSERT_AES = BulkInsert(AeIndexRow.metadata.tables[AeIndexRow.__tablename__])
 FIND_AE = select(AeIndexRow).where(AeIndexRow.ae_id == bindparam("ae_id"))
 PATIENT_FACTS = (
     PatientIndexRow.site_id,
@@ -405,8 +408,7 @@ class _SqlSession:
             for s, (v, in_db) in self._versions.items()
             if not in_db
         ]
-        if new_streams:
-            self._db.execute(insert(StreamRow), new_streams)
+        INSERT_STREAMS.execute(self._db, new_streams)
         changed_streams = [
             {"b_trial": s[0], "b_patient": s[1], "version": v}
             for s, (v, in_db) in self._versions.items()
@@ -425,8 +427,7 @@ class _SqlSession:
             else:
                 new_patients.append({"patient_id": patient_id, "trial_id": trial_id,
                                      **patient._asdict()})  # fmt: skip
-        if new_patients:
-            self._db.execute(insert(PatientIndexRow), new_patients)
+        INSERT_PATIENTS.execute(self._db, new_patients)
         if changed_patients:
             self._db.execute(SET_PATIENT, changed_patients)
 
@@ -441,8 +442,7 @@ class _SqlSession:
                 inserted.append({"ae_id": ae_id, **facts._asdict()})
         if updated:
             self._db.execute(SET_AE, updated)
-        if inserted:
-            self._db.execute(insert(AeIndexRow), inserted)
+        INSERT_AES.execute(self._db, inserted)
 
     def _flush_rejections(self) -> None:
         if self._rejections:
