@@ -1,16 +1,25 @@
-"""One worker with every stage against a bare aiokafka consumer, and produce-to-alert latency.
+"""One worker with every stage against the library doing the same work, and produce-to-alert
+latency.
 
-    python benchmarks/distributed_throughput.py [--kafka 127.0.0.1:19092] [--db URL]
-        [--patients 600] [--probes 50]
+    python benchmarks/distributed_throughput.py [--kafka 127.0.0.1:19092] [--postgres URL]
+        [--patients 600] [--rounds 1] [--probes 50] [--no-latency] [--keep DIR]
 
 Needs the development broker (deploy/kafka/kafka.sh start). Prints:
-  baseline    a bare aiokafka consumer reading the submissions topic (records/s)
+  consumer    a bare aiokafka consumer reading the submissions topic (records/s): Kafka's
+              own ceiling, for scale
+  library     the same records through `safety_stream.ingest.ingest` + `Projector.follow`, in
+              this process, in transactions of the worker's batch size, on a fresh store of the
+              same kind (the target: the worker at >= 0.8 x this)
   worker      one `safety-stream worker` taking the same records through every stage:
               validate, append to the audit store, project, monitor, publish (records/s,
-              from its first record taken to the last one projected), and the ratio
+              from its first record taken to the last one projected and saved), and its
+              ratio to the library
   latency     p50 / p99 from producing an AE that crosses a rule (acks=all) to its alert
               arriving on the alerts topic, against a produce-only round trip as baseline
-The store is a fresh SQLite file unless --db names an (empty) database.
+Every store is a fresh SQLite file, or with ``--postgres URL`` (a server's admin database) a
+fresh database created on that server and dropped afterwards. ``--rounds N`` measures N times,
+each round on new topics and stores (the figures are noisy on a shared machine: compare the
+ratios). ``--keep DIR`` leaves the stores and the workers' logs in DIR.
 """
 
 from __future__ import annotations
@@ -22,22 +31,28 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from alert_latency import event, plan_file, setup
 from kafka import KafkaConsumer
+from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from distributed import kafka_settings, produce, progress, start_worker, wait_until_done
+from distributed import kafka_settings, produce, progress, start_worker
 
+from processors.app import BATCH
+from safety_stream.ingest import ingest
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.producer import SubmissionProducer
 from safety_stream.kafka.topics import Topics
-from safety_stream.simulate import simulate
+from safety_stream.runtime import build_runtime
+from safety_stream.settings import Settings
+from safety_stream.simulate import SimulatedRecord, simulate
 from safety_stream.simulate.rates import scenario
-from safety_stream.validation.records import RawRecord
+from safety_stream.validation.records import InputFormat, RawRecord
 
 
 async def bare_consumer(settings: KafkaSettings, count: int) -> float:
@@ -59,24 +74,91 @@ async def bare_consumer(settings: KafkaSettings, count: int) -> float:
         await consumer.stop()
 
 
-def throughput(bootstrap: str, db: str, patients: int, workdir: Path) -> None:
-    settings = kafka_settings(bootstrap)
-    records = simulate(scenario("default", patients=patients, seed=3))
-    produce(settings, records)
-    base = asyncio.run(bare_consumer(settings, len(records)))
-    print(f"{len(records)} simulated submissions")
-    print(f"{'bare aiokafka consumer (baseline)':<36} {base:>9,.0f} records/s  ratio 1.00")
-    worker = start_worker(settings, db, workdir, "throughput")
+class Stores:
+    """Fresh, empty stores: SQLite files in ``workdir``, or databases on a PostgreSQL server."""
+
+    def __init__(self, workdir: Path, postgres: str | None) -> None:
+        self.workdir, self.postgres = workdir, postgres
+        self._made: list[str] = []
+
+    def new(self, name: str) -> str:
+        if self.postgres is None:
+            return f"sqlite:///{self.workdir / f'{name}.db'}"
+        database = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+        with self._admin().connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        self._made.append(database)
+        return self.postgres.rsplit("/", 1)[0] + "/" + database
+
+    def _admin(self) -> Any:
+        assert self.postgres is not None
+        url = self.postgres.replace("postgresql://", "postgresql+psycopg://")
+        return create_engine(url, isolation_level="AUTOCOMMIT")
+
+    def drop(self) -> None:
+        if self._made:
+            with self._admin().connect() as connection:
+                for database in self._made:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def library(records: list[SimulatedRecord], db: str) -> float:
+    """Records/s of the library's ingest + Projector.follow in transactions of the worker's
+    batch size, until the projection is saved (the worker is timed to its saved projection)."""
+    runtime = build_runtime(Settings(db=db))
+    try:
+        raw = [RawRecord(str(i), r.body) for i, r in enumerate(records)]
+        trial = runtime.plan.trial.id
+        started = time.perf_counter()
+        for start in range(0, len(raw), BATCH):
+            report = ingest(
+                runtime.store, raw[start : start + BATCH], InputFormat.NDJSON, runtime.ctcae,
+                "library", None, trial_id=trial,
+            )  # fmt: skip
+            runtime.projector.follow(report.appended)
+        runtime.projector.checkpoint()
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        runtime.close()
+
+
+def done(now: dict[str, int], count: int) -> bool:
+    """Every record taken, projected and saved, and its derived events planned."""
+    return (
+        now["taken"] >= count
+        and now["projected"] == now["head"]
+        and (now["planned"] == now["derived"])
+    )
+
+
+def worker_rate(settings: KafkaSettings, db: str, count: int, workdir: Path, name: str) -> float:
+    """Records/s of one worker from its first record taken to the last one projected."""
+    worker = start_worker(settings, db, workdir, name)
     try:
         while (first := progress(db, settings))["taken"] == 0:
-            time.sleep(0.05)
+            time.sleep(0.02)
         started = time.perf_counter()
-        wait_until_done(db, settings, len(records), timeout=1800)
+        while not done(progress(db, settings), count):
+            time.sleep(0.05)
         seconds = time.perf_counter() - started
     finally:
         worker.stop()
-    rate = (len(records) - first["taken"]) / seconds
-    print(f"{'one worker, every stage':<36} {rate:>9,.0f} records/s  ratio {rate / base:.3f}")
+    return (count - first["taken"]) / seconds
+
+
+def throughput(bootstrap: str, stores: Stores, patients: int, rounds: int, workdir: Path) -> None:
+    records = simulate(scenario("default", patients=patients, seed=3))
+    print(f"{len(records)} simulated submissions, {rounds} round(s)")
+    for n in range(1, rounds + 1):
+        settings = kafka_settings(bootstrap)
+        produce(settings, records)
+        base = asyncio.run(bare_consumer(settings, len(records)))
+        lib = library(records, stores.new(f"library{n}"))
+        rate = worker_rate(settings, stores.new(f"worker{n}"), len(records), workdir, f"w{n}")
+        print(f"round {n}")
+        print(f"  {'bare aiokafka consumer (scale)':<40} {base:>9,.0f} records/s")
+        print(f"  {'library ingest + follow (baseline)':<40} {lib:>9,.0f} records/s  ratio 1.00")
+        print(f"  {'one worker, every stage':<40} {rate:>9,.0f} records/s  ratio {rate / lib:.3f}")
 
 
 def await_alert(alerts: KafkaConsumer, kind: str, timeout: float = 30) -> None:
@@ -88,9 +170,9 @@ def await_alert(alerts: KafkaConsumer, kind: str, timeout: float = 30) -> None:
     raise SystemExit(f"no {kind} alert within {timeout} s: see the worker's log")
 
 
-def latency(bootstrap: str, probes: int, workdir: Path) -> None:
+def latency(bootstrap: str, stores: Stores, probes: int, workdir: Path) -> None:
     settings = kafka_settings(bootstrap)
-    db = f"sqlite:///{workdir / 'latency.db'}"
+    db = stores.new("latency")
     worker = start_worker(settings, db, workdir, "latency", plan_file(workdir))
     producer = SubmissionProducer(settings, client_id="bench")
     alerts = KafkaConsumer(
@@ -138,16 +220,23 @@ AE = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kafka", default="127.0.0.1:19092")
-    parser.add_argument("--db", help="an empty database (default: a SQLite file)")
+    parser.add_argument("--postgres", help="a PostgreSQL server's URL (default: SQLite files)")
     parser.add_argument("--patients", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--probes", type=int, default=50)
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--keep", type=Path, help="leave the stores and logs in this folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        throughput(
-            args.kafka, args.db or f"sqlite:///{workdir / 'bench.db'}", args.patients, workdir
-        )
-        latency(args.kafka, args.probes, workdir)
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        stores = Stores(workdir, args.postgres)
+        try:
+            throughput(args.kafka, stores, args.patients, args.rounds, workdir)
+            if not args.no_latency:
+                latency(args.kafka, stores, args.probes, workdir)
+        finally:
+            stores.drop()
 
 
 if __name__ == "__main__":
