@@ -67,12 +67,15 @@ class Source:
         self.events = list(events)
         self.forgetful = forgetful
 
-    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
-        return [
+    def derived_events(
+        self, rule_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> list[StoredDerived]:
+        found = [
             StoredDerived(number, item)
             for number, item in enumerate(self.events, start=1)
             if (self.forgetful or number > after) and rule_id in (None, item.rule_id)
         ]
+        return found if limit is None else found[:limit]
 
 
 OutboxFactory = Callable[[dict[str, Any]], Outbox]

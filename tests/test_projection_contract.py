@@ -111,6 +111,23 @@ def test_derived_events_are_kept_once_in_the_order_first_stored(
     assert repository.derived_events(after=numbers[-1]) == []
 
 
+def test_derived_events_are_read_a_page_at_a_time(
+    repository: InMemoryProjectionRepository | SqlProjectionRepository,
+) -> None:
+    events = [alert("R1" if i % 3 else "R2", f"k{i}", i) for i in range(1, 8)]
+    repository.save(TrialState(position=1), set(), set(), events)
+    every = repository.derived_events()
+    assert repository.derived_events(limit=3) == every[:3]
+    assert repository.derived_events(after=every[2].number, limit=3) == every[3:6]
+    assert repository.derived_events(after=every[5].number, limit=3) == every[6:]
+    assert repository.derived_events(limit=0) == []
+    assert repository.derived_events(limit=100) == every
+    ones = [s for s in every if s.event.rule_id == "R1"]
+    assert repository.derived_events(rule_id="R1", limit=2) == ones[:2]
+    assert repository.derived_events(rule_id="R1", after=ones[1].number, limit=2) == ones[2:4]
+    assert repository.derived_events(after=every[-1].number, limit=5) == []
+
+
 def test_replace_all_leaves_exactly_the_given_state_and_keeps_derived_events(
     repository: InMemoryProjectionRepository | SqlProjectionRepository,
 ) -> None:

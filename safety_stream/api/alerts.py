@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field
 
 from safety_stream.alerts.dispatcher import utc_now
 from safety_stream.alerts.outbox import AlertView, UnknownAlert
 from safety_stream.api.dependencies import OutboxDep
 from safety_stream.api.monitoring import READERS_ONLY, reader_only
+from safety_stream.api.paging import After, Limit
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.events.derived import DerivedEvent
@@ -62,10 +63,11 @@ def alerts(
     caller: Caller,
     outbox: OutboxDep,
     unacknowledged: bool = False,
-    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: After = 0,
+    limit: Limit = 100,
 ) -> list[AlertOut]:
-    """Alerts in the order raised, with each channel's delivery state."""
+    """Alerts in the order raised, with each channel's delivery state; page on with
+    ``after`` set to the last ``number`` received."""
     reader_only(caller)
     views = outbox.alerts(unacknowledged=unacknowledged, after=after, limit=limit)
     return [AlertOut.of(v) for v in views]

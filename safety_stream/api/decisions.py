@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from safety_stream.api.dependencies import DecisionLogDep, PlanDep, ReadsDep
 from safety_stream.api.monitoring import READERS_ONLY, reader_only
+from safety_stream.api.paging import After, Limit
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.events import DecisionOutcome, DsmbDecision, Modality
@@ -33,10 +34,13 @@ router = APIRouter()
 
 
 @router.get("/v1/decisions", response_model=list[DsmbDecision], responses=READERS_ONLY)
-def decisions(caller: Caller, reads: ReadsDep) -> list[DsmbDecision]:
-    """Every DSMB decision in log order."""
+def decisions(
+    caller: Caller, reads: ReadsDep, after: After = 0, limit: Limit = 100
+) -> list[DsmbDecision]:
+    """The DSMB decisions in log order, numbered from 1; page on with ``after`` set to how
+    many were received so far."""
     reader_only(caller)
-    return list(reads.monitoring(caller).decisions)
+    return list(reads.monitoring(caller).decisions[after : after + limit])
 
 
 @router.post(

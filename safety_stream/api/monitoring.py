@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from safety_stream.api.dependencies import DerivedDep, PlanDep, ReadsDep
+from safety_stream.api.paging import After, Limit
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.application.reads import sees_trial_wide
@@ -62,12 +63,11 @@ def derived_events(
     rule_id: Annotated[
         str | None, Query(max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     ] = None,
-    after: Annotated[
-        int, Query(ge=0, le=2**63 - 1, description="only those stored after this number")
-    ] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: After = 0,
+    limit: Limit = 100,
 ) -> list[DerivedOut]:
-    """What the monitor concluded, in the order stored (boundaries, sentinels, clocks)."""
+    """What the monitor concluded, in the order stored (boundaries, sentinels, clocks); page
+    on with ``after`` set to the last ``number`` received."""
     reader_only(caller)
-    found = derived.derived_events(rule_id, after)[:limit]
+    found = derived.derived_events(rule_id, after, limit)
     return [DerivedOut(number=d.number, event=d.event) for d in found]

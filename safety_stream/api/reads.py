@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 
 from safety_stream.api.as_of import AsOf, PastStates, parse_as_of
 from safety_stream.api.dependencies import ERRORS, PastStatesDep, ReadsDep
+from safety_stream.api.paging import LARGEST, Limit
 from safety_stream.api.schemas import (
     AeOut,
     ErrorBody,
@@ -114,11 +115,25 @@ def patient_history(patient_id: str, caller: Caller, reads: ReadsDep) -> Patient
 
 @router.get("/v1/rejections", response_model=list[RejectionOut], responses=ERRORS)
 def rejections(
-    caller: Caller, reads: ReadsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    caller: Caller,
+    reads: ReadsDep,
+    limit: Limit = 100,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=LARGEST,
+            description="the cursor: only the dead letters with a larger id, oldest first "
+            "(0: from the first; to page on, the last id received); without it the newest "
+            "come first",
+        ),
+    ] = None,
 ) -> list[RejectionOut]:
-    """The dead-letter store, newest first (a site sees only its own submissions); each
-    shows the first 4 KiB of what was received."""
-    return [RejectionOut.of(r, shown=LISTED_RAW_BYTES) for r in reads.rejections(caller, limit)]
+    """The dead-letter store, newest first, or with ``after`` oldest first from the one
+    after that id (a site sees only its own submissions); each shows the first 4 KiB of what
+    was received."""
+    found = reads.rejections(caller, limit, after)
+    return [RejectionOut.of(r, shown=LISTED_RAW_BYTES) for r in found]
 
 
 @router.get(

@@ -47,6 +47,9 @@ def state_from_documents(documents: Iterable[tuple[str, str, str]], position: in
 
 
 class DerivedSource(Protocol):
-    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
-        """Stored derived events in the order they were stored, after number ``after``."""
+    def derived_events(
+        self, rule_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> list[StoredDerived]:
+        """Stored derived events in the order they were stored, after number ``after``; at
+        most ``limit`` of them (None: all), read no further than that."""
         ...

@@ -288,8 +288,12 @@ class SqlOutbox:
         )
         if derived_id is not None:
             query = query.where(AlertRow.derived_id == derived_id)
+        if unacknowledged:
+            acked = select(AlertLogRow.derived_id).where(AlertLogRow.action == ACKNOWLEDGED)
+            query = query.where(AlertRow.derived_id.not_in(acked))
+        query = query.order_by(AlertRow.id).limit(max(limit, 0))  # one page read, not all
         with self.engine.connect() as connection:
-            rows = connection.execute(query.order_by(AlertRow.id)).all()
+            rows = connection.execute(query).all()
             ids = [r.derived_id for r in rows]
             log = _by_alert(
                 _entry(row)

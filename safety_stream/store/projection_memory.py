@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import islice
 from uuid import UUID
 
 from safety_stream.events.derived import DerivedEvent
@@ -50,9 +51,12 @@ class InMemoryProjectionRepository:
         self.documents.clear()
         self._put(state, set(state.patients), set(state.aes), derived)
 
-    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
-        return [
+    def derived_events(
+        self, rule_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> list[StoredDerived]:
+        found = (
             StoredDerived(number, item)
             for number, item in enumerate(self.derived.values(), start=1)
             if number > after and (rule_id is None or item.rule_id == rule_id)
-        ]
+        )
+        return list(found if limit is None else islice(found, max(limit, 0)))

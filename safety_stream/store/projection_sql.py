@@ -114,7 +114,9 @@ class SqlProjectionRepository:
                 connection.execute(insert(ProjectionDocRow), docs[start : start + 10_000])
             self._upsert(connection, [], state.position, derived)
 
-    def derived_events(self, rule_id: str | None = None, after: int = 0) -> list[StoredDerived]:
+    def derived_events(
+        self, rule_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> list[StoredDerived]:
         query = (
             select(DerivedEventRow.id, DerivedEventRow.doc)
             .where(DerivedEventRow.id > after)
@@ -122,6 +124,8 @@ class SqlProjectionRepository:
         )
         if rule_id is not None:
             query = query.where(DerivedEventRow.rule_id == rule_id)
+        if limit is not None:  # LIMIT -1: no limit on SQLite, an error on PostgreSQL
+            query = query.limit(max(limit, 0))
         with self._engine.connect() as connection:
             return [
                 StoredDerived(number, DERIVED_JSON.validate_json(doc))
