@@ -10,7 +10,7 @@ few bulk statements at commit; lookups inside the transaction see them through a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -538,13 +538,19 @@ class SqlEventStore:
         """The log's prefix stored by ``stored_until``: positions before the first event
         stored later. A prefix, not a filter on each row's time: writers' clocks may step or
         disagree, and a gap in the middle would read as a broken hash chain."""
+        end = self._first_stored_after(stored_until)
+        return true() if end is None else EventRow.position < end
+
+    def _first_stored_after(self, stored_until: datetime | None) -> int | None:
+        """The position of the first event stored after ``stored_until`` (None: no such
+        event, or no bound)."""
         if stored_until is None:
-            return true()
+            return None
         with self.engine.connect() as connection:
             end = connection.execute(
                 select(func.min(EventRow.position)).where(EventRow.stored_at > stored_until)
             ).scalar()
-        return true() if end is None else EventRow.position < end
+        return None if end is None else int(end)
 
     def read(
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
@@ -567,22 +573,53 @@ class SqlEventStore:
     def payloads(
         self, after: int = 0, limit: int | None = None, stored_until: datetime | None = None
     ) -> Iterator[tuple[int, str, datetime]]:
-        query = select(EventRow.position, EventRow.payload, EventRow.stored_at).where(
-            self._before_stored_after(stored_until)
-        )
+        # Pages are read with the driver's cursor: over a replay, SQLAlchemy's processing of
+        # each row (a Row object, a lookup per column) cost more than SQLite's own work. The
+        # stored time still goes through its column type's conversion (UTC), looked up once.
+        end = self._first_stored_after(stored_until)
+        sql, to_time = self._payload_query(end is not None)
+        bound = () if end is None else (end,)
         remaining = limit
         while remaining is None or remaining > 0:
             page = PAYLOAD_PAGE if remaining is None else min(PAYLOAD_PAGE, remaining)
             with self.engine.connect() as connection:
-                rows = connection.execute(
-                    query.where(EventRow.position > after).order_by(EventRow.position).limit(page)
-                ).all()
-            yield from ((position, payload, stored_at) for position, payload, stored_at in rows)
+                cursor = connection.connection.cursor()
+                try:
+                    cursor.execute(sql, (after, *bound, page))
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+            if rows:  # a column at a time: the conversion is mapped, not called from Python
+                positions, texts, times = zip(*rows, strict=True)
+                stored = times if to_time is None else map(to_time, times)
+                yield from zip(positions, texts, stored, strict=True)
             if len(rows) < page:
                 return
             after = rows[-1][0]
             if remaining is not None:
                 remaining -= len(rows)
+
+    def _payload_query(self, bounded: bool) -> tuple[str, Callable[[Any], Any] | None]:
+        """The driver's SQL for a page of (position, payload, stored at) after a position
+        (and before one, when ``bounded``), and the stored time's conversion, if any."""
+        dialect = self.engine.dialect
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        quote = dialect.identifier_preparer.quote
+        table = EventRow.__table__
+        position, payload, stored_at = (
+            quote(column.name) for column in (table.c.position, table.c.payload, table.c.stored_at)
+        )
+        below = f" AND {position} < {marker}" if bounded else ""
+        sql = (
+            f"SELECT {position}, {payload}, {stored_at}"
+            f" FROM {dialect.identifier_preparer.format_table(table)}"
+            f" WHERE {position} > {marker}{below} ORDER BY {position} LIMIT {marker}"
+        )
+        for column in (table.c.position, table.c.payload):  # plain values on every backend
+            if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
+                raise NotImplementedError(f"{column.name} needs a conversion on {dialect.name}")
+        to_time = table.c.stored_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        return sql, to_time
 
     def now(self) -> datetime:
         return self._clock()
