@@ -20,6 +20,7 @@ from safety_stream.api.schemas import (
     ToxicityResponse,
 )
 from safety_stream.api.security import Caller
+from safety_stream.application.read_models import DeadLetterRead
 from safety_stream.application.reads import Reads, ReadSnapshot
 from safety_stream.auth import Principal
 from safety_stream.events import Modality
@@ -91,24 +92,7 @@ def patient_history(patient_id: str, caller: Caller, reads: ReadsDep) -> Patient
     return PatientHistoryResponse(
         patient_id=patient_id,
         site_id=history.patient.site_id,
-        adverse_events=[
-            AeOut(
-                ae_id=str(a.ae_id),
-                ctcae_term=a.ctcae_term,
-                soc=a.soc,
-                grade=a.grade,
-                worst_grade=a.worst,
-                onset_date=a.onset_date,
-                status=a.status,
-                outcome=a.outcome,
-                end_date=a.end_date,
-                attribution=a.attribution,
-                seriousness=a.seriousness,
-                expectedness=a.expectedness,
-                immune_related=a.immune_related,
-            )
-            for a in history.aes
-        ],
+        adverse_events=[AeOut.of(a) for a in history.adverse_events()],
         events=list(history.events),
     )
 
@@ -133,7 +117,7 @@ def rejections(
     after that id (a site sees only its own submissions); each shows the first 4 KiB of what
     was received."""
     found = reads.rejections(caller, limit, after)
-    return [RejectionOut.of(r, shown=LISTED_RAW_BYTES) for r in found]
+    return [RejectionOut.of(DeadLetterRead.of(r), shown=LISTED_RAW_BYTES) for r in found]
 
 
 @router.get(
@@ -148,4 +132,4 @@ def rejection(
     found = reads.rejection(caller, rejection_id)
     if found is None:
         raise HTTPException(404, "no such dead letter")  # nor another site's
-    return RejectionOut.of(found)
+    return RejectionOut.of(DeadLetterRead.of(found))

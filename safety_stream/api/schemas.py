@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from safety_stream.application.read_models import AeRead, DeadLetterRead
 from safety_stream.ingest import IngestReport
 from safety_stream.projections.toxicity import ModalityTable
-from safety_stream.store.base import Rejection
 
 
 class _Body(BaseModel):
@@ -123,6 +123,10 @@ class AeOut(_Body):
     expectedness: str
     immune_related: bool
 
+    @classmethod
+    def of(cls, ae: AeRead) -> AeOut:
+        return cls.model_validate(ae.fields())  # by field name (patient_id, site_id ... unused)
+
 
 class PatientHistoryResponse(_Body):
     patient_id: str
@@ -148,21 +152,15 @@ class RejectionOut(_Body):
     received: int = Field(description="how often these bytes arrived from this site (retries)")
 
     @classmethod
-    def of(cls, rejection: Rejection, shown: int | None = None) -> RejectionOut:
+    def of(cls, letter: DeadLetterRead, shown: int | None = None) -> RejectionOut:
         """``shown``: how many bytes of raw to include (None: all that is kept)."""
-        raw = rejection.raw if shown is None else rejection.raw[:shown]
-        return cls(
-            id=rejection.id,
-            received_at=rejection.received_at,
-            source=rejection.source,
-            site_id=rejection.site_id,
-            location=rejection.location,
-            raw=raw.decode("utf-8", errors="backslashreplace"),
-            raw_size=rejection.size,
-            raw_sha256=rejection.sha256,
-            raw_truncated=rejection.truncated or len(raw) < len(rejection.raw),
-            problems=rejection.problems,
-            received=rejection.received,
+        raw = letter.raw if shown is None else letter.raw[:shown]
+        return cls.model_validate(
+            letter.fields()
+            | {
+                "raw": raw.decode("utf-8", errors="backslashreplace"),
+                "raw_truncated": letter.raw_truncated or len(raw) < len(letter.raw),
+            }
         )
 
 

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
+from safety_stream.application.read_models import AeRead
 from safety_stream.auth import Principal
 from safety_stream.boundaries import BoundaryTable
 from safety_stream.events import DsmbDecision
@@ -160,6 +161,10 @@ class PatientHistory:
     patient: PatientState
     aes: tuple[AeState, ...]
     events: tuple[dict[str, Any], ...]  # position, stored_at (ISO), event (the payload)
+
+    def adverse_events(self) -> tuple[AeRead, ...]:
+        """The AEs as read models (what the API renders)."""
+        return tuple(AeRead.of(a) for a in self.aes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
 from safety_stream.alerts.render import HEADLINES
+from safety_stream.board.view import excerpt
 from safety_stream.projections.toxicity import Rate
 
 DASH = "—"
@@ -50,7 +51,7 @@ class BoardPages:
             undefined=StrictUndefined,
             trim_blocks=False,
         )
-        self.env.filters.update(when=when, pct=pct, ci=ci, ago=ago)
+        self.env.filters.update(when=when, pct=pct, ci=ci, ago=ago, excerpt=excerpt)
         self.env.globals.update(headlines=HEADLINES)
 
     def render(self, name: str, **context: Any) -> str:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from markupsafe import Markup
 
 from safety_stream.alerts.outbox import AlertView
+from safety_stream.application.read_models import DeadLetterRead
 from safety_stream.auth import Principal
 from safety_stream.board.health import SiteSubmissions, SubmissionTally
 from safety_stream.monitoring.monitor import EPOCH
@@ -75,18 +76,6 @@ class SiteHealth:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
-    id: int
-    received_at: datetime
-    site_id: str | None
-    source: str
-    location: str
-    problems: list[str]
-    excerpt: str
-    received: int = 1  # resent (e.g. a retry): kept once, counted
-
-
-@dataclass(frozen=True)
 class BoardView:
     trial_id: str
     trial_title: str
@@ -109,7 +98,7 @@ class BoardView:
     alerts: list[AlertView] | None
     acknowledged_alerts: int
     sites: list[SiteHealth]
-    dead_letters: list[DeadLetter]
+    dead_letters: list[DeadLetterRead]
     illustrative: bool
     quarantined: list[int]  # trial-wide: empty for a site
 
@@ -139,25 +128,10 @@ class BoardView:
         return [c for c in self.clocks or [] if c.state == state]
 
 
-def _problem_text(problem: dict[str, object]) -> str:
-    text = f"{problem.get('path') or '(record)'}: {problem.get('message', '')}"
-    allowed = problem.get("allowed")
-    return f"{text} (allowed: {allowed})" if allowed else text
-
-
-def dead_letter(rejection: Rejection) -> DeadLetter:
-    raw = rejection.raw.decode("utf-8", errors="replace")
-    excerpt = raw if len(raw) <= EXCERPT_CHARS else raw[: EXCERPT_CHARS - 1] + "…"
-    return DeadLetter(
-        id=rejection.id,
-        received_at=rejection.received_at,
-        site_id=rejection.site_id,
-        source=rejection.source,
-        location=rejection.location,
-        problems=[_problem_text(p) for p in rejection.problems],
-        excerpt=excerpt,
-        received=rejection.received,
-    )
+def excerpt(letter: DeadLetterRead) -> str:
+    """The beginning of what was received, as text (the board's dead-letter table)."""
+    raw = letter.raw.decode("utf-8", errors="replace")
+    return raw if len(raw) <= EXCERPT_CHARS else raw[: EXCERPT_CHARS - 1] + "…"
 
 
 def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
@@ -207,9 +181,9 @@ def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
             )
             for s in submissions
         ],
-        dead_letters=[dead_letter(r) for r in snapshot.dead_letters if reader or r.site_id == site][
-            :DEAD_LETTERS_SHOWN
-        ],
+        dead_letters=[
+            DeadLetterRead.of(r) for r in snapshot.dead_letters if reader or r.site_id == site
+        ][:DEAD_LETTERS_SHOWN],
         illustrative=reader and any(s.illustrative for s in snapshot.statuses),
         quarantined=snapshot.quarantined if reader else [],
     )

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from safety_stream.api.schemas import RejectionOut
+from safety_stream.application.read_models import DeadLetterRead
 from safety_stream.errors import UsageError
 from safety_stream.projections.projector import replay
 from safety_stream.store.base import VerifyResult
@@ -119,7 +120,7 @@ def rejected(db: str, site: str | None, limit: int, as_json: bool) -> int:
     rows = store.rejections(site_id=site, limit=limit)
     store.close()
     if as_json:
-        documents = [RejectionOut.of(r).model_dump(mode="json") for r in rows]
+        documents = [RejectionOut.of(DeadLetterRead.of(r)).model_dump(mode="json") for r in rows]
         print(json.dumps(documents, indent=2))
         return 0
     if not rows:

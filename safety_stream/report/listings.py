@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from safety_stream.events import ATTRIBUTION_RANK, Attribution, Seriousness
+from safety_stream.application.read_models import AeRead, attributed_at_least
+from safety_stream.events import Attribution, Seriousness
 from safety_stream.monitoring.report_clocks import ReportClock
 from safety_stream.projections.state import AeState
 from safety_stream.report.snapshot import Snapshot
@@ -45,6 +46,18 @@ class SaeRow(_Out):
     outcome: str | None
     reported_at: datetime
     expedited: Timing | None  # None: no expedited report required
+
+    @classmethod
+    def of(cls, ae: AeRead, threshold: Attribution, expedited: Timing | None) -> SaeRow:
+        """By field name from the AE's read model; the grade listed is the worst grade."""
+        return cls.model_validate(
+            ae.fields()
+            | {
+                "grade": ae.worst_grade,
+                "related_to": ae.related_to(threshold),
+                "expedited": expedited,
+            }
+        )
 
 
 class SaeSummary(_Out):
@@ -98,8 +111,7 @@ class Timeliness(_Out):
 
 
 def related_to(ae: AeState, threshold: Attribution) -> list[str]:
-    rank = ATTRIBUTION_RANK[threshold]
-    return [m for m, a in ae.attribution.items() if ATTRIBUTION_RANK[Attribution(a)] >= rank]
+    return attributed_at_least(ae.attribution, threshold)
 
 
 def serious_aes(snapshot: Snapshot) -> list[AeState]:
@@ -124,26 +136,8 @@ def sae_rows(snapshot: Snapshot, threshold: Attribution) -> list[SaeRow]:
     rows = []
     for ae in serious_aes(snapshot):
         clock = clocks.get(ae.ae_id)
-        rows.append(
-            SaeRow(
-                ae_id=str(ae.ae_id),
-                patient_id=ae.patient_id,
-                site_id=ae.site_id,
-                ctcae_term=ae.ctcae_term,
-                soc=ae.soc,
-                grade=ae.worst,
-                onset_date=ae.onset_date,
-                seriousness=list(ae.seriousness),
-                expectedness=ae.expectedness,
-                attribution=dict(ae.attribution),
-                related_to=related_to(ae, threshold),
-                immune_related=ae.immune_related,
-                status=ae.status,
-                outcome=ae.outcome,
-                reported_at=ae.reported_at,
-                expedited=None if clock is None else timing(clock, ae, snapshot.moment),
-            )
-        )
+        expedited = None if clock is None else timing(clock, ae, snapshot.moment)
+        rows.append(SaeRow.of(AeRead.of(ae), threshold, expedited))
     return rows
 
 
