@@ -21,19 +21,23 @@ class StoredDerived(NamedTuple):
 def state_documents(
     state: TrialState, patients: Iterable[str], aes: Iterable[UUID]
 ) -> list[dict[str, Any]]:
-    docs = [
-        {
-            "projection": PATIENTS,
-            "key": key,
-            "doc": PATIENT_JSON.dump_json(state.patients[key]).decode(),
-        }
-        for key in patients
+    return [
+        {"projection": projection, "key": key, "doc": doc}
+        for projection, key, doc in document_rows(state, patients, aes)
     ]
-    docs += [
-        {"projection": AES, "key": str(key), "doc": AE_JSON.dump_json(state.aes[key]).decode()}
-        for key in aes
-    ]
-    return docs
+
+
+def document_rows(
+    state: TrialState, patients: Iterable[str], aes: Iterable[UUID]
+) -> list[tuple[str, str, str]]:
+    """(projection, key, JSON document) of the given patients and AEs, in that order."""
+    # The adapters' serializers are called directly: TypeAdapter.dump_json passes on the same
+    # defaults, and over a replay's half a million AEs its wrapper was a sixth of the cost.
+    patient_json, ae_json = PATIENT_JSON.serializer.to_json, AE_JSON.serializer.to_json
+    known_patients, known_aes = state.patients, state.aes
+    rows = [(PATIENTS, key, patient_json(known_patients[key]).decode()) for key in patients]
+    rows += [(AES, str(key), ae_json(known_aes[key]).decode()) for key in aes]
+    return rows
 
 
 def state_from_documents(documents: Iterable[tuple[str, str, str]], position: int) -> TrialState:

@@ -48,3 +48,23 @@ class BulkInsert:
             for row in rows
         ]
         connection.exec_driver_sql(sql, values)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns in the order ``execute_values`` takes them."""
+        return list(self._columns)
+
+    def execute_values(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Rows given as tuples in the order of ``columns``: no mapping to build and read."""
+        if not rows:
+            return
+        sql, processors = self._prepare(connection)
+        if any(process is not None for process in processors):
+            rows = [
+                tuple(
+                    v if process is None else process(v)
+                    for v, process in zip(row, processors, strict=True)
+                )
+                for row in rows
+            ]
+        connection.exec_driver_sql(sql, rows)

@@ -7,18 +7,25 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from safety_stream.events.derived import DERIVED_JSON, DerivedEvent
 from safety_stream.projections.documents import (
     StoredDerived,
+    document_rows,
     state_documents,
     state_from_documents,
 )
 from safety_stream.projections.projector import PROJECTION, StaleProjectionError
 from safety_stream.projections.state import TrialState
+from safety_stream.store.bulk import BulkInsert
 from safety_stream.store.tables import DerivedEventRow, ProjectionDocRow, ProjectionPositionRow
+
+# a replay writes every document: (projection, key, doc) tuples straight to the driver
+INSERT_DOCS = BulkInsert(ProjectionDocRow.metadata.tables[ProjectionDocRow.__tablename__])
+if INSERT_DOCS.columns != ["projection", "key", "doc"]:
+    raise RuntimeError(f"projection_docs has the columns {INSERT_DOCS.columns}")
 
 
 def _derived_rows(derived: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
@@ -107,11 +114,11 @@ class SqlProjectionRepository:
             )
 
     def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
+        docs = document_rows(state, state.patients, state.aes)
         with self._engine.begin() as connection:
             connection.execute(delete(ProjectionDocRow))
-            docs = state_documents(state, state.patients, state.aes)
             for start in range(0, len(docs), 10_000):
-                connection.execute(insert(ProjectionDocRow), docs[start : start + 10_000])
+                INSERT_DOCS.execute_values(connection, docs[start : start + 10_000])
             self._upsert(connection, [], state.position, derived)
 
     def derived_events(
