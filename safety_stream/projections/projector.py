@@ -122,6 +122,9 @@ class Changes:
     patients: set[str] = field(default_factory=set)
     aes: set[UUID] = field(default_factory=set)
     derived: list[Any] = field(default_factory=list)
+    # False: ``patients`` and ``aes`` stay empty (a replay writes every document anyway, and
+    # half a million keys hashed into sets cost it more than the keys are worth)
+    keys: bool = True
 
     def fold(
         self,
@@ -135,23 +138,26 @@ class Changes:
         self.count += 1
         if self.count % FREEZE_EVERY == 0:
             gc.freeze()
-        step, event_type = "decode", "unknown"
+        step = "decode"
         try:
             if not isinstance(event, EventBase):
                 event = decode_json(event)
-            step, event_type = "apply", event.event_type
+            step = "apply"
             patient, ae = apply(state, event, position)
-            if patient is not None:
-                self.patients.add(patient)
-            if ae is not None:
-                self.aes.add(ae)
+            if self.keys:
+                if patient is not None:
+                    self.patients.add(patient)
+                if ae is not None:
+                    self.aes.add(ae)
             if observer is not None:
                 step = "observe"
                 self.derived += observer.observe(state, event, position, received_at)
         except Exception as error:
             if state.position < position:  # the apply step did not get to its end
                 state.position = position
+            event_type = "unknown"  # when the payload itself no longer decodes
             if isinstance(event, EventBase):  # save what it may have half changed, as it is
+                event_type = event.event_type
                 self._touched(state, event)
             found = quarantine_of(position, event_type, step, error)
             if observer is not None:
@@ -159,6 +165,8 @@ class Changes:
 
     def _touched(self, state: TrialState, event: EventBase) -> None:
         """Mark the documents a failed step may have changed, so memory and saved agree."""
+        if not self.keys:
+            return
         if event.patient_id in state.patients:
             self.patients.add(event.patient_id)
         for key in (event.event_id, getattr(event, "ae_id", None)):
@@ -335,11 +343,16 @@ def replay(
     """Rebuild the projection from the first event; returns (state, events, seconds)."""
     state = TrialState()
     started = time.perf_counter()
-    changes = Changes()
-    for position, payload, stored_at in store.payloads():
-        changes.fold(state, payload, position, observer, stored_at)
-        if progress is not None and changes.count % FREEZE_EVERY == 0:
-            progress(changes.count, time.perf_counter() - started)
+    changes = Changes(keys=False)  # every document is written
+    fold_one = changes.fold
+    if progress is None:
+        for position, payload, stored_at in store.payloads():
+            fold_one(state, payload, position, observer, stored_at)
+    else:
+        for position, payload, stored_at in store.payloads():
+            fold_one(state, payload, position, observer, stored_at)
+            if changes.count % FREEZE_EVERY == 0:
+                progress(changes.count, time.perf_counter() - started)
     repository.replace_all(state, changes.derived)
     return state, changes.count, time.perf_counter() - started
 

@@ -123,6 +123,20 @@ def _attribution(given: AttributionByModality) -> dict[str, str]:
     }
 
 
+_SOCS: dict[str, str] = {}  # the SOC of each CTCAE term seen, from the dictionary
+
+
+def _soc(term: str) -> str:
+    """The term's system organ class ("" for a term the dictionary does not know)."""
+    soc = _SOCS.get(term)
+    if soc is None:
+        found = ctcae_dictionary().lookup(term)
+        if found is None:
+            return ""
+        soc = _SOCS[term] = found.soc
+    return soc
+
+
 def _patient(state: TrialState, event: EventBase) -> PatientState:
     patient = state.patients.get(event.patient_id)
     if patient is None:  # the store never lets this happen; a foreign log might
@@ -140,20 +154,21 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
     kind = type(event)
     if kind is AdverseEventReported:
         report = cast(AdverseEventReported, event)  # `type(x) is` does not narrow
-        term = ctcae_dictionary().lookup(report.ctcae_term)
+        # (this runs for half the events of a replay: str() for the enums' values, as in
+        # _attribution, and no call for the UTC time)
         state.aes[report.event_id] = AeState(
             ae_id=report.event_id,
             patient_id=report.patient_id,
             site_id=report.site_id,
             ctcae_term=report.ctcae_term,
-            soc=term.soc if term else "",
+            soc=_soc(report.ctcae_term),
             grade=report.grade,
             onset_date=report.onset_date,
             attribution=_attribution(report.attribution),
-            seriousness=sorted(s.value for s in report.seriousness),
-            expectedness=report.expectedness.value,
+            seriousness=sorted(map(str, report.seriousness)),
+            expectedness=str(report.expectedness),
             immune_related=report.immune_related,
-            reported_at=_utc(report.recorded_at),
+            reported_at=report.recorded_at.astimezone(UTC),  # as _utc
             course=[report.grade],
         )
         return None, report.event_id
