@@ -5,9 +5,10 @@ message, faust #606; its exactly_once mode duplicates on rebalance, #323/#517, s
 at_least_once and every sink is idempotent, see ``processors.pipeline``):
 
 - ``ingest``  submissions -> validate + append to the audit store (dead letters kept) -> a
-  wake-up on ``appended``;
-- ``monitor`` appended -> project + monitor from the audit log (derived events commit with
-  the projection) -> publish new events, dead letters and derived events;
+  wake-up on ``appended`` (and, in the worker that runs the monitor, the events just stored
+  are handed to it in memory, so that it folds them without reading them back);
+- ``monitor`` appended -> project + monitor (derived events commit with the projection) ->
+  publish new events, dead letters and derived events;
 - ``notify``  derived -> plan alerts in the outbox (the dispatcher thread delivers them) ->
   publish them on ``alerts``.
 
@@ -34,13 +35,13 @@ from safety_stream.access import metrics_refusal
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.topics import Topics
 from safety_stream.runtime import Runtime
-from safety_stream.ticking import tick
 
 log = logging.getLogger("processors")
 T = TypeVar("T")
 BATCH = 500  # records per ingest transaction at most
 WITHIN = 0.01  # seconds to wait for a batch to fill
 HEARTBEAT = 2.0  # seconds between wake-ups of the monitor when nothing arrives
+HANDED_MAX = 50_000  # events handed from ingest to the monitor at most (beyond: read the log)
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
@@ -96,6 +97,23 @@ def _exit_unacknowledged(what: str) -> NoReturn:
     os._exit(75)
 
 
+class Handed:
+    """Events the ingest agent stored, handed to the monitor agent of the same worker (which
+    folds them as they are when they continue its projection, else reads the log)."""
+
+    def __init__(self) -> None:
+        self._events: list[pipeline.Appended] = []
+
+    def give(self, stored: list[pipeline.Appended]) -> None:
+        if len(self._events) + len(stored) > HANDED_MAX:  # the monitor lags: it reads the log
+            self._events.clear()
+        self._events += stored
+
+    def take(self) -> list[pipeline.Appended]:
+        taken, self._events = self._events, []
+        return taken
+
+
 @dataclass(frozen=True)
 class WorkerApp:
     app: faust.App
@@ -120,6 +138,8 @@ def create_app(
         "alerts": _raw_topic(app, topics.alerts),
     }
     published = app.Table("published", default=int, partitions=1, use_partitioner=True)
+    ingester = gaps.Ingester(runtime, kafka)
+    handed = Handed()
 
     async def publish(role: str, read: Callable[[Runtime, int], list[pipeline.Published]]) -> int:
         """Send what the store holds after the role's cursor; the cursor moves only after
@@ -151,17 +171,21 @@ def create_app(
             ]
             # one step (a cancellation between two steps would acknowledge an uningested batch):
             # records a previous owner of the partition left out are read again and go first
-            await _retrying("ingest", gaps.ingest_with_gaps, runtime, kafka, batch)
-            head = await _retrying("reading the log head", runtime.store.head)
+            reports = await _retrying("ingest", ingester, batch)
+            stored = [a for report in reports for a in report.appended]
+            if _holds(app, topics.appended):
+                handed.give(stored)
+            head = stored[-1][0] if stored else await _retrying("log head", runtime.store.head)
             await appended.send(key=b"log", value=json.dumps({"head": head}).encode())
 
     @app.agent(appended, concurrency=1)
     async def monitor(stream: Any) -> None:
-        async for _wakes in stream.take(BATCH, within=WITHIN):
-            await _retrying("projection", pipeline.project, runtime)
+        async for wakes in stream.take(BATCH, within=WITHIN):
+            upto = pipeline.wakes_head(wakes)
+            await _retrying("projection", pipeline.project, runtime, handed.take(), upto)
             # a window that ended or a deadline that passed with no new data: a clock.ticked
             # in the log, as the embedded runtime records it (the heartbeat wakes this agent)
-            await _retrying("clock tick", tick, runtime)
+            await _retrying("clock tick", pipeline.tick_when_due, runtime)
             await publish("events", pipeline.events_after)
             await publish("rejected", pipeline.rejections_after)
             await publish("derived", pipeline.derived_after)
@@ -231,6 +255,11 @@ def _add_pages(app: faust.App, runtime: Runtime) -> None:
             },
             status=503 if failure else 200,
         )
+
+
+def _holds(app: faust.App, topic: str) -> bool:
+    """Whether this worker holds the (single-partition) topic now."""
+    return f"{topic}/0" in _assigned(app)
 
 
 def _assigned(app: faust.App) -> list[str]:

@@ -9,12 +9,16 @@ store keeps, per partition, the last offset whose records it committed (in the s
 transaction). Before a batch is ingested, ``complete`` checks that each partition's records in
 it run without a hole from that stored offset on, and reads any that are missing straight from
 Kafka, so the partition's records are ingested whole and in order.
+
+``Ingester`` remembers the last offset of each partition that this process stored: a batch that
+continues it without a hole needs no read of the store (the store can only be further, when
+another worker took the partition meanwhile, and ingest skips what it already holds).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from processors import pipeline
@@ -37,24 +41,48 @@ def ingest_with_gaps(
     return pipeline.ingest_batch(runtime, complete(runtime.store, settings, batch))
 
 
+class Ingester:
+    """``ingest_with_gaps`` that knows how far this process stored each partition."""
+
+    def __init__(self, runtime: Runtime, settings: KafkaSettings) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._stored: dict[tuple[str, int], int] = {}  # stored by this process, at least
+
+    def __call__(self, batch: Sequence[Submission]) -> list[IngestReport]:
+        """One blocking step; what it remembers moves only once every run has committed."""
+        found = complete(self._runtime.store, self._settings, batch, self._stored)
+        reports = pipeline.ingest_batch(self._runtime, found)
+        for item in found:
+            key = (item.topic, item.partition)
+            self._stored[key] = max(item.offset, self._stored.get(key, -1))
+        return reports
+
+
 def stored_offsets(store: EventStore, sources: list[str]) -> dict[str, int | None]:
     with store.write() as session:  # reads only: the transaction commits nothing
         return {source: session.source_offset(source) for source in sources}
 
 
 def complete(
-    store: EventStore, settings: KafkaSettings, batch: Sequence[Submission]
+    store: EventStore,
+    settings: KafkaSettings,
+    batch: Sequence[Submission],
+    known: Mapping[tuple[str, int], int] | None = None,
 ) -> list[Submission]:
     """Each partition's records from the store's offset + 1 to the batch's last, in order: the
     batch's own, and the ones it lacks read from Kafka (records already stored are left to
-    ingest, which skips them)."""
+    ingest, which skips them). ``known``: offsets the store holds at least, per partition; a
+    partition whose records continue one without a hole is not looked up."""
     by_partition: dict[tuple[str, int], dict[int, Submission]] = {}
     for item in batch:
         by_partition.setdefault((item.topic, item.partition), {})[item.offset] = item
-    stored = stored_offsets(store, [f"kafka:{t}/{p}" for t, p in by_partition])
+    known = known or {}
+    unsure = [key for key, items in by_partition.items() if not _continues(known.get(key), items)]
+    stored = stored_offsets(store, [f"kafka:{t}/{p}" for t, p in unsure]) if unsure else {}
     found: list[Submission] = []
     for (topic, partition), items in by_partition.items():
-        last = stored[f"kafka:{topic}/{partition}"]
+        last = stored.get(f"kafka:{topic}/{partition}", known.get((topic, partition)))
         start = 0 if last is None else last + 1
         end = max(items) + 1
         holes = [offset for offset in range(start, end) if offset not in items]
@@ -67,6 +95,11 @@ def complete(
                 items.setdefault(item.offset, item)
         found += [items[offset] for offset in sorted(items)]
     return found
+
+
+def _continues(last: int | None, items: Mapping[int, Submission]) -> bool:
+    """Whether ``items`` run from ``last`` + 1 without a hole."""
+    return last is not None and min(items) == last + 1 and max(items) - last == len(items)
 
 
 def _read(settings: KafkaSettings, key: tuple[str, int], start: int, end: int) -> list[Submission]:

@@ -20,17 +20,20 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from safety_stream.alerts.dispatcher import utc_now
+from safety_stream.events import EventBase
 from safety_stream.governance import pause_in_log
 from safety_stream.ingest import IngestReport, Offset, ingest
 from safety_stream.kafka.producer import SITE_HEADER, SOURCE_HEADER
 from safety_stream.runtime import Runtime
+from safety_stream.ticking import tick
 from safety_stream.validation.records import InputFormat, RawRecord
 
 log = logging.getLogger(__name__)
+Appended = tuple[int, EventBase, datetime]  # (position, event, stored at), as ingest reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,7 @@ def ingest_batch(runtime: Runtime, batch: Sequence[Submission]) -> list[IngestRe
         )
         runtime.metrics.append_seconds.observe(time.perf_counter() - started)
         runtime.metrics.count_report(report)
-        log.info(
+        log.debug(
             "offsets %d-%d of %s/%d: %d stored, %d rejected, %d taken before",
             run[0].offset, run[-1].offset, run[0].topic, run[0].partition,
             report.count("stored"), len(report.outcomes) - report.count("stored")
@@ -100,9 +103,51 @@ def ingest_batch(runtime: Runtime, batch: Sequence[Submission]) -> list[IngestRe
     return reports
 
 
-def project(runtime: Runtime) -> int:
-    """Bring the projection and monitor up to the audit log's head; returns events applied."""
-    return runtime.projector.catch_up()
+def project(runtime: Runtime, appended: Sequence[Appended] = (), upto: int | None = None) -> int:
+    """Bring the projection and monitor up to the audit log's head, or to position ``upto``
+    at least; returns events applied.
+
+    ``appended``: events this process just stored, in position order, folded as they are
+    (not read back and decoded again) when they continue the projection; anything else
+    committed (by another worker, or before a restart) is read from the log: at once when it
+    comes before them (they do not continue the projection then), when the projection is short
+    of ``upto`` after them, and otherwise at the next call with nothing handed over (the
+    heartbeat's, when this worker stores nothing more). Reading the log after following them
+    would take the events that ingest is storing meanwhile, and that are handed over next.
+    """
+    projector = runtime.projector
+    if not appended:
+        return projector.catch_up()
+    applied = projector.follow(appended)
+    if upto is not None and projector.state.position < upto:
+        applied += projector.catch_up()
+    return applied
+
+
+def tick_when_due(runtime: Runtime) -> bool:
+    """``tick`` when a timer of the monitor has fallen due by the server's clock; whether a
+    clock.ticked was recorded. Not due (nearly always): the log is not read (tick's own
+    catch-up would take the events that ingest is storing meanwhile, and that are handed over
+    next)."""
+    due = runtime.monitor.next_due()
+    if due is None or due > runtime.store.now():
+        return False
+    return tick(runtime)
+
+
+def wakes_head(wakes: Sequence[Any]) -> int | None:
+    """The furthest log head that wake-ups on the appended topic name; None (read the log)
+    when one names none (a heartbeat)."""
+    heads = []
+    for wake in wakes:
+        try:
+            head = json.loads(wake)["head"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(head, int):
+            return None
+        heads.append(head)
+    return max(heads, default=None)
 
 
 def events_after(runtime: Runtime, cursor: int, limit: int = 2000) -> list[Published]:

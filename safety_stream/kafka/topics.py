@@ -97,9 +97,12 @@ def ensure_topics(settings: KafkaSettings) -> list[str]:
                 created.append(spec.name)
             except TopicAlreadyExistsError:  # another worker created it meanwhile
                 pass
-        described = admin.describe_topics([s.name for s in topic_specs(settings)])
+        # only the topics that were there: a topic just created can be described with no
+        # partitions yet (the broker's metadata lags its creation)
+        found = [s for s in topic_specs(settings) if s.name in existing]
+        described = admin.describe_topics([s.name for s in found]) if found else []
         counts = {d["name"]: len(d["partitions"]) for d in described}
-        for spec in topic_specs(settings):
+        for spec in found:
             if counts.get(spec.name, spec.partitions) < spec.partitions:
                 log.warning(
                     "topic %s has %d partitions, %d configured (add them with kafka-topics)",
