@@ -237,3 +237,29 @@ def test_a_body_dripped_slower_than_the_deadline_gets_a_408_and_is_closed(
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert BODY_TIMEOUT - 0.5 <= time.monotonic() - started < BODY_TIMEOUT + 5
     assert post_one_event(running).status_code == 201  # and the server goes on
+
+
+def test_connections_to_the_served_socket_send_without_waiting_for_an_ack() -> None:
+    """Connections accepted on serve's listening socket have Nagle's algorithm off: with it on,
+    every response's last segment waited for the client's delayed ACK (~40 ms a request)."""
+    from safety_stream.commands.serve import listen
+
+    async def accepted_nodelay() -> int:
+        options: list[int] = []
+        done = asyncio.Event()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                options.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                done.set()
+
+        sock = listen("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        with socket.create_connection(sock.getsockname()[:2]):
+            await asyncio.wait_for(done.wait(), 5)
+        server.close()
+        await server.wait_closed()
+        return options[0]
+
+    assert asyncio.run(accepted_nodelay()) != 0
