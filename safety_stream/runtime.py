@@ -15,6 +15,7 @@ from safety_stream.alerts.config import AlertConfig, default_config, load_alert_
 from safety_stream.alerts.dispatcher import Dispatcher
 from safety_stream.alerts.outbox import Outbox
 from safety_stream.application.reads import Reads
+from safety_stream.application.review import ReviewReads
 from safety_stream.application.submissions import EmbeddedSubmitter, KafkaSubmitter, Submitter
 from safety_stream.auth import Credentials
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
@@ -63,6 +64,7 @@ class Runtime:
     dispatcher: Dispatcher
     reads: Reads  # what the entry points read, scoped to the caller
     submitter: Submitter  # embedded: ingest here; distributed: onto the Kafka topic
+    review: ReviewReads  # the review workspace's dataset (listings, profiles, DMC tables)
     health: Health = field(default_factory=Health)
 
     def close(self) -> None:
@@ -133,6 +135,7 @@ def _assemble(
         dispatcher=dispatcher,
         reads=reads,
         submitter=submitter,
+        review=ReviewReads(store),
         health=health,
     )
 

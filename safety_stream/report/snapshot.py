@@ -35,6 +35,8 @@ from safety_stream.plan import MonitoringPlan
 from safety_stream.projections.projector import Changes
 from safety_stream.projections.state import TrialState
 from safety_stream.report.errors import LogIntegrityError
+from safety_stream.review.dataset import ReviewData
+from safety_stream.review.details import ReviewDetails, fold_details
 from safety_stream.store.base import EventStore, StoredEvent
 from safety_stream.store.verify import verify_chain
 
@@ -66,11 +68,16 @@ class Snapshot:
     after_cutoff: int = 0  # events stored by the snapshot but dated after the cut-off
 
     log_position: int = 0  # the last stored event verified (folded or after the cut-off)
+    details: ReviewDetails = field(default_factory=ReviewDetails)  # the history behind state
 
     @property
     def position(self) -> int:
         """The log prefix the snapshot covers: up to this position (and ``chain_head``)."""
         return self.log_position
+
+    def review(self) -> ReviewData:
+        """The folded events as the review workspace reads them (state and history)."""
+        return ReviewData(self.state, self.details, self.chain_head, self.last_stored_at)
 
 
 def clinical_date(event: EventBase) -> date | None:
@@ -121,6 +128,7 @@ def snapshot_as_of(
                 continue
             snapshot.included += day is not None or cutoff is None
             changes.fold(snapshot.state, event, stored.position, snapshot.monitor)
+            fold_details(snapshot.details, event, stored.position, stored.stored_at)
             if isinstance(event, PatientDied):
                 snapshot.deaths[event.patient_id] = Death(
                     event.patient_id,

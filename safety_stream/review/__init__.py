@@ -1,0 +1,1 @@
+"""The safety review workspace's domain: the review dataset and what is computed from it."""
