@@ -308,6 +308,26 @@ Rule = Annotated[
 ]
 
 
+class AesiGroup(_Strict):
+    """An AE of special interest group (e.g. immune-related hepatitis): the AEs whose CTCAE
+    term is one of ``terms`` or whose SOC is one of ``socs``; with ``immune_related`` set,
+    only AEs the site marked immune-related (true) or not (false). Tabulated by patients with
+    any grade and grade >= 3 (``review.tables``)."""
+
+    title: str
+    terms: list[str] = []
+    socs: list[str] = []
+    immune_related: bool | None = Field(
+        default=None, description="Only AEs marked immune-related (true) or not (false)"
+    )
+
+    @model_validator(mode="after")
+    def _names_something(self) -> Self:
+        if not self.terms and not self.socs:
+            raise ValueError("an AESI group needs CTCAE terms, SOCs or both")
+        return self
+
+
 class MonitoringPlan(_Strict):
     plan_format: Literal[1]
     trial: TrialInfo
@@ -316,6 +336,9 @@ class MonitoringPlan(_Strict):
     windows: dict[Slug, Window] = {}
     composites: dict[Slug, Composite] = {}
     rules: list[Rule] = Field(min_length=1)
+    aesi: dict[Slug, AesiGroup] = Field(
+        default={}, description="AE of special interest groups (e.g. irAE), by id"
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -337,6 +360,13 @@ class MonitoringPlan(_Strict):
                     yield _term_problem(f"composite '{name}'", term)
         for rule in self.rules:
             yield from self._rule_reference_problems(rule, ctcae)
+        for name, group in self.aesi.items():
+            for term in group.terms:
+                if ctcae.lookup(term) is None:
+                    yield _term_problem(f"aesi '{name}'", term)
+            for soc in group.socs:
+                if soc not in ctcae.socs:
+                    yield f"aesi '{name}': '{soc}' is not a CTCAE v5.0 system organ class"
 
     def _rule_reference_problems(self, rule: Rule, ctcae: CtcaeDictionary) -> Iterator[str]:
         population = getattr(rule, "population", None)

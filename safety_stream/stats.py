@@ -64,3 +64,49 @@ def clopper_pearson(x: int, n: int, level: float = 0.95) -> tuple[float, float]:
     )
     upper = 1.0 if x == n else _bisect(lambda p: binomial_cdf(x, n, p), alpha / 2, increasing=False)
     return lower, upper
+
+
+def poisson_cdf(x: int, mean: float) -> float:
+    """P(X <= x) for X ~ Poisson(mean), summed in log space (no overflow for large x)."""
+    if x < 0:
+        return 0.0
+    if mean <= 0.0:
+        return 1.0
+    log_mean = math.log(mean)
+    return min(1.0, sum(math.exp(k * log_mean - mean - math.lgamma(k + 1)) for k in range(x + 1)))
+
+
+def _bisect_mean(
+    f: Callable[[float], float], target: float, increasing: bool, high: float
+) -> float:
+    low = 0.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if (f(middle) < target) == increasing:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-10 * max(1.0, high):
+            break
+    return (low + high) / 2
+
+
+def poisson_exact(x: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided interval for the mean of a Poisson count ``x`` (Garwood 1936,
+    Biometrika 28:437-442): the lower limit is the mean at which P(X >= x) = alpha/2, the upper
+    the mean at which P(X <= x) = alpha/2, i.e. chi2(alpha/2; 2x)/2 and chi2(1 - alpha/2;
+    2x + 2)/2. Found by bisection on the Poisson tails (no chi-square quantiles needed);
+    x = 0 gives (0, -ln(alpha/2)), 3.689 at 95 %. Divide by the time at risk for a rate."""
+    if x < 0:
+        raise ValueError(f"need a count x >= 0, got x={x}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"need 0 < level < 1, got level={level}")
+    alpha = 1.0 - level
+    high = 10.0 * (x + 10.0)  # far above any upper limit at these levels
+    lower = (
+        0.0
+        if x == 0
+        else _bisect_mean(lambda m: 1.0 - poisson_cdf(x - 1, m), alpha / 2, True, high)
+    )
+    upper = _bisect_mean(lambda m: poisson_cdf(x, m), alpha / 2, False, high)
+    return lower, upper
