@@ -17,8 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safety_stream import __version__
 from safety_stream.api import alerts, decisions, monitoring, operations, reads, submissions
+from safety_stream.api.adverse_events import router as adverse_events_router
 from safety_stream.api.as_of import PastStates
 from safety_stream.api.body_timeout import BodyDeadline, BodyTimeout
+from safety_stream.api.tables import router as tables_router
 from safety_stream.application.submissions import STORAGE_FULL
 from safety_stream.board import add_board_routes
 from safety_stream.runtime import Runtime
@@ -72,6 +74,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.past_states = PastStates(runtime.store)
     app.include_router(submissions.router)
     app.include_router(reads.router)
+    app.include_router(adverse_events_router)
+    app.include_router(tables_router)
     app.include_router(monitoring.router)
     app.include_router(alerts.router)
     app.include_router(decisions.router)

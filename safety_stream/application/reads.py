@@ -14,7 +14,7 @@ mutable attributes (``counting``, ``clocks``, ``raised``, ``quarantined``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -102,6 +102,8 @@ class CountingView:
     table: BoundaryTable
     path: tuple[tuple[float, int], ...]
     status: str
+    # the AEs behind x (the evidence behind n and x): those of the patients the rule counted
+    counted_ae_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,18 @@ class MonitorView:
     decisions: tuple[DsmbDecision, ...]
     enrolment_paused: bool
     quarantined: tuple[int, ...]  # log positions the monitor could not process
+    # lab sentinel id -> the patients whose labs raised it (in the order raised)
+    raised_patients: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def counted_ae_ids(self, rule_id: str) -> tuple[str, ...] | None:
+        """The AEs a counting rule counted, or the AEs that raised a sentinel (None: no such
+        rule visible; a lab sentinel is raised by lab results: see ``raised_patients``)."""
+        for counter in self.counting:
+            if counter.rule_id == rule_id:
+                return counter.counted_ae_ids
+        return self.raised.get(rule_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +220,7 @@ def _monitor_view(principal: Principal, monitor: Monitor, state: TrialState) -> 
             table=c.table,
             path=tuple(c.path),
             status=by_id[c.rule.id],
+            counted_ae_ids=tuple(c.counted_evidence()),
         )
         for c in monitor.counting
     )
@@ -220,6 +235,9 @@ def _monitor_view(principal: Principal, monitor: Monitor, state: TrialState) -> 
         decisions=tuple(monitor.decisions),
         enrolment_paused=monitor.enrolment_paused_by is not None,
         quarantined=tuple(sorted(monitor.quarantined)),
+        raised_patients=MappingProxyType(
+            {k: tuple(v) for k, v in monitor.lab_signals.raised_patients.items()}
+        ),
     )
 
 

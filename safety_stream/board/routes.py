@@ -8,6 +8,7 @@ GET  /board/stream                   server-sent events: ``change`` when the vie
 POST /board/alerts/{id}/acknowledge  readers only; a form post, or JSON with Accept: json
 POST /board/rules/{id}/decision  a DSMB decision on a latched rule (dsmb or safety_officer)
 GET  /board/alerts/{id}              where alert messages link to: the board at that alert
+GET  /board/aes, /board/patients/{id} the drill-down pages (board/review_pages.py)
 
 Every route also takes ``Authorization: Bearer`` (scripts, tests). Roles as in the API:
 readers (safety officer, DSMB, admin) see everything and acknowledge alerts; a site sees only
@@ -35,6 +36,7 @@ from safety_stream.application.decisions import DecisionLog
 from safety_stream.board.health import SubmissionTally
 from safety_stream.board.live import LiveResponse, LiveStreams, StreamRefused
 from safety_stream.board.render import BoardPages, page_headers
+from safety_stream.board.review_pages import add_review_routes
 from safety_stream.board.session import (
     COOKIE,
     SessionStore,
@@ -139,6 +141,7 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
     _add_stream_route(app, board)
     _add_session_routes(app, board)
     _add_action_routes(app, board)
+    add_review_routes(app, board)
 
 
 def _add_page_routes(app: FastAPI, b: _Board) -> None:
