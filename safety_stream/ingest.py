@@ -20,6 +20,7 @@ from uuid import UUID
 from safety_stream.ctcae import CtcaeDictionary
 from safety_stream.events import (
     EVENT_TYPES,
+    AlertTriaged,
     ClockTicked,
     DsmbDecision,
     EventBase,
@@ -39,6 +40,7 @@ FORBIDDEN_CODES = frozenset(
         ProblemCode.REFERENCE_PATIENT_OF_OTHER_SITE,
         ProblemCode.AUTH_DECISION_NOT_ALLOWED,
         ProblemCode.AUTH_TICK_NOT_ALLOWED,
+        ProblemCode.AUTH_TRIAGE_NOT_ALLOWED,
     }
 )
 TICK_REFUSED = Problem(
@@ -46,6 +48,13 @@ TICK_REFUSED = Problem(
     message="only the server records that its clock ticked",
     code=ProblemCode.AUTH_TICK_NOT_ALLOWED,
     allowed="the data events of your site",
+)
+TRIAGE_REFUSED = Problem(
+    path="event_type",
+    message="an alert's triage step cannot be posted as data",
+    code=ProblemCode.AUTH_TRIAGE_NOT_ALLOWED,
+    allowed="triage alerts with POST /v1/alerts/{id}/triage (a reader credential) or on the "
+    "board",
 )
 CONFLICT_CODES = frozenset(
     {ProblemCode.STORE_EVENT_ID_CONFLICT, ProblemCode.GOVERNANCE_ENROLMENT_PAUSED}
@@ -189,6 +198,7 @@ def ingest(
     *,
     may_decide: bool = False,
     may_tick: bool = False,
+    may_triage: bool = False,
     enrolment_paused: str | None = None,
     trial_id: str | None = None,
 ) -> IngestReport:
@@ -197,8 +207,9 @@ def ingest(
     ``offsets`` (one per record, ascending per source) makes the call idempotent per record.
     No time of an event may be after the server received it (its store's clock), beyond
     ``clock_skew``. DSMB decisions are refused unless ``may_decide`` (the decisions endpoint,
-    the ``decide`` command); ``enrolment_paused`` (the decision that paused it) refuses new
-    enrolments; ``trial_id`` (the plan's trial) refuses another trial's events.
+    the ``decide`` command), alert triage steps unless ``may_triage`` (the triage service);
+    ``enrolment_paused`` (the decision that paused it) refuses new enrolments; ``trial_id``
+    (the plan's trial) refuses another trial's events.
     """
     records = list(records)
     redelivered = 0
@@ -212,6 +223,8 @@ def ingest(
             return [DECISION_REFUSED]
         if kind is ClockTicked and not may_tick:
             return [TICK_REFUSED]
+        if kind is AlertTriaged and not may_triage:
+            return [TRIAGE_REFUSED]
         if site_id is not None and event.site_id != site_id:
             return [_site_problem(site_id)]
         if trial_id is not None and event.trial_id != trial_id:

@@ -16,7 +16,9 @@ from safety_stream.alerts.dispatcher import Dispatcher
 from safety_stream.alerts.outbox import Outbox
 from safety_stream.application.reads import Reads
 from safety_stream.application.review import ReviewReads
+from safety_stream.application.review_marks import ReviewMarksService
 from safety_stream.application.submissions import EmbeddedSubmitter, KafkaSubmitter, Submitter
+from safety_stream.application.triage import AlertTriageService
 from safety_stream.auth import Credentials
 from safety_stream.ctcae import CtcaeDictionary, ctcae_dictionary
 from safety_stream.health import Health
@@ -27,10 +29,13 @@ from safety_stream.monitoring.monitor import Monitor
 from safety_stream.plan import MonitoringPlan, load_plan, parse_plan
 from safety_stream.projections.documents import DerivedSource
 from safety_stream.projections.projector import Changes, Projector
+from safety_stream.review.marks import ReviewMarks
 from safety_stream.settings import Settings
 from safety_stream.store.base import EventStore
 from safety_stream.store.credentials_memory import InMemoryCredentials
 from safety_stream.store.credentials_sql import SqlCredentials
+from safety_stream.store.marks_memory import InMemoryReviewMarks
+from safety_stream.store.marks_sql import SqlReviewMarks
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.opening import open_store
 from safety_stream.store.outbox_memory import InMemoryOutbox
@@ -65,6 +70,8 @@ class Runtime:
     reads: Reads  # what the entry points read, scoped to the caller
     submitter: Submitter  # embedded: ingest here; distributed: onto the Kafka topic
     review: ReviewReads  # the review workspace's dataset (listings, profiles, DMC tables)
+    triage: AlertTriageService  # alerts' triage steps (events in the log) and their states
+    marks: ReviewMarksService  # readers' "reviewed up to here" marks on AEs and alerts
     health: Health = field(default_factory=Health)
 
     def close(self) -> None:
@@ -94,6 +101,7 @@ def _assemble(
     outbox: Outbox,
     follower: bool = False,
     producer: SubmissionProducer | None = None,
+    marks: ReviewMarks | None = None,
 ) -> Runtime:
     """``producer``: the distributed runtime's API, whose POSTs go to Kafka."""
     plan = load_plan_or_default(settings.plan)
@@ -136,6 +144,8 @@ def _assemble(
         reads=reads,
         submitter=submitter,
         review=ReviewReads(store),
+        triage=AlertTriageService(store, ctcae, projector, outbox, plan.trial.id),
+        marks=ReviewMarksService(marks or InMemoryReviewMarks(), store),
         health=health,
     )
 
@@ -145,7 +155,9 @@ def build_runtime(settings: Settings) -> Runtime:
     store = open_store(settings.db, create=True)
     repository = SqlProjectionRepository(store.engine)
     outbox = SqlOutbox(store.engine, load_alerts_or_default(settings.alerts))
-    return _assemble(settings, store, repository, SqlCredentials(store.engine), outbox)
+    credentials = SqlCredentials(store.engine)
+    marks = SqlReviewMarks(store.engine)
+    return _assemble(settings, store, repository, credentials, outbox, marks=marks)
 
 
 def build_distributed_api(settings: Settings) -> Runtime:
@@ -157,7 +169,8 @@ def build_distributed_api(settings: Settings) -> Runtime:
     outbox = SqlOutbox(store.engine, load_alerts_or_default(settings.alerts))
     producer = SubmissionProducer(settings.kafka, client_id="safety-stream-api")
     credentials = SqlCredentials(store.engine)
-    return _assemble(settings, store, repository, credentials, outbox, True, producer)
+    marks = SqlReviewMarks(store.engine)
+    return _assemble(settings, store, repository, credentials, outbox, True, producer, marks)
 
 
 def build_memory_runtime(

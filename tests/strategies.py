@@ -12,12 +12,14 @@ from safety_stream.events import (
     ActionTaken,
     Attribution,
     DecisionOutcome,
+    Disposition,
     EventBase,
     Expectedness,
     LabTest,
     Modality,
     Outcome,
     Seriousness,
+    TriageState,
     WithdrawalReason,
     wire_name,
 )
@@ -131,6 +133,27 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         optional={"ascites": st.sampled_from(["none", "mild", "moderate_severe"])},
     ),
     "clock.ticked": st.fixed_dictionaries({"due_at": times}),
+    "alert.triaged": st.one_of(
+        st.fixed_dictionaries(
+            {
+                "alert_id": st.uuids(),
+                "from_state": st.sampled_from(TriageState),
+                "to_state": st.sampled_from([s for s in TriageState if s != TriageState.CLOSED]),
+                "triaged_by": texts,
+            },
+            optional={"note": texts},
+        ),
+        st.fixed_dictionaries(
+            {
+                "alert_id": st.uuids(),
+                "from_state": st.sampled_from(TriageState),
+                "to_state": st.just(TriageState.CLOSED),
+                "disposition": st.sampled_from(Disposition),
+                "note": texts,
+                "triaged_by": texts,
+            }
+        ),
+    ),
     "dsmb.decision": st.one_of(
         st.fixed_dictionaries(
             {
@@ -172,6 +195,8 @@ def events_of(kind: str) -> st.SearchStrategy[EventBase]:
     )
     if kind == "dsmb.decision":  # a decision lives in the trial's DSMB stream
         envelope = envelope.map(lambda head: head | {"site_id": "DSMB", "patient_id": "DSMB"})
+    if kind == "alert.triaged":  # a triage step in the trial's triage stream
+        envelope = envelope.map(lambda head: head | {"site_id": "DSMB", "patient_id": "TRIAGE"})
     if kind == "clock.ticked":  # and a tick in the server's clock stream
         envelope = envelope.map(lambda head: head | {"site_id": "SERVER", "patient_id": "CLOCK"})
     return st.builds(

@@ -82,6 +82,7 @@ def test_wire_names_and_versions_are_stable() -> None:
         "ae.retracted.v1.schema.json",
         "ae.safety_report_submitted.v1.schema.json",
         "ae.updated.v1.schema.json",
+        "alert.triaged.v1.schema.json",
         "child_pugh.assessed.v1.schema.json",
         "clock.ticked.v1.schema.json",
         "dsmb.decision.v1.schema.json",

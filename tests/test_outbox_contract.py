@@ -368,3 +368,29 @@ def test_the_same_outbox_store_is_shared_by_its_readers(make_outbox: OutboxFacto
     assert [v.alert for v in reader.alerts()] == [CROSSED]
     reader.acknowledge(CROSSED.derived_id, "officer", None, T0)
     assert planner.alerts()[0].acknowledged_by == "officer"
+
+
+# --- severity order (the board's and the API's default listing) --------------------------------
+
+
+def test_alerts_by_severity_come_most_severe_first_then_newest_and_page_after_any(
+    outbox: Outbox,
+) -> None:
+    cleared, later = event("boundary.cleared", "e"), event("sentinel.raised", "f")
+    outbox.plan(Source(APPROACHED, CROSSED, cleared, QUARANTINED, later), T0)
+    numbers = {v.alert.derived_id: v.number for v in outbox.alerts()}
+    ordered = [v.alert for v in outbox.alerts(by_severity=True)]
+    # critical newest first (f, d, a), then warning (b), then info (e): worked out by hand
+    assert ordered == [later, QUARANTINED, CROSSED, APPROACHED, cleared]
+    walked, after = [], 0
+    while page := outbox.alerts(by_severity=True, after=after, limit=2):
+        walked += [v.alert for v in page]
+        after = page[-1].number
+    assert walked == ordered
+    assert outbox.alerts(by_severity=True, after=numbers[CROSSED.derived_id]) == outbox.alerts(
+        by_severity=True
+    )[3:]
+    assert outbox.alerts(by_severity=True, after=99) == []  # a number never given
+    outbox.acknowledge(QUARANTINED.derived_id, "officer", None, T0)
+    open_ones = [v.alert for v in outbox.alerts(by_severity=True, unacknowledged=True)]
+    assert open_ones == [later, CROSSED, APPROACHED, cleared]

@@ -301,6 +301,17 @@ def alert_view(
     )
 
 
+SEVERITY_RANK: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
+"""The severities of :data:`safety_stream.events.derived.SEVERITY`, most severe first."""
+
+
+def severity_key(severity: str, number: int) -> tuple[int, int]:
+    """Where an alert sorts in severity order: the most severe first, then the newest (the
+    highest number) first within a severity. Numbers are unique, so the order is total and a
+    page can continue after any alert."""
+    return (SEVERITY_RANK.get(severity, len(SEVERITY_RANK)), -number)
+
+
 def count_key(severity: str, acknowledged: bool) -> tuple[str, str]:
     return (severity, "acknowledged" if acknowledged else "unacknowledged")
 
@@ -348,8 +359,10 @@ class Outbox(Protocol):
         unacknowledged: bool = False,
         after: int = 0,
         limit: int = 1000,
+        by_severity: bool = False,
     ) -> list[AlertView]:
-        """Alerts numbered after ``after``, in the order they were raised."""
+        """Alerts numbered after ``after``, in the order they were raised; ``by_severity``:
+        in :func:`severity_key` order, continuing after the alert numbered ``after``."""
         ...
 
     def log(self) -> list[AlertLogEntry]:

@@ -1,21 +1,26 @@
-"""Alert endpoints: the alerts with their delivery state, and acknowledging one (readers)."""
+"""Alert endpoints (readers only): the alerts with their delivery and triage state, most
+severe first; acknowledging one; and triaging one (new -> under review -> escalated to the
+DSMB -> closed with a disposition; each step an ``alert.triaged`` event in the log)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field
 
 from safety_stream.alerts.dispatcher import utc_now
 from safety_stream.alerts.outbox import AlertView, UnknownAlert
-from safety_stream.api.dependencies import OutboxDep
+from safety_stream.alerts.triage import AlertTriage, StepNotAllowed, TriageError
+from safety_stream.api.dependencies import OutboxDep, RuntimeDep
 from safety_stream.api.monitoring import READERS_ONLY, reader_only
 from safety_stream.api.paging import After, Limit
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
+from safety_stream.application.triage import TriageForbidden
+from safety_stream.events import Disposition, TriageState
 from safety_stream.events.derived import DerivedEvent
 
 
@@ -29,6 +34,34 @@ class DeliveryOut(BaseModel):
     last_error: str | None
 
 
+class TriageStepOut(BaseModel):
+    position: int = Field(description="The log position of the step's alert.triaged event")
+    event_id: uuid.UUID
+    from_state: TriageState
+    to_state: TriageState
+    disposition: Disposition | None
+    note: str | None
+    by: str = Field(description="The reader credential that took the step")
+    at: datetime
+
+
+class TriageOut(BaseModel):
+    state: TriageState
+    disposition: Disposition | None = Field(description="Why it was closed (closed only)")
+    allowed: list[TriageState] = Field(description="The states it may go to next")
+    steps: list[TriageStepOut] = Field(description="Every step taken, oldest first")
+
+    @classmethod
+    def of(cls, triage: AlertTriage) -> TriageOut:
+        return cls(
+            state=triage.state,
+            disposition=triage.disposition,
+            allowed=list(triage.allowed()),
+            steps=[TriageStepOut(**{f: getattr(s, f) for f in TriageStepOut.model_fields})
+                   for s in triage.steps],
+        )  # fmt: skip
+
+
 class AlertOut(BaseModel):
     number: int
     alert: DerivedEvent
@@ -37,9 +70,10 @@ class AlertOut(BaseModel):
     acknowledged_by: str | None
     escalated_at: datetime | None
     deliveries: list[DeliveryOut]
+    triage: TriageOut
 
     @classmethod
-    def of(cls, view: AlertView) -> AlertOut:
+    def of(cls, view: AlertView, triage: AlertTriage | None = None) -> AlertOut:
         return cls(
             number=view.number,
             alert=view.alert,
@@ -48,11 +82,25 @@ class AlertOut(BaseModel):
             acknowledged_by=view.acknowledged_by,
             escalated_at=view.escalated_at,
             deliveries=[DeliveryOut(**vars(d)) for d in view.deliveries],
+            triage=TriageOut.of(triage or AlertTriage()),
         )
 
 
 class Acknowledgement(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
+
+
+class TriageIn(BaseModel):
+    to_state: TriageState = Field(description="The state to move the alert to")
+    disposition: Disposition | None = Field(default=None, description="Closing only: why")
+    note: str | None = Field(
+        default=None, max_length=2000, description="Why (required to escalate, close, reopen)"
+    )
+
+
+class TriageRecordedOut(BaseModel):
+    position: int = Field(description="The log position of the alert.triaged event")
+    alert: AlertOut
 
 
 router = APIRouter()
@@ -62,15 +110,22 @@ router = APIRouter()
 def alerts(
     caller: Caller,
     outbox: OutboxDep,
+    runtime: RuntimeDep,
     unacknowledged: bool = False,
+    order: Literal["severity", "raised"] = "severity",
     after: After = 0,
     limit: Limit = 100,
 ) -> list[AlertOut]:
-    """Alerts in the order raised, with each channel's delivery state; page on with
-    ``after`` set to the last ``number`` received."""
+    """Alerts with each channel's delivery state and their triage. ``order=severity``
+    (default): critical, then warning, then info, the newest first within a severity;
+    ``order=raised``: in the order raised. Either way, page on with ``after`` set to the last
+    ``number`` received (the next page continues after that alert in the same order)."""
     reader_only(caller)
-    views = outbox.alerts(unacknowledged=unacknowledged, after=after, limit=limit)
-    return [AlertOut.of(v) for v in views]
+    views = outbox.alerts(
+        unacknowledged=unacknowledged, after=after, limit=limit, by_severity=order == "severity"
+    )
+    triage = runtime.triage.states(caller)
+    return [AlertOut.of(v, triage.get(v.alert.derived_id)) for v in views]
 
 
 @router.post(
@@ -86,6 +141,7 @@ def acknowledge(
     alert_id: uuid.UUID,
     caller: Caller,
     outbox: OutboxDep,
+    runtime: RuntimeDep,
     body: Annotated[Acknowledgement | None, Body()] = None,
 ) -> AlertOut:
     """Record that a person has seen the alert (stops its escalation); the first one stands."""
@@ -95,4 +151,44 @@ def acknowledge(
         view = outbox.acknowledge(alert_id, caller.name, note, utc_now())
     except UnknownAlert:
         raise HTTPException(404, f"no alert {alert_id}") from None
-    return AlertOut.of(view)
+    return AlertOut.of(view, runtime.triage.of(caller, alert_id))
+
+
+@router.post(
+    "/v1/alerts/{alert_id}/triage",
+    status_code=201,
+    response_model=TriageRecordedOut,
+    responses={
+        **READERS_ONLY,
+        404: {"model": ErrorBody, "description": "no such alert"},
+        409: {"model": ErrorBody, "description": "the step is not allowed from the alert's state"},
+        422: {"model": ErrorBody, "description": "a missing note or disposition, or a bad body"},
+    },
+)
+def triage(
+    alert_id: uuid.UUID, body: TriageIn, caller: Caller, outbox: OutboxDep, runtime: RuntimeDep
+) -> TriageRecordedOut:
+    """Move an alert to its next triage state, with the reader's name, the time and a note:
+    ``new`` -> ``under_review`` -> ``escalated_to_dsmb`` or ``closed`` (with a
+    ``disposition``); ``escalated_to_dsmb`` -> ``closed``; ``closed`` -> ``under_review``
+    (reopened). Escalating, closing and reopening need a note. Starting a review also
+    acknowledges the alert. Each step is an ``alert.triaged`` event in the log."""
+    reader_only(caller)
+    try:
+        done = runtime.triage.step(
+            caller,
+            alert_id,
+            body.to_state.value,
+            None if body.disposition is None else body.disposition.value,
+            body.note,
+        )
+    except TriageForbidden as refused:
+        raise HTTPException(403, str(refused)) from None
+    except UnknownAlert:
+        raise HTTPException(404, f"no alert {alert_id}") from None
+    except StepNotAllowed as refused:
+        raise HTTPException(409, str(refused)) from None
+    except TriageError as error:
+        raise HTTPException(422, str(error)) from None
+    (view,) = outbox.alerts(derived_id=alert_id, limit=1)
+    return TriageRecordedOut(position=done.position, alert=AlertOut.of(view, done.triage))

@@ -30,9 +30,13 @@ from safety_stream.events.governance import (
     CLOCK_STREAM,
     DSMB_STREAM,
     SERVER_SITE,
+    TRIAGE_STREAM,
+    AlertTriaged,
     ClockTicked,
     DecisionOutcome,
+    Disposition,
     DsmbDecision,
+    TriageState,
 )
 from safety_stream.events.labs import (
     ChildPughAssessed,
@@ -69,7 +73,8 @@ Event = Annotated[
     | LabResulted
     | ChildPughAssessed
     | DsmbDecision
-    | ClockTicked,
+    | ClockTicked
+    | AlertTriaged,
     Field(discriminator="event_type"),
 ]
 
@@ -88,6 +93,7 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     ChildPughAssessed,
     DsmbDecision,
     ClockTicked,
+    AlertTriaged,
 )
 
 
@@ -139,11 +145,13 @@ __all__ = [
     "EVENT_MODELS",
     "EVENT_TYPES",
     "SERVER_SITE",
+    "TRIAGE_STREAM",
     "ActionTaken",
     "AdverseEventReported",
     "AdverseEventResolved",
     "AdverseEventRetracted",
     "AdverseEventUpdated",
+    "AlertTriaged",
     "Attribution",
     "AttributionByModality",
     "ChemotherapyCycle",
@@ -151,6 +159,7 @@ __all__ = [
     "ChildPughClass",
     "ClockTicked",
     "DecisionOutcome",
+    "Disposition",
     "DsmbDecision",
     "Event",
     "EventBase",
@@ -169,6 +178,7 @@ __all__ = [
     "SafetyReportSubmitted",
     "Seriousness",
     "TreatmentAdministered",
+    "TriageState",
     "WithdrawalReason",
     "child_pugh_class",
     "decode_json",

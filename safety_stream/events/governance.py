@@ -7,13 +7,17 @@ patient: it lives in the trial's ``DSMB`` stream (``site_id`` and ``patient_id``
 never by a site. A tick records that time passed on the server when something fell due (a
 follow-up window ended, a report deadline passed) with no new data: it lives in the
 ``SERVER``/``CLOCK`` stream and only the server appends it, so replays see time pass exactly
-as the live system did.
+as the live system did. A triage step (``alert.triaged``) records what a safety officer or
+DSMB member did with an alert (review started, escalated to the DSMB, closed with a
+disposition, reopened): it lives in the trial's ``DSMB``/``TRIAGE`` stream and, like a
+decision, is recorded by a reader credential only.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Literal
+from uuid import UUID
 
 from pydantic import Field, model_validator
 
@@ -21,6 +25,7 @@ from safety_stream.events.base import EventBase, LongText, Modality, ShortText, 
 
 DSMB_STREAM = "DSMB"
 SERVER_SITE, CLOCK_STREAM = "SERVER", "CLOCK"
+TRIAGE_STREAM = "TRIAGE"
 
 
 class DecisionOutcome(StrEnum):
@@ -64,3 +69,47 @@ class ClockTicked(EventBase):
     site_id: Literal["SERVER"]
     patient_id: Literal["CLOCK"]
     due_at: UtcDatetime = Field(description="The earliest timer that had fallen due")
+
+
+class TriageState(StrEnum):
+    """Where an alert is in its review: every alert starts ``new``."""
+
+    NEW = "new"
+    UNDER_REVIEW = "under_review"
+    ESCALATED_TO_DSMB = "escalated_to_dsmb"
+    CLOSED = "closed"
+
+
+class Disposition(StrEnum):
+    """Why an alert was closed (a fixed list, so closures can be counted)."""
+
+    NO_ACTION_NEEDED = "no_action_needed"
+    ADDRESSED_BY_DSMB_DECISION = "addressed_by_dsmb_decision"
+    DATA_ERROR_CORRECTED = "data_error_corrected"
+    DUPLICATE = "duplicate"
+    OTHER = "other"
+
+
+class AlertTriaged(EventBase):
+    """One step of an alert's triage: from ``from_state`` to ``to_state`` (the rules of which
+    steps are allowed are in :mod:`safety_stream.alerts.triage`), with who took it and why.
+
+    ``alert_id`` is the alert's ``derived_id``; a closing step names its ``disposition``.
+    """
+
+    event_type: Literal["alert.triaged"]
+    schema_version: Literal[1]
+    site_id: Literal["DSMB"]
+    patient_id: Literal["TRIAGE"]
+    alert_id: UUID = Field(description="The alert (its derived_id) this step is about")
+    from_state: TriageState
+    to_state: TriageState
+    disposition: Disposition | None = Field(default=None, description="With to_state closed")
+    note: LongText | None = None
+    triaged_by: ShortText = Field(description="The reader credential that took the step")
+
+    @model_validator(mode="after")
+    def _disposition_when_closed(self) -> AlertTriaged:
+        if (self.to_state == TriageState.CLOSED) != (self.disposition is not None):
+            raise ValueError("disposition is given with to_state closed, and only then")
+        return self

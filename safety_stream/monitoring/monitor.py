@@ -20,6 +20,7 @@ from safety_stream.events import (
     AE_AMENDMENTS,
     AdverseEventReported,
     AdverseEventUpdated,
+    AlertTriaged,
     ChildPughAssessed,
     ClockTicked,
     DecisionOutcome,
@@ -161,7 +162,7 @@ class Monitor:
         if kind is DsmbDecision:
             self._decide(cast(DsmbDecision, event), position, out)
             return out
-        if kind is ClockTicked:  # time passed (above); nothing else happened
+        if kind is ClockTicked or kind is AlertTriaged:  # time passed (above); nothing else
             return out
         if kind is AdverseEventReported:
             self._patient_aes.setdefault(event.patient_id, []).append(event.event_id)

@@ -21,6 +21,7 @@ from safety_stream.events import (
     AdverseEventResolved,
     AdverseEventRetracted,
     AdverseEventUpdated,
+    AlertTriaged,
     AttributionByModality,
     ChildPughAssessed,
     ClockTicked,
@@ -174,7 +175,7 @@ def apply(state: TrialState, event: EventBase, position: int) -> tuple[str | Non
         return None, report.event_id
     if kind in AE_AMENDMENTS:
         return None, _amend(state, cast(AeAmendment, event))
-    if kind is DsmbDecision or kind is ClockTicked:  # not a patient's data: for the monitor
+    if kind is DsmbDecision or kind is ClockTicked or kind is AlertTriaged:  # not a patient's
         return None, None
     if kind is PatientEnrolled:
         state.patients[event.patient_id] = PatientState(

@@ -19,6 +19,7 @@ from safety_stream.events import (
     AdverseEventResolved,
     AdverseEventRetracted,
     AdverseEventUpdated,
+    AlertTriaged,
     ClockTicked,
     DsmbDecision,
     EventBase,
@@ -91,7 +92,9 @@ def clinical_date(event: EventBase) -> date | None:
     if kind is AdverseEventUpdated:
         course = event.grade_change in (GradeChange.WORSENED, GradeChange.IMPROVED)  # type: ignore[attr-defined]
         return event.occurred_at.date() if course else None
-    if kind in (AdverseEventRetracted, SafetyReportSubmitted, DsmbDecision, ClockTicked):
+    if kind in (
+        AdverseEventRetracted, SafetyReportSubmitted, DsmbDecision, ClockTicked, AlertTriaged
+    ):
         return None
     if kind is PatientDied:
         return event.death_date  # type: ignore[attr-defined, no-any-return]

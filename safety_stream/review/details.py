@@ -19,6 +19,7 @@ from safety_stream.events import (
     AdverseEventResolved,
     AdverseEventRetracted,
     AdverseEventUpdated,
+    AlertTriaged,
     ChildPughAssessed,
     ClockTicked,
     DsmbDecision,
@@ -239,7 +240,7 @@ def fold_details(
         if ae is None:  # the store never lets an amendment cite an unknown AE
             return
         ae.history.append(_version(event, position, stored_at, _AMENDED_FIELDS[kind]))
-    if kind is DsmbDecision or kind is ClockTicked:  # the trial's, not a patient's
+    if kind is DsmbDecision or kind is ClockTicked or kind is AlertTriaged:  # the trial's
         return
     patient = _patient(details, event)
     patient.changed_at_position, patient.last_stored_at = position, stored_at

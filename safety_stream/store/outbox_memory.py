@@ -38,6 +38,7 @@ from safety_stream.alerts.outbox import (
     plan_deliveries,
     retry_at,
     routes,
+    severity_key,
     utc,
 )
 from safety_stream.events.derived import DERIVED_JSON, DerivedEvent
@@ -187,13 +188,17 @@ class InMemoryOutbox:
         unacknowledged: bool = False,
         after: int = 0,
         limit: int = 1000,
+        by_severity: bool = False,
     ) -> list[AlertView]:
         with self._lock:
             chosen = [
                 a
                 for a in self._alerts.values()
-                if a.number > after and (derived_id is None or a.derived_id == derived_id)
+                if (by_severity or a.number > after)
+                and (derived_id is None or a.derived_id == derived_id)
             ]
+            if by_severity:
+                chosen = self._severity_page(chosen, after)
             ids = {a.derived_id for a in chosen}
             log: dict[uuid.UUID, list[AlertLogEntry]] = {}
             for entry in self._log:
@@ -220,6 +225,18 @@ class InMemoryOutbox:
             if len(views) >= limit:
                 break
         return views
+
+    def _severity_page(self, chosen: list[_Alert], after: int) -> list[_Alert]:
+        """``chosen`` in severity order, after the alert numbered ``after`` (0: from the
+        start; a number never given: nothing). The caller holds the lock."""
+        ordered = sorted(chosen, key=lambda a: severity_key(a.severity, a.number))
+        if after == 0:
+            return ordered
+        start = next((a for a in self._alerts.values() if a.number == after), None)
+        if start is None:
+            return []
+        cursor = severity_key(start.severity, start.number)
+        return [a for a in ordered if severity_key(a.severity, a.number) > cursor]
 
     def log(self) -> list[AlertLogEntry]:
         with self._lock:

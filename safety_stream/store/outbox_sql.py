@@ -15,7 +15,20 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, and_, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from safety_stream.alerts.config import AlertConfig
@@ -26,6 +39,7 @@ from safety_stream.alerts.outbox import (
     DELIVERED,
     ESCALATED,
     PENDING,
+    SEVERITY_RANK,
     AlertLogEntry,
     AlertView,
     Claimed,
@@ -69,6 +83,30 @@ LOG_COLUMNS = (
     AlertLogRow.note,
     AlertLogRow.chain_hash,
 )
+
+
+_RANK = case(
+    *((AlertRow.severity == severity, rank) for severity, rank in SEVERITY_RANK.items()),
+    else_=len(SEVERITY_RANK),
+)
+
+
+AlertRows = Select[int, uuid.UUID, datetime, str]
+
+
+def _severity_page(connection: Connection, query: AlertRows, after: int) -> AlertRows:
+    """``query`` in severity order (the most severe first, the newest first within one),
+    after the alert numbered ``after`` (0: from the start; a number never given: nothing)."""
+    if after:
+        severity = connection.execute(
+            select(AlertRow.severity).where(AlertRow.id == after)
+        ).scalar()
+        if severity is None:
+            return query.where(false())
+        rank = SEVERITY_RANK.get(severity, len(SEVERITY_RANK))
+        later = and_(_RANK == rank, AlertRow.id < after)  # noqa: SIM300 (a SQL expression)
+        query = query.where(or_(_RANK > rank, later))  # noqa: SIM300
+    return query.order_by(_RANK, AlertRow.id.desc())
 
 
 class SqlOutbox:
@@ -282,18 +320,20 @@ class SqlOutbox:
         unacknowledged: bool = False,
         after: int = 0,
         limit: int = 1000,
+        by_severity: bool = False,
     ) -> list[AlertView]:
-        query = select(AlertRow.id, AlertRow.derived_id, AlertRow.raised_at, AlertRow.doc).where(
-            AlertRow.id > after
-        )
+        query = select(AlertRow.id, AlertRow.derived_id, AlertRow.raised_at, AlertRow.doc)
         if derived_id is not None:
             query = query.where(AlertRow.derived_id == derived_id)
         if unacknowledged:
             acked = select(AlertLogRow.derived_id).where(AlertLogRow.action == ACKNOWLEDGED)
             query = query.where(AlertRow.derived_id.not_in(acked))
-        query = query.order_by(AlertRow.id).limit(max(limit, 0))  # one page read, not all
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
+            if by_severity:
+                query = _severity_page(connection, query, after)
+            else:
+                query = query.where(AlertRow.id > after).order_by(AlertRow.id)
+            rows = connection.execute(query.limit(max(limit, 0))).all()  # one page read
             ids = [r.derived_id for r in rows]
             log = _by_alert(
                 _entry(row)

@@ -306,6 +306,19 @@ class AlertLogRow(Base):
     chain_hash: Mapped[str] = mapped_column(String(64))  # hashing.alert_log_link
 
 
+class ReviewMarkRow(Base):
+    """A reader's "reviewed up to here" mark on one AE or alert: the log position it was
+    reviewed at (moved only forward). Readers' bookkeeping, not trial data: not chained."""
+
+    __tablename__ = "review_marks"
+
+    reader: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "ae" or "alert"
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Position)
+    marked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 def row_values(row: Any) -> dict[str, Any]:
     """Column values of an ORM-mapped row class instance (for bulk inserts)."""
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}

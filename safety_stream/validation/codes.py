@@ -25,6 +25,7 @@ class ProblemCode(StrEnum):
     AUTH_DECISION_NOT_ALLOWED = "auth.decision_not_allowed"
     AUTH_SITE_MISMATCH = "auth.site_mismatch"
     AUTH_TICK_NOT_ALLOWED = "auth.tick_not_allowed"
+    AUTH_TRIAGE_NOT_ALLOWED = "auth.triage_not_allowed"
     # the input itself: size, encoding, JSON syntax
     INPUT_DOCUMENT_TOO_LARGE = "input.document_too_large"
     INPUT_ENCODING = "input.encoding"

@@ -88,7 +88,7 @@ _ALLOWED_FROM_CTX = {
     "union_tag_invalid": lambda c: _data_event_tags(str(c["expected_tags"])),
 }
 # recorded by the DSMB's and the server's own paths, never posted as data: not offered
-_NOT_FOR_SITES = ("'dsmb.decision'", "'clock.ticked'")
+_NOT_FOR_SITES = ("'dsmb.decision'", "'clock.ticked'", "'alert.triaged'")
 
 
 def _data_event_tags(expected: str) -> str:

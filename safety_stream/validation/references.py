@@ -25,6 +25,7 @@ from safety_stream.events import (
     AdverseEventResolved,
     AdverseEventRetracted,
     AdverseEventUpdated,
+    AlertTriaged,
     ClockTicked,
     DsmbDecision,
     EventBase,
@@ -49,6 +50,7 @@ from safety_stream.validation.timeline import (
 )
 
 _AMENDMENTS = frozenset(AE_AMENDMENTS)
+_NO_PATIENT = (DsmbDecision, ClockTicked, AlertTriaged)  # the trial's records, no patient's
 # Event classes are final, so exact type tests are safe here; they matter because pydantic's
 # metaclass makes isinstance() cost ~10x more, and this code runs for every event.
 
@@ -127,7 +129,7 @@ class ReferenceChecker:
             return CLEAN
         problems: list[Problem] = []
         unresolved: list[str] = []
-        if kind is not DsmbDecision and kind is not ClockTicked:  # they belong to no patient
+        if kind not in _NO_PATIENT:  # decisions, ticks and triage steps belong to no patient
             self._check_patient(event, problems, unresolved)
         if type(event) in _AMENDMENTS:
             # `type(x) in` does not narrow; _AMENDMENTS holds exactly the AE amendment classes
