@@ -21,6 +21,7 @@ from safety_stream.monitoring.status import rule_statuses
 from safety_stream.plan import TrialInfo
 from safety_stream.projections.toxicity import ModalityTable, toxicity_tables
 from safety_stream.report.changes import ReportChanges, report_changes
+from safety_stream.report.dmc_tables import DmcSection, dmc_section
 from safety_stream.report.listings import (
     ClockRow,
     DeathRow,
@@ -102,6 +103,7 @@ class Report(_Out):
     death_rows: list[DeathRow] | None
     changes: ReportChanges | None  # None: the first report
     crossings: list[CrossingRow]  # in the period (since the previous report), with decisions
+    dmc: DmcSection  # the DMC tables; listings and per-site rows when closed
 
     @property
     def closed(self) -> bool:
@@ -174,4 +176,5 @@ def build_report(now: Snapshot, before: Snapshot | None, version: ReportVersion)
         death_rows=death_rows(now, threshold) if closed else None,
         changes=None if before is None else report_changes(before, now, threshold, closed),
         crossings=crossing_rows(now, None if before is None else before.moment, closed),
+        dmc=dmc_section(now, closed),
     )
