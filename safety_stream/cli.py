@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from safety_stream import __version__
 from safety_stream.commands import boundaries, decide, demo, grafana, report, simulate
+from safety_stream.commands import export as export_datasets
 from safety_stream.commands.arguments import encoding_option, fraction, port_number, positive_int
 from safety_stream.commands.failures import CliParser, run_reporting_errors
 from safety_stream.errors import UsageError
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_parser(commands)
     demo.add_parser(commands)
     report.add_parser(commands)
+    export_datasets.add_parser(commands)
     grafana.add_parser(commands)
     whatif = commands.add_parser(
         "whatif", help="replay the log under another plan: when would alerts have fired?"
@@ -327,6 +329,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return demo.run(args)
     if args.command == "report":
         return report.run(args)
+    if args.command == "export":
+        return export_datasets.run(args)
     if args.command == "monitor":
         from safety_stream.commands import monitor
         from safety_stream.runtime import load_plan_or_default

@@ -32,12 +32,14 @@ def cli_without_extras(*args: str, cwd: Path) -> subprocess.CompletedProcess[str
 def test_the_base_install_names_no_extra_package() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     base = " ".join(project["dependencies"]).lower()
-    for package in ("faust", "kafka-python", "psycopg", "grafana"):
+    for package in ("faust", "kafka-python", "psycopg", "grafana", "pyreadstat", "pandas"):
         assert package not in base
     extras = project["optional-dependencies"]
     assert any("faust-streaming" in d for d in extras["kafka"])
     assert any("psycopg" in d for d in extras["postgres"])
     assert any("grafana-client" in d for d in extras["grafana"])
+    assert any("pyreadstat" in d for d in extras["export"])
+    assert "export" in extras["all"][0]
 
 
 def test_the_embedded_runtime_runs_without_any_extra(tmp_path: Path) -> None:
@@ -63,6 +65,9 @@ def test_the_embedded_runtime_runs_without_any_extra(tmp_path: Path) -> None:
     assert (tmp_path / "r.html").stat().st_size > 0
     verified = cli_without_extras("verify", "--db", db, cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
+    exported = cli_without_extras("export", "--db", db, "--out", str(tmp_path / "x"), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr  # CSV needs no extra
+    assert (tmp_path / "x" / "ae.csv").stat().st_size > 0
 
 
 def test_a_command_that_needs_an_extra_names_it(tmp_path: Path) -> None:
@@ -80,3 +85,10 @@ def test_a_command_that_needs_an_extra_names_it(tmp_path: Path) -> None:
     )
     assert postgres.returncode == 2
     assert "pip install 'safety-stream[postgres]'" in postgres.stderr
+    xpt = cli_without_extras(
+        "export", "--db", f"sqlite:///{tmp_path / 'w.db'}", "--out", str(tmp_path / "xpt"),
+        "--format", "xpt", cwd=tmp_path,
+    )  # fmt: skip
+    assert xpt.returncode == 2
+    assert "pip install 'safety-stream[export]'" in xpt.stderr
+    assert "Traceback" not in xpt.stderr and not (tmp_path / "xpt").exists()

@@ -20,6 +20,7 @@ from safety_stream.api import alerts, decisions, monitoring, operations, reads, 
 from safety_stream.api.adverse_events import router as adverse_events_router
 from safety_stream.api.as_of import PastStates
 from safety_stream.api.body_timeout import BodyDeadline, BodyTimeout
+from safety_stream.api.exports import router as exports_router
 from safety_stream.api.tables import router as tables_router
 from safety_stream.application.submissions import STORAGE_FULL
 from safety_stream.board import add_board_routes
@@ -76,6 +77,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(reads.router)
     app.include_router(adverse_events_router)
     app.include_router(tables_router)
+    app.include_router(exports_router)
     app.include_router(monitoring.router)
     app.include_router(alerts.router)
     app.include_router(decisions.router)

@@ -94,6 +94,8 @@ EXTRAS = {
     "psycopg": "postgres",
     "grafana_client": "grafana",
     "grafana_foundation_sdk": "grafana",
+    "pyreadstat": "export",
+    "pandas": "export",
 }
 
 
