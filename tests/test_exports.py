@@ -22,7 +22,8 @@ from test_sdtm import STUDY, hand_trial, simulated
 from safety_stream.api.app import create_app
 from safety_stream.cli import main
 from safety_stream.exporting.xpt import write_xpt, xpt_bytes
-from safety_stream.review.sdtm import Dataset, sdtm_datasets
+from safety_stream.review.sdtm import sdtm_datasets
+from safety_stream.review.sdtm_spec import Dataset
 from safety_stream.runtime import Runtime, build_runtime
 from safety_stream.settings import Settings
 from safety_stream.store.engine import make_engine
@@ -125,6 +126,16 @@ def test_the_command_writes_every_dataset_and_a_manifest_naming_the_log_prefix(
     assert ae[0][:4] == ["STUDYID", "DOMAIN", "USUBJID", "AESEQ"]
     assert "=1+1 watery stools" in ae[1]  # as entered: not Excel-safe unless asked
     assert f"log position {position}" in capsys.readouterr().out
+
+
+def test_the_same_log_gives_the_same_bytes(stored: str, tmp_path: Path) -> None:
+    hashes = []
+    for run in ("first", "second"):
+        out = tmp_path / run
+        assert main(["export", "--db", stored, "--out", str(out), "--format", "both"]) == 0
+        manifest = json.loads((out / "manifest.json").read_text())
+        hashes.append({f["name"]: f["sha256"] for f in manifest["files"]})
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 12
 
 
 def test_excel_safe_csv_neutralises_the_formula(stored: str, tmp_path: Path) -> None:

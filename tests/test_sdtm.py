@@ -9,21 +9,14 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from test_read_snapshot import ADMIN, BEIJING, BJ, SH, SHANGHAI, submit
 from trial_builder import DIARRHEA, HEPATIC_FAILURE, NAUSEA, T0, Trial
 
 from safety_stream.events import ATTRIBUTION_RANK
 from safety_stream.report.snapshot import snapshot_as_of
-from safety_stream.review.sdtm import (
-    DATASETS,
-    MAX_BYTES,
-    MAX_LABEL,
-    MAX_NAME,
-    Dataset,
-    fit,
-    sdtm_dataset,
-    sdtm_datasets,
-)
+from safety_stream.review.sdtm import fit, sdtm_dataset, sdtm_datasets
+from safety_stream.review.sdtm_spec import DATASETS, MAX_BYTES, MAX_LABEL, MAX_NAME, Dataset
 from safety_stream.runtime import Runtime, build_memory_runtime
 from safety_stream.simulate.generator import simulate
 from safety_stream.simulate.rates import SimulationConfig
@@ -56,7 +49,7 @@ def hand_trial() -> tuple[Trial, dict[str, str]]:
     ids: dict[str, str] = {}
     t.enrol("P1", 0, SH)
     t.add("lab.resulted", "P1", 0, SH, hours=1, test="ALT", value=30.0, unit="U/L", uln=40.0)
-    t.add("lab.resulted", "P1", 0, SH, hours=2, test="AST", value=-0.0 + 25.5, unit="U/L",
+    t.add("lab.resulted", "P1", 0, SH, hours=2, test="AST", value=25.5, unit="U/L",
           uln=40.0, lln=5.0)  # fmt: skip
     t.treat("P1", "chemotherapy", 1, SH)
     t.treat("P1", "immunotherapy", 1, SH)
@@ -241,7 +234,10 @@ def test_names_labels_and_values_keep_to_the_xpt_v5_limits() -> None:
                 else:
                     assert value is None or isinstance(value, int | float)
     assert fit("é" * 150) == "é" * 100  # 200 bytes, never half a character
-    assert sdtm_dataset(runtime.review.read(ADMIN, lambda d: d), "dm").name == "DM"
+    data = runtime.review.read(ADMIN, lambda d: d)
+    assert sdtm_dataset(data, "dm").name == "DM"
+    with pytest.raises(ValueError, match="unknown dataset 'vs': expected one of ae, suppae"):
+        sdtm_dataset(data, "vs")
     assert set(DATASETS) == {"ae", "suppae", "dm", "ex", "lb", "ds"}
 
 

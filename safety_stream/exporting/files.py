@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from safety_stream.review.csv_export import Stamp, write_csv
-from safety_stream.review.sdtm import Dataset
+from safety_stream.review.sdtm_spec import Dataset
 
 Format = Literal["csv", "xpt"]
 MANIFEST = "manifest.json"

@@ -22,7 +22,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from safety_stream.review.sdtm import Dataset
+from safety_stream.review.sdtm_spec import Dataset
 
 SAS_EPOCH = datetime(1960, 1, 1, tzinfo=UTC)
 STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
