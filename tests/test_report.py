@@ -304,6 +304,19 @@ def test_open_report_has_no_patient_ids_and_closed_lists_them(log: Log, tmp_path
     )
     assert "patient-level SAE listing is in the closed report" in opened
     assert any(site in closed for site in sites)
+    # the DMC tables: pooled counts in the open report (checked above: no id anywhere in it),
+    # the deaths listed per patient in the closed one
+    moment = datetime(Y, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    died = {
+        json.loads(e.payload)["patient_id"]
+        for e in log.events
+        if e.stored_at <= moment and json.loads(e.payload)["event_type"] == "patient.died"
+    }
+    assert died  # the simulated trial has deaths
+    assert "Deaths and their timing relative to the last dose (pooled)" in section(opened, "dmc")
+    dmc_closed = section(closed, "dmc")
+    assert "Deaths: cause and days from the last dose of each modality" in dmc_closed
+    assert set(re.findall(r'<th scope="row">(SITE-\d\d-\d{4})</th>', dmc_closed)) == died
 
 
 def test_one_boundary_plot_per_counting_rule_with_the_observed_path(
