@@ -8,6 +8,7 @@ GET  /board/stream                   server-sent events: ``change`` when the vie
 POST /board/alerts/{id}/acknowledge  readers only; a form post, or JSON with Accept: json
 POST /board/rules/{id}/decision  a DSMB decision on a latched rule (dsmb or safety_officer)
 GET  /board/alerts/{id}              where alert messages link to: the board at that alert
+POST /board/alerts/{id}/triage, /board/marks  triage steps and review marks (triage_routes.py)
 GET  /board/tables[/{table}.csv]     the DMC tables and their CSV (board/tables_page.py)
 GET  /board/aes, /board/patients/{id} the drill-down pages (board/review_pages.py)
 
@@ -48,6 +49,7 @@ from safety_stream.board.session import (
     set_session_cookie,
 )
 from safety_stream.board.tables_page import add_tables_routes
+from safety_stream.board.triage_routes import add_triage_routes
 from safety_stream.board.view import build_view, change_stamp, gather
 from safety_stream.governance import DECIDING_ROLES, DecisionError, build_decision
 from safety_stream.runtime import Runtime
@@ -145,6 +147,7 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
     _add_action_routes(app, board)
     add_review_routes(app, board)
     add_tables_routes(app, board)
+    add_triage_routes(app, board)
 
 
 def _add_page_routes(app: FastAPI, b: _Board) -> None:

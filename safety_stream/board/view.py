@@ -10,19 +10,26 @@ The toxicity numbers are the API's own: both come from ``toxicity_tables``.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from uuid import UUID
 
 from markupsafe import Markup
 
 from safety_stream.alerts.outbox import AlertView
+from safety_stream.alerts.triage import AlertTriage
 from safety_stream.application.read_models import DeadLetterRead
+from safety_stream.application.reads import ReadSnapshot
 from safety_stream.auth import Principal
+from safety_stream.board.alert_rows import AlertRow, alert_rows
 from safety_stream.board.health import SiteSubmissions, SubmissionTally
+from safety_stream.board.site_view import SiteOwn, site_own
 from safety_stream.monitoring.monitor import EPOCH
 from safety_stream.monitoring.status import ReportClockOut, RuleStatus
 from safety_stream.plots import boundary_plot
 from safety_stream.projections.toxicity import ModalityTable
+from safety_stream.review.dataset import ReviewData
 from safety_stream.runtime import Runtime
 from safety_stream.store.base import Rejection
 
@@ -60,6 +67,10 @@ class Snapshot:
     submissions: list[SiteSubmissions]
     dead_letters: list[Rejection]
     quarantined: list[int]  # log positions of stored events the monitor could not process
+    alerts: list[AlertView] = field(default_factory=list)  # every alert (readers only)
+    triage: Mapping[UUID, AlertTriage] = field(default_factory=dict)  # alerts' triage
+    alert_marks: Mapping[tuple[str, str], int] = field(default_factory=dict)  # the reader's
+    site_own: SiteOwn | None = None  # a site's own view (sites only)
 
 
 @dataclass(frozen=True)
@@ -95,12 +106,19 @@ class BoardView:
     rules: list[RuleCard] | None  # None: not for this viewer
     sentinels: list[RuleStatus] | None
     clocks: list[ReportClockOut] | None
-    alerts: list[AlertView] | None
+    alerts: list[AlertRow] | None  # open (not closed): most severe first, then newest
     acknowledged_alerts: int
     sites: list[SiteHealth]
     dead_letters: list[DeadLetterRead]
     illustrative: bool
     quarantined: list[int]  # trial-wide: empty for a site
+    closed_alerts: list[AlertRow] = field(default_factory=list)
+    site_own: SiteOwn | None = None  # a site's own view: its clocks, lateness, what to fix
+
+    @property
+    def unreviewed_alerts(self) -> int:
+        """Open alerts new or changed since this reader marked them reviewed."""
+        return sum(a.review is not None for a in self.alerts or [])
 
     @property
     def crossed(self) -> int:
@@ -145,6 +163,7 @@ def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
         key=lambda c: (CLOCK_ORDER[c.state], c.due),
     )
     submissions = [s for s in snapshot.submissions if reader or s.site_id == site]
+    open_rows, closed_rows = alert_rows(snapshot.alerts, snapshot.triage, snapshot.alert_marks)
     return BoardView(
         trial_id=snapshot.trial_id,
         trial_title=snapshot.trial_title,
@@ -171,7 +190,11 @@ def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
         else None,
         sentinels=[s for s in snapshot.statuses if s.kind == "sentinel"] if reader else None,
         clocks=clocks if reader else [c for c in clocks if c.site_id == site],
-        alerts=snapshot.open_alerts if reader else None,
+        alerts=open_rows if reader else None,
+        closed_alerts=closed_rows if reader else [],
+        site_own=snapshot.site_own
+        if site is not None and snapshot.site_own is not None and snapshot.site_own.site_id == site
+        else None,
         acknowledged_alerts=snapshot.acknowledged_alerts if reader else 0,
         sites=[
             SiteHealth(
@@ -232,6 +255,7 @@ def gather(
     }
     tally.refresh(runtime.store)
     open_alerts = runtime.outbox.alerts(unacknowledged=True, limit=10_000) if site is None else []
+    every_alert = runtime.outbox.alerts(limit=10_000, by_severity=True) if site is None else []
     acknowledged = (
         sum(n for (_, s), n in runtime.outbox.counts().items() if s == "acknowledged")
         if site is None
@@ -257,4 +281,37 @@ def gather(
         submissions=tally.rows(site),
         dead_letters=runtime.reads.rejections(principal, limit=DEAD_LETTERS_SHOWN),
         quarantined=list(monitor.quarantined),  # empty for a site
+        alerts=every_alert,
+        triage=runtime.triage.states(principal) if site is None else {},
+        alert_marks=runtime.marks.review_marks(principal, "alert"),  # empty for a site
+        site_own=None
+        if site is None
+        else _site_own(runtime, principal, site, read, patients_by_site[site], tally),
     )
+
+
+def _site_own(
+    runtime: Runtime,
+    principal: Principal,
+    site: str,
+    read: ReadSnapshot,
+    patients: int,
+    tally: SubmissionTally,
+) -> SiteOwn:
+    """A site's own view, from what the reads give that site (its AEs, clocks, dead letters);
+    hours left or late are counted to the server's clock (the store's, as receipts are)."""
+    monitor = read.monitor
+    assert monitor is not None
+    late = set(monitor.late_aes)
+
+    def received(data: ReviewData) -> dict[str, datetime]:
+        return {
+            str(state.ae_id): detail.first_stored_at
+            for state, detail in data.aes(include_retracted=True)
+            if state.ae_id in late
+        }
+
+    stored = runtime.review.read(principal, received) if late else {}
+    dead = tally.rows(site)[0].dead_letters
+    now = runtime.store.now()
+    return site_own(site, patients, read.aes, monitor.report_clocks, late, stored, dead, now)

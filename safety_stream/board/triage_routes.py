@@ -1,0 +1,147 @@
+"""The board's triage and review-mark form posts (readers only; a site gets 403).
+
+POST /board/alerts/{id}/triage   to_state, disposition (closing), note; a form post (303 back
+                                 to the alert) or, with Accept: application/json, the result
+POST /board/marks                kind (alert|ae), ids (comma-separated item ids) or alerts
+                                 (comma-separated alert numbers), position (the log position
+                                 the page was read at), next (a /board path to return to)
+
+Both take the session's CSRF token like every board form (``_Board.checked_post``); the
+triage step goes through the same service as ``POST /v1/alerts/{id}/triage``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+
+from safety_stream.alerts.outbox import UnknownAlert
+from safety_stream.alerts.triage import LABELS, StepNotAllowed, TriageError
+from safety_stream.application.review_marks import SITES_HAVE_NO_MARKS, MarksForbidden
+from safety_stream.application.triage import TriageForbidden
+from safety_stream.board.render import page_headers
+from safety_stream.board.session import Visitor
+from safety_stream.review.marks import MARK_KINDS
+from safety_stream.runtime import Runtime
+
+
+class _Board(Protocol):
+    """What these routes use of the board (``board.routes._Board``)."""
+
+    runtime: Runtime
+
+    async def checked_post(self, request: Request) -> tuple[dict[str, str], Visitor] | Response:
+        """A form post from a signed-in viewer with a valid CSRF token, or the refusal."""
+        ...
+
+
+MARK_IDS_LIMIT = 1000  # items marked in one post
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _refusal(request: Request, message: str, status: int) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": message}, status, headers=page_headers(None))
+    return PlainTextResponse(message, status)
+
+
+def _back(target: str | None, fallback: str) -> str:
+    """Only a path on the board itself (never another host: no open redirect)."""
+    if target and target.startswith("/board") and not target.startswith("//"):
+        return target
+    return fallback
+
+
+def add_triage_routes(app: FastAPI, b: _Board) -> None:
+    @app.post("/board/alerts/{alert_id}/triage", include_in_schema=False)
+    async def triage(alert_id: uuid.UUID, request: Request) -> Response:
+        return await _triage(b, alert_id, request)
+
+    @app.post("/board/marks", include_in_schema=False)
+    async def mark(request: Request) -> Response:
+        return await _mark(b, request)
+
+
+async def _triage(b: _Board, alert_id: uuid.UUID, request: Request) -> Response:
+    posted = await b.checked_post(request)
+    if isinstance(posted, Response):
+        return posted
+    form, who = posted
+    try:
+        done = await run_in_threadpool(
+            b.runtime.triage.step, who.principal, alert_id, form.get("to_state", ""),
+            form.get("disposition") or None, form.get("note"),
+        )  # fmt: skip
+    except TriageForbidden as refused:
+        return _refusal(request, str(refused), 403)
+    except UnknownAlert:
+        return _refusal(request, f"no alert {alert_id}", 404)
+    except StepNotAllowed as refused:
+        return _refusal(request, str(refused), 409)
+    except TriageError as error:
+        return _refusal(request, str(error), 422)
+    if not _wants_json(request):
+        return RedirectResponse(f"/board#alert-{alert_id}", 303)
+    views = b.runtime.outbox.alerts(derived_id=alert_id, limit=1)
+    return JSONResponse(
+        {
+            "number": views[0].number if views else None,
+            "derived_id": str(alert_id),
+            "state": done.triage.state.value,
+            "state_label": LABELS[done.triage.state],
+            "by": who.principal.name,
+            "position": done.position,
+        },
+        headers=page_headers(None),
+    )
+
+
+async def _mark(b: _Board, request: Request) -> Response:
+    posted = await b.checked_post(request)
+    if isinstance(posted, Response):
+        return posted
+    form, who = posted
+    if who.principal.sees_site is not None:
+        return _refusal(request, SITES_HAVE_NO_MARKS, 403)
+    kind = form.get("kind", "")
+    if kind not in MARK_KINDS:
+        return _refusal(request, f"kind {kind!r} is not one of {', '.join(MARK_KINDS)}", 422)
+    position = form.get("position", "")
+    if not position.isdigit():
+        return _refusal(request, "position: the log position the page was read at", 422)
+    try:
+        ids = _item_ids(b, form)
+        moved = await run_in_threadpool(
+            b.runtime.marks.mark, who.principal, kind, ids, int(position)
+        )
+    except MarksForbidden as refused:
+        return _refusal(request, str(refused), 403)
+    except ValueError as error:
+        return _refusal(request, str(error), 422)
+    if _wants_json(request):
+        return JSONResponse({"marked": moved, "items": len(ids)}, headers=page_headers(None))
+    return RedirectResponse(_back(form.get("next"), "/board#alerts"), 303)
+
+
+def _item_ids(b: _Board, form: dict[str, str]) -> list[str]:
+    """The items a mark post names: ``ids`` as given, or ``alerts`` by their numbers."""
+    ids = [i.strip() for i in form.get("ids", "").split(",") if i.strip()]
+    numbers = [n.strip() for n in form.get("alerts", "").split(",") if n.strip()]
+    if len(ids) + len(numbers) > MARK_IDS_LIMIT:
+        raise ValueError(f"at most {MARK_IDS_LIMIT} items in one post")
+    if numbers:
+        if form.get("kind") != "alert":
+            raise ValueError("alerts (numbers) are given with kind alert")
+        if not all(n.isdigit() for n in numbers):
+            raise ValueError("alerts: alert numbers separated by commas")
+        wanted = {int(n) for n in numbers}
+        found = b.runtime.outbox.alerts(limit=10_000)
+        ids += [str(v.alert.derived_id) for v in found if v.number in wanted]
+    return ids
