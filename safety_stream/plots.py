@@ -217,6 +217,15 @@ def _treatment_rows(data: TimelineInput, axis: _Axis, y: int) -> tuple[list[str]
     return parts, y
 
 
+def _related_text(ae: TimelineAe, start: float, end: float, y: int) -> str:
+    """The attribution beside the bar: after its end, or before its start if no room."""
+    if not ae.related:
+        return ""
+    if end + 7 * len(ae.related) < TL_WIDTH - TL_RIGHT:
+        return _text(round(end + 4, 1), y + 14, ae.related, ' fill="#5b6773"')
+    return _text(round(start - 4, 1), y + 14, ae.related, ' text-anchor="end" fill="#5b6773"')
+
+
 def _ae_rows(data: TimelineInput, axis: _Axis, y: int) -> tuple[list[str], int]:
     parts = []
     for ae in data.aes:
@@ -225,8 +234,8 @@ def _ae_rows(data: TimelineInput, axis: _Axis, y: int) -> tuple[list[str], int]:
         end = max(end, start + 4)
         colour = GRADE_COLOURS.get(ae.grade, "#777")
         ink = "#fff" if ae.grade >= 4 else "#1d2630"
-        label = ae.label + (f" · {ae.related}" if ae.related else "")
-        title = f"{label}; onset {ae.onset.isoformat()}, " + (
+        related = f"related: {ae.related}" if ae.related else "not related"
+        title = f"{ae.label}, {related}; onset {ae.onset.isoformat()}, " + (
             f"ended {ae.end.isoformat()}" if ae.end else "ongoing"
         )
         bar = (
@@ -237,7 +246,8 @@ def _ae_rows(data: TimelineInput, axis: _Axis, y: int) -> tuple[list[str], int]:
         )
         if ae.href:
             bar = f'<a href="{escape(ae.href)}">{bar}</a>'
-        parts.append(_text(8, y + 14, label[:36]) + bar)
+        label = ae.label if len(ae.label) <= 34 else ae.label[:33] + "…"
+        parts.append(_text(8, y + 14, label) + bar + _related_text(ae, start, end, y))
         y += TL_ROW
     return parts, y
 

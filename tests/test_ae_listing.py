@@ -128,7 +128,7 @@ def test_the_timeline_is_valid_deterministic_escaped_svg() -> None:
     assert link is not None and link.get("href") == "/board/aes/x?a=1&b=2"
     assert len(root.findall(f".//{SVG}polyline[@class='lab']")) == 2  # ALT, bilirubin; not INR
     texts = "".join(root.itertext())
-    assert "Diarrhea <&> G3" in texts and "A6" in texts
+    assert "Diarrhea <&> G3" in texts and "A6" in texts and "chemotherapy probable" in texts
     assert root.find(f".//{SVG}path[@class='exit']") is not None
     assert root.find(f".//{SVG}path[@class='enrolled']") is not None
 

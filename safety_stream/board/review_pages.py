@@ -75,15 +75,15 @@ def csv_row(row: AeListingRow) -> list[object]:
     return [fields[c] for c in CSV_COLUMNS]
 
 
-def timeline_input(profile: PatientProfileRead, today: date) -> TimelineInput:
-    """What the patient's timeline draws, from the profile."""
+def timeline_input(profile: PatientProfileRead, today: date, related: Attribution) -> TimelineInput:
+    """What the patient's timeline draws, from the profile (``related``: the plan's meaning)."""
     aes = [
         TimelineAe(
             label=f"{r.ae.ctcae_term} G{r.ae.worst_grade}",
             grade=r.ae.worst_grade,
             onset=r.ae.onset_date,
             end=r.ae.end_date,
-            related=", ".join(f"{m} {a}" for m, a in r.ae.attribution.items() if a != "unrelated"),
+            related=", ".join(f"{m} {r.ae.attribution[m]}" for m in r.ae.related_to(related)),
             href=f"/board/aes/{r.ae.ae_id}",
         )
         for r in profile.aes
@@ -122,6 +122,7 @@ def _common(who: Visitor, runtime: Runtime) -> dict[str, Any]:
         "session": who.session is not None,
         "as_of": datetime.now(UTC),
         "related_at_least": runtime.plan.related_means_at_least.value,
+        "related": runtime.plan.related_means_at_least,
         "here": "AEs",  # the page navigation's current entry
     }
 
@@ -237,7 +238,7 @@ def _add_record_routes(app: FastAPI, board: _BoardParts) -> None:
             return _not_found(board, who, "patient")  # never confirm another site's ids
         common = _common(who, runtime)
         plot = patient_timeline(
-            timeline_input(found, common["as_of"].date()),
+            timeline_input(found, common["as_of"].date(), common["related"]),
             title=f"Patient {found.patient_id}: course on study",
         )
         return board.pages.page(
