@@ -181,6 +181,18 @@ def test_a_store_whose_schema_is_behind_is_refused_and_nothing_is_created(
     assert not out.exists()
 
 
+def test_an_empty_store_has_nothing_to_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert main(["db", "upgrade", "--db", url]) == 0
+    capsys.readouterr()
+    out = tmp_path / "nothing"
+    assert main(["export", "--db", url, "--out", str(out)]) == 2
+    assert "no event: nothing to export" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_bad_options_are_usage_errors(stored: str, tmp_path: Path) -> None:
     out = tmp_path / "x"
     assert main(["export", "--db", stored, "--out", str(out), "--cutoff", "2026-13-01"]) == 2

@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if snapshot.events == 0:
-        raise UsageError("the store holds no event stored by --as-of: nothing to export")
+        by = " stored by --as-of" if args.as_of is not None else ""
+        raise UsageError(f"the store holds no event{by}: nothing to export")
     datasets = sdtm_datasets(snapshot.review(), cutoff)
     provenance = stamp(snapshot.position, snapshot.chain_head, as_of, cutoff)
     manifest = write_exports(

@@ -372,20 +372,19 @@ def ds_dataset(enrolled: list[Subject]) -> Dataset:
 def sdtm_datasets(data: ReviewData, cutoff: date | None = None) -> dict[str, Dataset]:
     """Every dataset, keyed by its lower-case name (``ae``, ``suppae``, ``dm``, ``ex``,
     ``lb``, ``ds``), as of ``cutoff`` (None: everything in ``data``)."""
-    enrolled = subjects(data, cutoff)
-    records = adverse_events(data, cutoff, {s.state.patient_id: s for s in enrolled})
-    return {
-        "ae": ae_dataset(records, cutoff),
-        "suppae": suppae_dataset(records),
-        "dm": dm_dataset(enrolled),
-        "ex": ex_dataset(enrolled),
-        "lb": lb_dataset(enrolled),
-        "ds": ds_dataset(enrolled),
-    }
+    return {name: sdtm_dataset(data, name, cutoff) for name in DATASETS}
+
+
+_OF_SUBJECTS = {"dm": dm_dataset, "ex": ex_dataset, "lb": lb_dataset, "ds": ds_dataset}
 
 
 def sdtm_dataset(data: ReviewData, name: str, cutoff: date | None = None) -> Dataset:
-    """One dataset by its lower-case name (``ValueError`` naming the known ones otherwise)."""
+    """One dataset by its lower-case name (``ValueError`` naming the known ones otherwise);
+    only what that dataset needs is computed."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
-    return sdtm_datasets(data, cutoff)[name]
+    enrolled = subjects(data, cutoff)
+    if name in _OF_SUBJECTS:
+        return _OF_SUBJECTS[name](enrolled)
+    records = adverse_events(data, cutoff, {s.state.patient_id: s for s in enrolled})
+    return ae_dataset(records, cutoff) if name == "ae" else suppae_dataset(records)
