@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from safety_stream import __version__
-from safety_stream.commands import boundaries, decide, demo, grafana, report, simulate
+from safety_stream.commands import ae, boundaries, decide, demo, grafana, report, simulate
 from safety_stream.commands import export as export_datasets
 from safety_stream.commands.arguments import encoding_option, fraction, port_number, positive_int
 from safety_stream.commands.failures import CliParser, run_reporting_errors
@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("--note", help="why, or what was done (recorded with the acknowledgement)")
     _db(ack)
     decide.add_parser(commands)
+    ae.add_parser(commands)
     monitor = commands.add_parser(
         "monitor", help="fold trial histories in memory through the monitor (nothing stored)"
     )
@@ -360,6 +361,8 @@ def _store_commands(args: argparse.Namespace) -> int:
         if args.alerts_command == "ack":
             return alerts.acknowledge(settings.db, args.alert_id, args.by, args.note)
         return alerts.list_alerts(settings.db, args.unacknowledged, args.json)
+    if args.command == "ae":
+        return ae.run(settings.db, args.ae_id, args.json)
     if args.command == "whatif":
         from safety_stream.commands import whatif
 
