@@ -22,8 +22,8 @@ from test_sdtm import STUDY, hand_trial, simulated
 from safety_stream.api.app import create_app
 from safety_stream.cli import main
 from safety_stream.exporting.xpt import write_xpt, xpt_bytes
-from safety_stream.review.sdtm import sdtm_datasets
-from safety_stream.review.sdtm_spec import Dataset
+from safety_stream.review.sdtm import fit, sdtm_datasets
+from safety_stream.review.sdtm_spec import Column, Dataset
 from safety_stream.runtime import Runtime, build_runtime
 from safety_stream.settings import Settings
 from safety_stream.store.engine import make_engine
@@ -70,6 +70,15 @@ def test_an_empty_dataset_is_a_valid_file(tmp_path: Path) -> None:
     empty = Dataset(dataset.name, dataset.label, dataset.columns, ())
     write_xpt(empty, tmp_path / "ds.xpt")
     assert_reads_back(empty, tmp_path / "ds.xpt")
+
+
+def test_non_ascii_and_the_longest_values_survive(tmp_path: Path) -> None:
+    longest = fit("Übelkeit " * 40)  # cut to 200 bytes, never inside a character
+    assert len(longest.encode()) <= 200 and longest.startswith("Übelkeit")
+    columns = (Column("TERM", "Reported Term", "Char"), Column("N", "A number", "Num"))
+    dataset = Dataset("XX", "Test", columns, (("Übelkeit", -1.5), (longest, None), ("", 0)))
+    write_xpt(dataset, tmp_path / "xx.xpt")
+    assert_reads_back(dataset, tmp_path / "xx.xpt")
 
 
 # -- the command ------------------------------------------------------------------------------

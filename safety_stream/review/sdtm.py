@@ -83,11 +83,13 @@ __all__ = ["DATASETS", "Dataset", "sdtm_dataset", "sdtm_datasets"]
 
 
 def fit(text: str, limit: int = MAX_BYTES) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character, and without
+    the trailing blanks a cut can leave (SAS pads character values with blanks: trailing ones
+    do not survive a transport file)."""
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:
         return text
-    return encoded[:limit].decode("utf-8", errors="ignore")
+    return encoded[:limit].decode("utf-8", errors="ignore").rstrip()
 
 
 def usubjid(study_id: str, patient_id: str) -> str:
@@ -337,7 +339,7 @@ def lb_dataset(enrolled: list[Subject]) -> Dataset:
             rows.append(
                 (
                     s.state.trial_id, "LB", s.usubjid, seq, code, name, category,
-                    _number(lab.value), lab.unit, _number(lab.lln), _number(lab.uln),
+                    _number(lab.value), lab.unit.strip(), _number(lab.lln), _number(lab.uln),
                     "Y" if lab.position in baseline else "", dtc(lab.collected_at),
                 )
             )  # fmt: skip
