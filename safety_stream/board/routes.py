@@ -9,8 +9,9 @@ POST /board/alerts/{id}/acknowledge  readers only; a form post, or JSON with Acc
 POST /board/rules/{id}/decision  a DSMB decision on a latched rule (dsmb or safety_officer)
 GET  /board/alerts/{id}              where alert messages link to: the board at that alert
 POST /board/alerts/{id}/triage, /board/marks  triage steps and review marks (triage_routes.py)
-GET  /board/tables[/{table}.csv]     the DMC tables and their CSV (board/tables_page.py)
 GET  /board/aes, /board/patients/{id} the drill-down pages (board/review_pages.py)
+GET  /board/liver                    liver safety (board/liver_page.py)
+GET  /board/tables[/{table}.csv]     the DMC tables and their CSV (board/tables_page.py)
 
 Every route also takes ``Authorization: Bearer`` (scripts, tests). Roles as in the API:
 readers (safety officer, DSMB, admin) see everything and acknowledge alerts; a site sees only
@@ -37,6 +38,7 @@ from safety_stream.alerts.outbox import UnknownAlert
 from safety_stream.application.decisions import DecisionLog
 from safety_stream.board.health import SubmissionTally
 from safety_stream.board.live import LiveResponse, LiveStreams, StreamRefused
+from safety_stream.board.liver_page import add_liver_routes
 from safety_stream.board.render import BoardPages, page_headers
 from safety_stream.board.review_pages import add_review_routes
 from safety_stream.board.session import (
@@ -146,6 +148,7 @@ def add_board_routes(app: FastAPI, runtime: Runtime, sessions: SessionStore | No
     _add_session_routes(app, board)
     _add_action_routes(app, board)
     add_review_routes(app, board)
+    add_liver_routes(app, board)
     add_tables_routes(app, board)
     add_triage_routes(app, board)
 

@@ -22,6 +22,7 @@ from safety_stream.plan import TrialInfo
 from safety_stream.projections.toxicity import ModalityTable, toxicity_tables
 from safety_stream.report.changes import ReportChanges, report_changes
 from safety_stream.report.dmc_tables import DmcSection, dmc_section
+from safety_stream.report.liver_section import LiverSection, liver_section
 from safety_stream.report.listings import (
     ClockRow,
     DeathRow,
@@ -103,6 +104,7 @@ class Report(_Out):
     death_rows: list[DeathRow] | None
     changes: ReportChanges | None  # None: the first report
     crossings: list[CrossingRow]  # in the period (since the previous report), with decisions
+    liver: LiverSection  # liver safety, cumulative incidence; narratives when closed
     dmc: DmcSection  # the DMC tables; listings and per-site rows when closed
 
     @property
@@ -176,5 +178,6 @@ def build_report(now: Snapshot, before: Snapshot | None, version: ReportVersion)
         death_rows=death_rows(now, threshold) if closed else None,
         changes=None if before is None else report_changes(before, now, threshold, closed),
         crossings=crossing_rows(now, None if before is None else before.moment, closed),
+        liver=liver_section(now, closed),
         dmc=dmc_section(now, closed),
     )
