@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,16 @@ def test_xpt_over_the_api_reads_back(
     path.write_bytes(response.content)
     runtime = api[2]
     assert_reads_back(runtime.review.read(ADMIN, sdtm_datasets)["suppae"], path)
+
+
+def test_xpt_without_the_extra_says_which_to_install(
+    api: tuple[TestClient, dict[str, str], Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyreadstat", None)  # as if not installed
+    response = fetch(api, "officer", "/v1/exports/ae?format=xpt")
+    assert response.status_code == 501
+    assert "pip install 'safety-stream[export]'" in response.json()["detail"]
+    assert fetch(api, "officer", "/v1/exports/ae").status_code == 200  # CSV still works
 
 
 def test_a_site_exports_its_own_rows_only_without_the_trial_wide_position(
