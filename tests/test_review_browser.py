@@ -140,3 +140,16 @@ def test_a_site_sees_only_its_own_records_and_404_for_others(trial: Trial, page_
     # the rule filter and position cursor are trial-wide: refused for a site, not answered
     refused = page.request.get(f"{trial.server.url}/board/aes?rule=chemotherapy-related-g3")
     assert refused.status == 400
+
+
+def test_a_toxicity_cell_leads_to_the_aes_behind_it(trial: Trial, page_for: Any) -> None:
+    """Related grade >= 3 of a modality: its count is the patients of the AEs listed."""
+    page = page_for("officer")
+    chemo = next(
+        m for m in trial.get("/v1/toxicity")["modalities"] if m["modality"] == "chemotherapy"
+    )
+    page.locator('#toxicity tr[data-modality="chemotherapy"] td[data-field="g3-count"] a').click()
+    expect(page).to_have_url(re.compile(r"/board/aes\?modality=chemotherapy&worst_grade=3$"))
+    behind = listing(trial, "officer", "modality=chemotherapy&worst_grade=3")
+    assert len({a["patient_id"] for a in behind}) == chemo["grade3_or_worse"]["count"]
+    expect(page.locator('[data-field="matching"]')).to_have_text(f"{len(behind)} AEs match")
