@@ -113,8 +113,10 @@ def hand_trial() -> Trial:
     _pd1(trial, "P4", 4, 1, 240, s2)
     _sbrt(trial, "P4", range(5, 8), 8, s2)
     _pd1(trial, "P4", 30, 2, 240, s2)
-    failure = _ae(trial, "P4", 50, HEPATIC_FAILURE, 4, s2,
-                  attribution={"radiotherapy": "possible"}, seriousness=["life_threatening"])  # fmt: skip
+    failure = _ae(
+        trial, "P4", 50, HEPATIC_FAILURE, 4, s2,
+        attribution={"radiotherapy": "possible"}, seriousness=["life_threatening"],
+    )  # fmt: skip
     trial.update("P4", 52, failure, s2, grade=5, grade_change="worsened",
                  seriousness=["death", "life_threatening"])  # fmt: skip
     trial.add("ae.resolved", "P4", 52, s2, 4, ae_id=failure, outcome="fatal",

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
+import httpx
 import pytest
 from dmc_hand_trial import day, hand_trial
 from fastapi.testclient import TestClient
@@ -37,8 +38,11 @@ class Client:
             "officer": runtime.credentials.add("officer", "safety_officer", None),
         }
 
-    def get(self, who: str, path: str) -> object:
-        return self.http.get(path, headers={"Authorization": f"Bearer {self.tokens[who]}"})
+    def get(self, who: str, path: str) -> httpx.Response:
+        answer: httpx.Response = self.http.get(
+            path, headers={"Authorization": f"Bearer {self.tokens[who]}"}
+        )
+        return answer
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +83,8 @@ class Tables(HTMLParser):
 
 def test_readers_see_every_table_with_captions_and_header_scopes(client: Client) -> None:
     page = client.get("officer", "/board/tables")
-    assert page.status_code == 200, page.text  # type: ignore[attr-defined]
-    html = page.text  # type: ignore[attr-defined]
+    assert page.status_code == 200, page.text
+    html = page.text
     parsed = Tables()
     parsed.feed(html)
     assert len(parsed.captions) == len(TABLE_NAMES)
@@ -91,20 +95,25 @@ def test_readers_see_every_table_with_captions_and_header_scopes(client: Client)
         assert f'href="/board/tables/{name}.csv"' in html
         assert f'href="/board/tables/{name}.csv?excel_safe=true"' in html
     assert 'href="/board/tables" aria-current="page"' in html  # the page navigation
-    assert client.get("officer", "/board").text.count('href="/board/tables"') >= 1  # type: ignore[attr-defined]
+    assert client.get("officer", "/board").text.count('href="/board/tables"') >= 1
 
 
 def test_a_site_sees_only_its_own_tables_and_404_for_another_sites(client: Client) -> None:
-    html = client.get("S1", "/board/tables").text  # type: ignore[attr-defined]
+    html = client.get("S1", "/board/tables").text
     assert ids_in(html) == {"P2", "S1"}  # P2's discontinuation; P1 is in no listing
-    assert "Site" not in re.findall(r'<label for="site-filter">(\w+)', html)
+    assert 'id="site-filter"' not in html  # no other site to choose
     for path in ("/board/tables?site=S2", "/board/tables/deaths.csv?site=S2"):
-        assert client.get("S1", path).status_code == 404  # type: ignore[attr-defined]
-    assert client.get("S1", "/board/tables?site=S1").status_code == 200  # type: ignore[attr-defined]
-    narrowed = client.get("officer", "/board/tables?site=S2").text  # type: ignore[attr-defined]
-    assert ids_in(narrowed) == {"P3", "P4", "S2"}
-    assert client.get("officer", "/board/tables?site=NOWHERE").status_code == 404  # type: ignore[attr-defined]
-    assert client.get("officer", "/board/tables/nonsense.csv").status_code == 404  # type: ignore[attr-defined]
+        assert client.get("S1", path).status_code == 404
+    assert client.get("S1", "/board/tables?site=S1").status_code == 200
+    narrowed = client.get("officer", "/board/tables?site=S2").text
+    choice, tables = narrowed.split('<nav aria-label="Tables on this page">')
+    assert re.findall(r"<option( selected)?>(S\d)</option>", choice) == [
+        ("", "S1"),
+        (" selected", "S2"),
+    ]
+    assert ids_in(tables) == {"P3", "P4", "S2"}
+    assert client.get("officer", "/board/tables?site=NOWHERE").status_code == 404
+    assert client.get("officer", "/board/tables/nonsense.csv").status_code == 404
     login = client.http.get("/board/tables")
     assert login.status_code == 303 and login.headers["location"].startswith("/board/login")
 
@@ -115,47 +124,47 @@ def _csv_rows(text: str) -> list[list[str]]:
 
 def test_every_table_downloads_as_csv_with_its_columns(client: Client) -> None:
     for name in TABLE_NAMES:
-        api = client.get("officer", f"/v1/tables/{name}").json()  # type: ignore[attr-defined]
+        api = client.get("officer", f"/v1/tables/{name}").json()
         got = client.get("officer", f"/board/tables/{name}.csv")
-        assert got.status_code == 200  # type: ignore[attr-defined]
-        assert got.headers["content-type"].startswith("text/csv")  # type: ignore[attr-defined]
-        assert f'filename="{name}.csv"' in got.headers["content-disposition"]  # type: ignore[attr-defined]
-        rows = _csv_rows(got.text)  # type: ignore[attr-defined]
+        assert got.status_code == 200
+        assert got.headers["content-type"].startswith("text/csv")
+        assert f'filename="{name}.csv"' in got.headers["content-disposition"]
+        rows = _csv_rows(got.text)
         assert rows[0] == api["columns"]
         assert len(rows) == 1 + len(api["rows"])
-        same = client.get("officer", f"/v1/tables/{name}?format=csv").text  # type: ignore[attr-defined]
-        assert same == got.text  # type: ignore[attr-defined]
-    overview = _csv_rows(client.get("officer", "/board/tables/teae-overview.csv").text)  # type: ignore[attr-defined]
+        same = client.get("officer", f"/v1/tables/{name}?format=csv").text
+        assert same == got.text
+    overview = _csv_rows(client.get("officer", "/board/tables/teae-overview.csv").text)
     assert overview[1][:3] == ["Any AE", "3", "60"]  # 60.0 % as the CSV writer prints it
 
 
 def test_api_tables_json_scoped_per_site(client: Client) -> None:
-    assert client.get("S1", "/v1/tables").json() == {"tables": list(TABLE_NAMES)}  # type: ignore[attr-defined]
-    officer = client.get("officer", "/v1/tables/deaths").json()  # type: ignore[attr-defined]
+    assert client.get("S1", "/v1/tables").json() == {"tables": list(TABLE_NAMES)}
+    officer = client.get("officer", "/v1/tables/deaths").json()
     assert officer["position"] == client.runtime.store.head() and officer["chain_head"]
     (death,) = officer["rows"]
     assert death["patient_id"] == "P4" and death["death_date"] == day(52).isoformat()
     assert death["within_30_days_of"] == "immunotherapy"
-    site = client.get("S2", "/v1/tables/deaths").json()  # type: ignore[attr-defined]
+    site = client.get("S2", "/v1/tables/deaths").json()
     assert site["rows"] == officer["rows"] and site["position"] is None
     assert site["chain_head"] is None and site["site_id"] == "S2"
-    assert client.get("S1", "/v1/tables/deaths").json()["rows"] == []  # type: ignore[attr-defined]
-    overview = client.get("S1", "/v1/tables/teae-overview").json()  # type: ignore[attr-defined]
+    assert client.get("S1", "/v1/tables/deaths").json()["rows"] == []
+    overview = client.get("S1", "/v1/tables/teae-overview").json()
     assert overview["rows"][0] == {  # P1 and P2 of 2 enrolled at S1
         "category": "Any AE", "all_n": 2, "all_pct": 100.0, "related_n": 2, "related_pct": 100.0,
         "radiotherapy_n": 0, "radiotherapy_pct": 0.0, "chemotherapy_n": 1,
         "chemotherapy_pct": 50.0, "immunotherapy_n": 1, "immunotherapy_pct": 50.0,
     }  # fmt: skip
-    assert client.get("S1", "/v1/tables/deaths?site=S2").status_code == 404  # type: ignore[attr-defined]
-    assert client.get("S1", "/v1/tables/deaths?site=S1").status_code == 200  # type: ignore[attr-defined]
+    assert client.get("S1", "/v1/tables/deaths?site=S2").status_code == 404
+    assert client.get("S1", "/v1/tables/deaths?site=S1").status_code == 200
     missing = client.get("officer", "/v1/tables/nonsense")
-    assert missing.status_code == 404 and "teae-overview" in missing.json()["detail"]  # type: ignore[attr-defined]
+    assert missing.status_code == 404 and "teae-overview" in missing.json()["detail"]
     assert client.http.get("/v1/tables/deaths").status_code == 401
     reader_csv = client.get("officer", "/v1/tables/enrolment?format=csv")
-    assert reader_csv.headers["x-log-position"] == str(client.runtime.store.head())  # type: ignore[attr-defined]
+    assert reader_csv.headers["x-log-position"] == str(client.runtime.store.head())
     site_csv = client.get("S1", "/v1/tables/enrolment?format=csv")
-    assert "x-log-position" not in site_csv.headers and "x-chain-head" not in site_csv.headers  # type: ignore[attr-defined]
-    assert "x-as-of" in site_csv.headers  # type: ignore[attr-defined]
+    assert "x-log-position" not in site_csv.headers and "x-chain-head" not in site_csv.headers
+    assert "x-as-of" in site_csv.headers
 
 
 def test_excel_safe_csv_neutralises_a_formula_in_a_cause_of_death() -> None:
@@ -169,11 +178,11 @@ def test_excel_safe_csv_neutralises_a_formula_in_a_cause_of_death() -> None:
     )  # fmt: skip
     submit(runtime, trial)
     client = Client(runtime)
-    plain = _csv_rows(client.get("officer", "/board/tables/deaths.csv").text)  # type: ignore[attr-defined]
-    safe = _csv_rows(client.get("officer", "/board/tables/deaths.csv?excel_safe=true").text)  # type: ignore[attr-defined]
+    plain = _csv_rows(client.get("officer", "/board/tables/deaths.csv").text)
+    safe = _csv_rows(client.get("officer", "/board/tables/deaths.csv?excel_safe=true").text)
     assert plain[1][3] == '=HYPERLINK("http://x")'
     assert safe[1][3] == '\'=HYPERLINK("http://x")'
-    api = client.get("officer", "/v1/tables/deaths?format=csv&excel_safe=true").text  # type: ignore[attr-defined]
+    api = client.get("officer", "/v1/tables/deaths?format=csv&excel_safe=true").text
     assert _csv_rows(api)[1][3] == safe[1][3]
     runtime.close()
 

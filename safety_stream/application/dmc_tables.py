@@ -36,6 +36,7 @@ class TablesRead:
     site_id: str | None  # the one site shown (None: every site)
     position: int | None  # None for a site's principal
     chain_head: str | None
+    sites: tuple[str, ...] = ()  # the sites a reader may narrow to (none for a site)
 
     def csv(self, table: DmcTable, excel_safe: bool) -> str:
         return write_csv(table.columns, table.rows, excel_safe)
@@ -82,6 +83,7 @@ def read_tables(
             shown,
             data.position if trial_wide else None,
             data.chain_head if trial_wide else None,
+            tuple(sorted({p.site_id for p in data.state.patients.values()})) if trial_wide else (),
         )
 
     return review.read(principal, compute)

@@ -10,6 +10,7 @@ all render the same :class:`DmcTable`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import date
@@ -59,6 +60,31 @@ class DmcTable:
     rows: tuple[tuple[Cell, ...], ...]
     footnote: str  # the counting rules, as gtreg prints them under a table
     patient_level: bool = False  # names patients: never in the open report
+
+    @property
+    def numeric(self) -> tuple[bool, ...]:
+        """Per column: every value given is a number (right-aligned when shown)."""
+        return tuple(
+            all(
+                v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+                for v in column
+            )
+            and any(v is not None for v in column)
+            for column in zip(*self.rows, strict=True)
+        ) or tuple(False for _ in self.columns)
+
+    @property
+    def decimals(self) -> tuple[int, ...]:
+        """Per column: the most decimals any of its floats has (shown to that many places, so
+        a column's figures line up: 2.0 and 5.66 as 2.00 and 5.66)."""
+        found = [0] * len(self.columns)
+        for row in self.rows:
+            for index, value in enumerate(row):
+                if isinstance(value, float) and math.isfinite(value):
+                    text = repr(value)
+                    places = len(text.split(".")[1]) if "." in text and "e" not in text else 0
+                    found[index] = max(found[index], places)
+        return tuple(found)
 
     def records(self) -> list[dict[str, Cell]]:
         """The rows as column -> value (the JSON form)."""

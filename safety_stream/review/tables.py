@@ -137,7 +137,6 @@ def overview_table(data: ReviewData, plan: MonitoringPlan) -> DmcTable:
 
 @dataclass(frozen=True, slots=True)
 class IncidenceRow:
-    scope: str  # all | related
     soc: str
     term: str  # "All terms" on the SOC's own row
     g1: int
@@ -149,6 +148,7 @@ class IncidenceRow:
     any_pct: float | None
     g3plus_n: int
     g3plus_pct: float | None
+    scope: str  # all | related
 
 
 ALL_TERMS = "All terms"
@@ -158,8 +158,8 @@ def _by_worst(worst: dict[str, int], scope: str, soc: str, term: str, n: int) ->
     g = [sum(grade == k for grade in worst.values()) for k in range(6)]
     severe = sum(grade >= 3 for grade in worst.values())
     return IncidenceRow(
-        scope, soc, term, g[1], g[2], g[3], g[4], g[5],
-        len(worst), percent(len(worst), n), severe, percent(severe, n),
+        soc, term, g[1], g[2], g[3], g[4], g[5],
+        len(worst), percent(len(worst), n), severe, percent(severe, n), scope,
     )  # fmt: skip
 
 
