@@ -85,6 +85,21 @@ def test_ties_with_competing_events_and_censorings_by_hand() -> None:
     )
 
 
+def test_without_competing_events_it_is_one_minus_kaplan_meier_with_greenwoods_variance() -> None:
+    outcomes = [
+        (2, EVENT), (3, CENSORED), (5, EVENT), (5, EVENT), (6, CENSORED),
+        (7, EVENT), (9, CENSORED), (9, EVENT),
+    ]  # fmt: skip
+    survival, greenwood = 1.0, 0.0
+    for step in aalen_johansen(outcomes):
+        n, d = step.at_risk, step.events
+        survival *= 1 - d / n
+        if n > d:
+            greenwood += d / (n * (n - d))
+        assert step.cif == pytest.approx(1 - survival)
+        assert step.variance == pytest.approx(survival**2 * greenwood)  # Greenwood (1926)
+
+
 def test_everyone_failing_at_the_last_time_keeps_the_variance_finite() -> None:
     steps = aalen_johansen([(1, EVENT), (2, EVENT), (2, COMPETING)])
     # t=1: n=3, CIF 1/3, S 2/3; t=2: n=2, d=2 (n = d): CIF = 1/3 + 2/3 * 1/2 = 2/3, S = 0

@@ -9,8 +9,9 @@ with n(s) the patients still at risk at s, d1(s) the events of interest at s and
 Kaplan-Meier survival of the first of either event. Ties: events (of either kind) come before
 censorings at the same time, so a patient censored at s is still at risk at s.
 
-Variance: the delta-method (Greenwood-type) estimator of Collett, *Modelling Survival Data in
-Medical Research*, 3rd ed. (2015), section 12.2 (also SAS PROC LIFETEST's CIF variance):
+Variance: the delta-method (Greenwood-type) estimator given by Collett, *Modelling Survival
+Data in Medical Research*, 3rd ed. (2015), p. 411 (the one SAS PROC LIFETEST and lifelines'
+AalenJohansenFitter use; without competing events it is Greenwood's variance of 1 - KM):
 
     Var F(t) = sum_{tj<=t} [F(t)-F(tj)]^2 dj / (nj (nj-dj))
              + sum_{tj<=t} S(tj-)^2 d1j (nj-d1j) / nj^3
