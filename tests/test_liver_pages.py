@@ -48,6 +48,7 @@ def tokens(runtime: Runtime) -> dict[str, str]:
         "officer": runtime.credentials.add("officer", "safety_officer", None),
         S1: runtime.credentials.add(S1, "site", S1),
         S2: runtime.credentials.add(S2, "site", S2),
+        "LIV-S3": runtime.credentials.add("LIV-S3", "site", "LIV-S3"),
     }
 
 
@@ -87,6 +88,19 @@ def test_a_site_sees_only_its_own_patients(client: TestClient, tokens: dict[str,
     other = liver_page(client, tokens[S1])
     assert set(ID.findall(other)) == {"L1", "L2", "C1", "C2", "PT-5"}
     assert not set(ID.findall(other)) & PATIENTS[S2]
+
+
+def test_a_site_without_patients_gets_empty_tables_and_plots(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    html = liver_page(client, tokens["LIV-S3"])
+    assert not ID.findall(html) and "0 patients" in html
+    assert "No patient has post-baseline transaminase and bilirubin values." in html
+    assert "No patient has had an SBRT fraction." in html
+    svgs = re.findall(r"<svg.*?</svg>", html, re.S)
+    assert len(svgs) == 3
+    for svg in svgs:
+        ET.fromstring(svg)
 
 
 # -- the report ---------------------------------------------------------------------------
