@@ -128,6 +128,7 @@ def _assemble(
         if producer is not None
         else EmbeddedSubmitter(store, projector, monitor, plan, ctcae, settings, metrics, health)
     )
+    reviewed = ReviewMarksService(marks or InMemoryReviewMarks(), store)
     return Runtime(
         settings=settings,
         store=store,
@@ -144,8 +145,8 @@ def _assemble(
         reads=reads,
         submitter=submitter,
         review=ReviewReads(store),
-        triage=AlertTriageService(store, ctcae, projector, outbox, plan.trial.id),
-        marks=ReviewMarksService(marks or InMemoryReviewMarks(), store),
+        triage=AlertTriageService(store, ctcae, projector, outbox, plan.trial.id, reviewed),
+        marks=reviewed,
         health=health,
     )
 

@@ -111,7 +111,7 @@ def test_an_officer_triages_an_alert_with_the_board_forms(filled: Board) -> None
     )
     history = closed_part.split(f'data-alert="{alert}"', 1)[1].split("</tr>", 1)[0]
     assert history.count("<li data-position=") == 3
-    assert "officer</strong>: escalated to dsmb → closed (other)<br><q>see minutes</q>" in history
+    assert "officer</strong>: escalated to DSMB → closed (other)<br><q>see minutes</q>" in history
     stored = [e for e in filled.runtime.store.read() if e.event_type == "alert.triaged"]
     assert len(stored) == 3 and all('"triaged_by":"officer"' in e.payload for e in stored)
 
@@ -136,12 +136,12 @@ def test_a_triage_post_needs_the_session_csrf_and_a_reader(filled: Board) -> Non
 
 
 def review_badges(html: str) -> dict[str, str]:
-    """alert id -> "New"/"Changed" for the open alerts that carry a review badge."""
+    """alert id -> "new"/"changed" for the open alerts that carry a review marker."""
     table = html.split('id="alert-list"', 1)[1].split("</table>", 1)[0]
     found = {}
     for row in table.split("<tr id=")[1:]:
         alert = row.split('data-alert="', 1)[1].split('"', 1)[0]
-        badge = re.search(r'data-field="review">(\w+)<', row)
+        badge = re.search(r'data-field="review" title="[^"]+">● (\w+)<', row)
         if badge:
             found[alert] = badge.group(1)
     return found
@@ -151,7 +151,7 @@ def test_new_and_changed_since_my_last_review_are_per_reader(filled: Board) -> N
     filled.login("officer")
     html = filled.client.get("/board").text
     alerts = [r[0] for r in rows(html)]
-    assert review_badges(html) == dict.fromkeys(alerts, "New")
+    assert review_badges(html) == dict.fromkeys(alerts, "new")
     position = re.search(r'name="position" value="(\d+)"', html)
     assert position is not None and int(position.group(1)) == filled.runtime.store.head()
     numbers = re.search(r'name="alerts" value="([\d,]+)"', html)
@@ -166,11 +166,13 @@ def test_new_and_changed_since_my_last_review_are_per_reader(filled: Board) -> N
     html = filled.client.get("/board").text
     assert review_badges(html) == {} and 'id="mark-all-alerts"' not in html
     # the DSMB member has not reviewed anything: still all new for them
-    assert review_badges(filled.page("dsmb")) == dict.fromkeys(alerts, "New")
+    assert review_badges(filled.page("dsmb")) == dict.fromkeys(alerts, "new")
     # a step by someone else changes the alert after the officer's mark
     filled.runtime.triage.step(filled.runtime.credentials.authenticate(filled.tokens["dsmb"]),  # type: ignore[arg-type]
                                uuid.UUID(alerts[0]), "under_review")  # fmt: skip
-    assert review_badges(filled.client.get("/board").text) == {alerts[0]: "Changed"}
+    assert review_badges(filled.client.get("/board").text) == {alerts[0]: "changed"}
+    # ... while the one who took the step has reviewed it as it now stands
+    assert review_badges(filled.page("dsmb")) == dict.fromkeys(alerts[1:], "new")
     stale = filled.client.post(
         "/board/marks",
         data={"csrf": csrf_of(html), "kind": "alert", "ids": alerts[0], "position": "99999"},

@@ -6,7 +6,8 @@ then appended to the log as an ``alert.triaged`` event through ingest (validated
 hash-chained, ``verify``-able; only this path may record one) and followed by the live
 projection, as DSMB decisions are. The triage state is the fold of the trial's triage stream,
 so a restart or a replay shows the same states. Starting a review also acknowledges the alert
-(a person has seen it: its escalation stops), if nobody had.
+(a person has seen it: its escalation stops), if nobody had; any step marks the alert reviewed
+by the reader who took it (their "new / changed" mark moves to the step).
 
 Only readers (safety officers, DSMB members, administrators) triage; a site never does and
 never sees an alert. Steps are taken under one lock per process: two readers stepping the same
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from safety_stream.alerts.outbox import Outbox, UnknownAlert
 from safety_stream.alerts.triage import UNDER_REVIEW, AlertTriage, check_step, fold_step
+from safety_stream.application.review_marks import ReviewMarksService
 from safety_stream.auth import Principal
 from safety_stream.ctcae import CtcaeDictionary
 from safety_stream.events import DSMB_STREAM, TRIAGE_STREAM, AlertTriaged, decode_json, encode_json
@@ -60,12 +62,14 @@ class AlertTriageService:
         projector: Projector,
         outbox: Outbox,
         trial_id: str,
+        marks: ReviewMarksService | None = None,
     ) -> None:
         self._store = store
         self._ctcae = ctcae
         self._projector = projector
         self._outbox = outbox
         self._trial_id = trial_id
+        self._marks = marks
         self._lock = threading.RLock()
         self._folded: dict[uuid.UUID, AlertTriage] = {}
         self._seen = 0  # stream version folded so far
@@ -141,6 +145,8 @@ class AlertTriageService:
         self._projector.follow(report.appended)  # the monitor's clock moves on with the log
         if to == UNDER_REVIEW:  # a person has seen it: stop its escalation (the first stands)
             self._outbox.acknowledge(alert_id, principal.name, text, now)
+        if self._marks is not None:  # whoever took the step has reviewed it as it now stands
+            self._marks.mark(principal, "alert", [str(alert_id)], result.position)
         return result
 
     @staticmethod
