@@ -42,9 +42,11 @@ def test_an_officer_walks_from_a_crossing_alert_to_an_aes_history(
 ) -> None:
     page = page_for("officer")
     crossing = page.locator("#alerts ~ table tbody tr", has=page.locator(".badge.critical")).filter(
-        has=page.locator('a[href^="/board/aes?rule="]')
+        has_text=re.compile("stopping boundary crossed", re.IGNORECASE)
     )
     expect(crossing.first).to_be_visible()
+    crossing.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "board-alert-links.png"))
     rule_link = crossing.first.locator('a[href^="/board/aes?rule="]')
     rule_id = rule_link.inner_text()
     rule = next(r for r in trial.get("/v1/rules")["rules"] if r["rule_id"] == rule_id)
@@ -153,3 +155,29 @@ def test_a_toxicity_cell_leads_to_the_aes_behind_it(trial: Trial, page_for: Any)
     behind = listing(trial, "officer", "modality=chemotherapy&worst_grade=3")
     assert len({a["patient_id"] for a in behind}) == chemo["grade3_or_worse"]["count"]
     expect(page.locator('[data-field="matching"]')).to_have_text(f"{len(behind)} AEs match")
+
+
+def test_a_lab_sentinel_leads_to_the_patients_whose_labs_raised_it(
+    trial: Trial, page_for: Any
+) -> None:
+    """Raised by lab results, not AEs: the listing names the patients; each one's profile has an
+    ALT above 5 x ULN after their first PD-1 antibody dose (the sentinel's condition)."""
+    rule = next(
+        r for r in trial.get("/v1/rules")["rules"] if r["rule_id"] == "immune-hepatitis-g3-lab"
+    )
+    assert rule["raised"]
+    page = page_for("officer")
+    page.locator('#sentinels a[href="/board/aes?rule=immune-hepatitis-g3-lab"]').click()
+    banner = page.locator('[data-field="rule"]')
+    expect(banner).to_contain_text(rule["title"])
+    patients = [a.inner_text() for a in banner.locator('a[href^="/board/patients/"]').all()]
+    assert len(patients) == rule["raised"]
+    for patient in patients:
+        profile = trial.get(f"/v1/patients/{patient}/profile")
+        first_dose = min(
+            a["given_at"] for a in profile["administrations"] if a["modality"] == "immunotherapy"
+        )
+        assert any(
+            lab["test"] == "ALT" and lab["times_uln"] > 5 and lab["collected_at"] >= first_dose
+            for lab in profile["labs"]
+        )
