@@ -152,8 +152,9 @@ def test_api_tables_json_scoped_per_site(client: Client) -> None:
     overview = client.get("S1", "/v1/tables/teae-overview").json()
     assert overview["rows"][0] == {  # P1 and P2 of 2 enrolled at S1
         "category": "Any AE", "all_n": 2, "all_pct": 100.0, "related_n": 2, "related_pct": 100.0,
-        "radiotherapy_n": 0, "radiotherapy_pct": 0.0, "chemotherapy_n": 1,
-        "chemotherapy_pct": 50.0, "immunotherapy_n": 1, "immunotherapy_pct": 50.0,
+        "related_radiotherapy_n": 0, "related_radiotherapy_pct": 0.0,
+        "related_chemotherapy_n": 1, "related_chemotherapy_pct": 50.0,
+        "related_immunotherapy_n": 1, "related_immunotherapy_pct": 50.0,
     }  # fmt: skip
     assert client.get("S1", "/v1/tables/deaths?site=S2").status_code == 404
     assert client.get("S1", "/v1/tables/deaths?site=S1").status_code == 200

@@ -20,6 +20,7 @@ from safety_stream.application.dmc_tables import SiteNotVisible, TablesRead, rea
 from safety_stream.board.render import BoardPages, page_headers
 from safety_stream.board.session import Visitor
 from safety_stream.review.dmc import TABLE_NAMES, UnknownTable
+from safety_stream.review.table import MODALITY_LEGEND
 from safety_stream.runtime import Runtime
 
 PATH = "/board/tables"
@@ -77,6 +78,7 @@ def add_tables_routes(app: FastAPI, board: _BoardParts) -> None:
             links={t.name: csv_links(t.name, read.site_id if site else None) for t in read.tables},
             readers=who.principal.sees_site is None,
             related=runtime.plan.related_means_at_least.value,
+            legend=MODALITY_LEGEND,
             trial_id=runtime.plan.trial.id,
             viewer=who.principal.name,
             site_id=who.principal.sees_site,

@@ -16,7 +16,7 @@ from datetime import date
 
 from safety_stream.report.snapshot import Snapshot
 from safety_stream.review.dmc import dmc_tables
-from safety_stream.review.table import DmcTable
+from safety_stream.review.table import MODALITY_LEGEND, DmcTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class DmcSection:
     as_of: date
     closed: bool
     tables: tuple[DmcTable, ...]
+    legend: str = MODALITY_LEGEND  # the modality abbreviations of the column headers
 
 
 def dmc_section(snapshot: Snapshot, closed: bool) -> DmcSection:

@@ -39,11 +39,16 @@ _WORDS = {
     "per": "per",
     "q1": "Q1",
     "q3": "Q3",
+    "radiotherapy": "RT",
+    "chemotherapy": "CT",
+    "immunotherapy": "IT",
 }
+MODALITY_LEGEND = "RT: radiotherapy (SBRT); CT: chemotherapy; IT: immunotherapy (PD-1 antibody)."
 
 
 def header_of(column: str) -> str:
-    """``related_g3plus_pct`` -> ``Related grade >= 3 %``."""
+    """``related_g3plus_pct`` -> ``Related grade >= 3 %``; modalities abbreviated (RT, CT,
+    IT: ``MODALITY_LEGEND``) so that wide tables fit a printed page."""
     words = [_WORDS.get(word, word) for word in column.split("_")]
     text = " ".join(words)
     return text[:1].upper() + text[1:]

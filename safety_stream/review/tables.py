@@ -73,12 +73,12 @@ class OverviewRow:
     all_pct: float | None
     related_n: int
     related_pct: float | None
-    radiotherapy_n: int
-    radiotherapy_pct: float | None
-    chemotherapy_n: int
-    chemotherapy_pct: float | None
-    immunotherapy_n: int
-    immunotherapy_pct: float | None
+    related_radiotherapy_n: int
+    related_radiotherapy_pct: float | None
+    related_chemotherapy_n: int
+    related_chemotherapy_pct: float | None
+    related_immunotherapy_n: int
+    related_immunotherapy_pct: float | None
 
 
 OVERVIEW_CATEGORIES: tuple[tuple[str, Callable[[AeState, AeDetail], bool]], ...] = (
