@@ -8,6 +8,8 @@ reported for them.
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -384,3 +386,31 @@ def test_a_patients_profile_has_everything_submitted(served: Served) -> None:
     two = served.get("officer", "/v1/patients/BJ-2/profile").json()
     assert two["exit"]["kind"] == "withdrawn" and two["exit"]["reason"] == "adverse_event"
     assert two["status"] == "withdrawn"
+
+
+def test_the_boards_csv_is_the_filtered_listing_excel_safe(served: Served) -> None:
+    """/board/aes.csv: one row per AE of the listing with the same filters, every page; a
+    verbatim term that a spreadsheet would run as a formula is neutralised."""
+    extra = Trial()
+    extra.add(
+        "ae.reported", "BJ-2", 8, BJ, ctcae_version="5.0", ctcae_term=NAUSEA[0],
+        meddra_code=NAUSEA[1], grade=2, onset_date="2026-01-09", seriousness=[],
+        expectedness="expected", immune_related=False, action_taken="dose_not_changed",
+        verbatim_term='=HYPERLINK("http://x","nausea")',
+        attribution={"radiotherapy": "unrelated", "chemotherapy": "probable",
+                     "immunotherapy": "unrelated"},
+    )  # fmt: skip
+    _fold(served.naive, extra, served.runtime)
+    answer = served.get("officer", "/board/aes.csv?site=CN-BJ-02&grade=2")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["x-log-position"] == str(served.runtime.store.head())
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    listed = served.listing("officer", "site=CN-BJ-02&grade=2")
+    assert [r["ae_id"] for r in rows] == [a["ae_id"] for a in listed]
+    for row, ae in zip(rows, listed, strict=True):
+        assert (row["grade"], row["worst_grade"]) == (str(ae["grade"]), str(ae["worst_grade"]))
+        assert row["attribution_chemotherapy"] == ae["attribution"]["chemotherapy"]
+    assert rows[-1]["verbatim_term"] == '\'=HYPERLINK("http://x","nausea")'
+    site = served.get(BJ, "/board/aes.csv")
+    assert "x-log-position" not in site.headers  # a site never sees the log position
+    assert {r["site_id"] for r in csv.DictReader(io.StringIO(site.text))} == {BJ}
