@@ -140,3 +140,20 @@ def test_an_ongoing_ae_runs_to_the_last_day_and_bars_are_in_time_order() -> None
     right = float(ongoing.get("x") or 0) + float(ongoing.get("width") or 0)
     assert abs(right - (230 + (980 - 230 - 20) * 30 / 31)) < 0.2
     assert float(ended.get("x") or 0) < float(ongoing.get("x") or 0)
+
+
+def test_the_profiles_timeline_shows_a_death_over_a_later_withdrawal_record() -> None:
+    from safety_stream.application.drilldown import PatientProfileRead
+    from safety_stream.board.review_pages import timeline_input
+    from safety_stream.review.details import Exit
+
+    died = Exit("died", date(2026, 2, 1), 9, None, "progression")
+    profile = PatientProfileRead(
+        patient_id="P1", site_id="S1", status="withdrawn", enrolled_at=None,
+        consent_date=date(2026, 1, 1), planned_modalities=(), administrations=(), labs=(),
+        child_pugh=(), exit=Exit("withdrawn", date(2026, 2, 3), 10, "other"), death=died,
+        last_data_on=date(2026, 2, 3), aes=(),
+    )  # fmt: skip
+    drawn = timeline_input(profile, date(2026, 3, 1), Attribution.POSSIBLE)
+    assert drawn.exit == ("died", date(2026, 2, 1)) and drawn.enrolled == date(2026, 1, 1)
+    assert drawn.last_day == date(2026, 2, 3)

@@ -89,6 +89,7 @@ def timeline_input(profile: PatientProfileRead, today: date, related: Attributio
         for r in profile.aes
         if r.ae.status != "retracted"
     ]
+    shown_exit = profile.death or profile.exit  # a later withdrawal record does not hide a death
     last = max(
         [profile.last_data_on or today] + [a.given_at.date() for a in profile.administrations]
     )
@@ -107,7 +108,7 @@ def timeline_input(profile: PatientProfileRead, today: date, related: Attributio
         child_pugh=[
             (c.assessed_at.date(), c.score, c.child_pugh_class) for c in profile.child_pugh
         ],
-        exit=None if profile.exit is None else (profile.exit.kind, profile.exit.on),
+        exit=None if shown_exit is None else (shown_exit.kind, shown_exit.on),
         last_day=last,
     )
 
