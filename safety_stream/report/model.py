@@ -22,7 +22,6 @@ from safety_stream.plan import TrialInfo
 from safety_stream.projections.toxicity import ModalityTable, toxicity_tables
 from safety_stream.report.changes import ReportChanges, report_changes
 from safety_stream.report.dmc_tables import DmcSection, dmc_section
-from safety_stream.report.liver_section import LiverSection, liver_section
 from safety_stream.report.listings import (
     ClockRow,
     DeathRow,
@@ -37,6 +36,7 @@ from safety_stream.report.listings import (
     sae_summary,
     timeliness,
 )
+from safety_stream.report.liver_section import LiverSection, liver_section
 from safety_stream.report.rules import (
     CountingRuleView,
     CrossingRow,
