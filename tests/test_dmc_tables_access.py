@@ -158,6 +158,13 @@ def test_api_tables_json_scoped_per_site(client: Client) -> None:
     }  # fmt: skip
     assert client.get("S1", "/v1/tables/deaths?site=S2").status_code == 404
     assert client.get("S1", "/v1/tables/deaths?site=S1").status_code == 200
+    # data currency as of today: the patients on study (P1, P2 at S1; P5 at S2) last had data
+    # in January to March 2026, months before; none within ten years
+    quiet = client.get("officer", "/v1/tables/data-currency").json()["rows"]
+    assert [r["patients_without_recent_data"] for r in quiet] == [2, 1, 3]
+    recent = client.get("officer", "/v1/tables/data-currency?quiet_days=3650").json()["rows"]
+    assert [r["patients_without_recent_data"] for r in recent] == [0, 0, 0]
+    assert client.get("officer", "/v1/tables/data-currency?quiet_days=0").status_code == 422
     missing = client.get("officer", "/v1/tables/nonsense")
     assert missing.status_code == 404 and "teae-overview" in missing.json()["detail"]
     assert client.http.get("/v1/tables/deaths").status_code == 401

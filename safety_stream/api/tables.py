@@ -21,6 +21,7 @@ from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.application.dmc_tables import SiteNotVisible, TablesRead, read_tables
 from safety_stream.application.review import ReviewReads
+from safety_stream.review.currency import QUIET_DAYS
 from safety_stream.review.dmc import TABLE_NAMES, UnknownTable
 from safety_stream.review.table import DmcTable
 
@@ -98,10 +99,14 @@ def table(
     format: Literal["json", "csv"] = "json",
     excel_safe: bool = False,
     site: SiteQuery = None,
+    quiet_days: Annotated[
+        int,
+        Query(ge=1, le=3650, description="data currency: days without new data to count as quiet"),
+    ] = QUIET_DAYS,
 ) -> Any:
     """One DMC table with its counting rules; ``format=csv`` for its CSV."""
     try:
-        read = read_tables(review, plan, caller, datetime.now(UTC), (table,), site)
+        read = read_tables(review, plan, caller, datetime.now(UTC), (table,), site, quiet_days)
     except UnknownTable as error:
         raise HTTPException(404, str(error)) from None
     except SiteNotVisible:

@@ -19,6 +19,7 @@ from safety_stream.auth import Principal
 from safety_stream.plan import MonitoringPlan
 from safety_stream.review.csv_export import stamp as export_stamp
 from safety_stream.review.csv_export import write_csv
+from safety_stream.review.currency import QUIET_DAYS
 from safety_stream.review.dataset import ReviewData
 from safety_stream.review.dmc import TABLE_NAMES, UnknownTable, dmc_table
 from safety_stream.review.table import DmcTable
@@ -61,6 +62,7 @@ def read_tables(
     now: datetime,
     names: tuple[str, ...] = TABLE_NAMES,
     site: str | None = None,
+    quiet_days: int = QUIET_DAYS,
 ) -> TablesRead:
     """The tables ``names`` (``UnknownTable`` for a name there is not) as ``principal`` may
     see them, narrowed to ``site`` (``SiteNotVisible`` when it may not see that site, or it
@@ -75,7 +77,7 @@ def read_tables(
         scoped = data.for_site(shown) if trial_wide else data
         if site is not None and not scoped.state.patients:
             raise SiteNotVisible(site)
-        tables = [dmc_table(n, scoped, plan, now.date(), True) for n in names]
+        tables = [dmc_table(n, scoped, plan, now.date(), True, quiet_days) for n in names]
         return TablesRead(
             tables,
             now.date(),
