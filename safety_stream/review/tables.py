@@ -3,8 +3,8 @@ special interest (the plan's ``aesi`` groups) and AEs leading to discontinuation
 
 Counting rules (the footnotes print them, as gtreg does):
 
-- Every AE reported on study counts (sites report AEs from enrolment); a retracted AE never
-  counts. An AE's grade is its worst over its course (5 once it was fatal), what the rules
+- Every AE reported on study counts (sites report AEs from enrolment), also one with onset
+  before the first dose; a retracted AE never counts. An AE's grade is its worst over its course (5 once it was fatal), what the rules
   count.
 - A patient counts once per row, at the worst grade of the AEs that row counts.
 - The denominator is every enrolled patient (treated or not).
@@ -34,7 +34,8 @@ MODALITIES = tuple(m.value for m in Modality)
 MODIFIED = ("dose_reduced", "drug_interrupted")
 WITHDRAWN = "drug_withdrawn"
 COMMON_RULES = (
-    "Retracted AEs never count. A patient counts once per row at the worst grade of the AEs "
+    "Every AE reported on study counts, whatever its onset relative to the first dose; "
+    "retracted AEs never count. A patient counts once per row at the worst grade of the AEs "
     "it counts (an AE's worst grade over its course; fatal counts as grade 5). Percentages of "
     "{n} enrolled patients."
 )
