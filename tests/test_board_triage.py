@@ -5,6 +5,7 @@ overdue report, lateness record and what it must fix (and nothing of another sit
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -251,3 +252,44 @@ def test_a_site_sees_its_overdue_report_its_lateness_and_what_to_fix(tmp_path: A
         assert 'aria-labelledby="site-own"' not in board.page("officer")
     finally:
         runtime.close()
+
+
+def ae_markers(html: str) -> dict[str, str]:
+    """AE id -> "new"/"changed" for the listed AEs that carry a review marker."""
+    table = html.split('id="ae-listing"', 1)[1].split("</table>", 1)[0]
+    found = {}
+    for row in table.split("<tr data-ae=")[1:]:
+        ae_id = row.split('"', 2)[1]
+        marker = re.search(r'data-field="review" title="[^"]+">● (\w+)<', row)
+        if marker:
+            found[ae_id] = marker.group(1)
+    return found
+
+
+def test_the_ae_listing_shows_new_and_changed_per_reader(filled: Board) -> None:
+    stored = [json.loads(s.payload) for s in filled.runtime.store.read()]  # the log itself
+    reported = {e["event_id"] for e in stored if e["event_type"] == "ae.reported"}
+    filled.login("officer")
+    html = filled.client.get("/board/aes").text
+    assert ae_markers(html) == dict.fromkeys(reported, "new")
+    ids = re.search(r'name="ids" value="([^"]+)"', html)
+    position = re.search(r'name="position" value="(\d+)"', html)
+    assert ids is not None and position is not None
+    assert set(ids.group(1).split(",")) == reported
+    done = filled.client.post(
+        "/board/marks",
+        data={"csrf": csrf_of(html), "kind": "ae", "ids": ids.group(1),
+              "position": position.group(1), "next": "/board/aes?grade=3"},
+        headers=ORIGIN,
+    )  # fmt: skip
+    assert done.status_code == 303 and done.headers["location"] == "/board/aes?grade=3"
+    assert ae_markers(filled.client.get("/board/aes").text) == {}
+    # the site corrects one AE: changed for the officer, still new for the DSMB member
+    corrected = next(e for e in stored if e["event_type"] == "ae.reported" and e["site_id"] == BJ)
+    update = Trial()
+    update.update(corrected["patient_id"], 30, corrected["event_id"], site=BJ, grade=1)
+    assert filled.post_events(BJ, [e.model_dump_json() for e in update.events]).status_code == 201
+    assert ae_markers(filled.client.get("/board/aes").text) == {corrected["event_id"]: "changed"}
+    assert ae_markers(filled.page("dsmb", "/board/aes")) == dict.fromkeys(reported, "new")
+    site = filled.page(SH, "/board/aes")
+    assert ae_markers(site) == {} and 'id="mark-all-aes"' not in site

@@ -35,6 +35,7 @@ from safety_stream.application.listing_query import (
     query_from_strings,
 )
 from safety_stream.application.read_models import DeadLetterRead
+from safety_stream.application.review_marks import status_of
 from safety_stream.board.render import BoardPages
 from safety_stream.board.session import Visitor
 from safety_stream.events import Attribution, Modality
@@ -141,6 +142,31 @@ def _rule_context(board: _BoardParts, who: Visitor, rule_id: str | None) -> dict
     return {"rule": title, "raised_patients": monitor.raised_patients.get(rule_id, ())}
 
 
+def _review_marks(
+    runtime: Runtime,
+    who: Visitor,
+    rows: tuple[AeListingRow, ...],
+    position: int | None,
+    request: Request,
+) -> dict[str, Any]:
+    """The reader's "new / changed since my last review" marks on the listed AEs, and what
+    "Mark all shown as reviewed" posts (readers only: a site has no marks)."""
+    if who.principal.sees_site is not None or position is None:
+        return {"review": {}, "review_position": None, "review_ids": "", "review_next": ""}
+    marks = runtime.marks.review_marks(who.principal, "ae")
+    found = {
+        r.ae.ae_id: status_of(marks, "ae", r.ae.ae_id, 0, r.last_changed_position or 0)
+        for r in rows
+    }
+    query = f"?{request.url.query}" if request.url.query else ""
+    return {
+        "review": {ae_id: status for ae_id, status in found.items() if status},
+        "review_position": position,
+        "review_ids": ",".join(r.ae.ae_id for r in rows),
+        "review_next": f"{request.url.path}{query}",
+    }
+
+
 def add_review_routes(app: FastAPI, board: _BoardParts) -> None:
     """Serve the drill-down pages from ``app`` (``board`` is the board's shared parts)."""
     _add_listing_routes(app, board)
@@ -156,14 +182,14 @@ def _add_listing_routes(app: FastAPI, board: _BoardParts) -> None:
         if who is None:
             return _login(request)
         given = dict(request.query_params)
-        error, matching, more = None, 0, False
+        error, matching, more, position = None, 0, False, None
         rows: tuple[AeListingRow, ...] = ()
         after = int(given["after"]) if given.get("after", "").isdigit() else 0
         try:
             query = query_from_strings(given)
             chosen = query.to_filter(runtime.plan, who.principal, runtime.reads)
             found = ae_listing(runtime.review, who.principal, chosen, after, PAGE_SIZE)
-            rows, matching, more = found.rows, found.matching, found.more
+            rows, matching, more, position = found.rows, found.matching, found.more, found.position
         except FilterError as problem:
             query, error = ListingQuery(), problem
         parameters = {k: v for k, v in given.items() if k != "after" and v}
@@ -185,6 +211,7 @@ def _add_listing_routes(app: FastAPI, board: _BoardParts) -> None:
             statuses=[(s, s) for s in STATUSES],
             **_rule_context(board, who, query.rule),
             **_common(who, runtime),
+            **_review_marks(runtime, who, rows, position, request),
         )
 
     @app.get("/board/aes.csv", include_in_schema=False)
