@@ -85,6 +85,9 @@ def test_a_disposition_comes_from_the_list_and_only_with_closing() -> None:
         check_step(S.NEW, "reviewing", None, None)
     with pytest.raises(TriageError, match="at most 2000 characters"):
         check_step(S.UNDER_REVIEW, "escalated_to_dsmb", None, "x" * 2001)
+    with pytest.raises(TriageError, match="note: printable text only"):
+        check_step(S.UNDER_REVIEW, "escalated_to_dsmb", None, "chair\x00informed")
+    assert check_step(S.UNDER_REVIEW, "escalated_to_dsmb", None, "a\n\tb")[2] == "a\n\tb"
     for disposition in Disposition:
         assert check_step(S.UNDER_REVIEW, "closed", disposition.value, "n")[1] == disposition
 
@@ -222,9 +225,11 @@ def test_refused_steps_say_why_and_leave_the_log_alone(api: Api) -> None:
     again = triage(api, "officer", alert, to_state="under_review")
     assert again.status_code == 409 and "it may go to escalated_to_dsmb, closed" in again.text
     no_note = triage(api, "officer", alert, to_state="closed", disposition="other")
-    assert no_note.status_code == 422 and "needs a note" in no_note.json()["detail"]
+    assert no_note.status_code == 400 and "needs a note" in no_note.json()["detail"]
     bad = triage(api, "officer", alert, to_state="closed", disposition="fixed", note="n")
     assert bad.status_code == 422  # not one of the dispositions: refused by the body's schema
+    control = triage(api, "officer", alert, to_state="escalated_to_dsmb", note="a\x1bb")
+    assert control.status_code == 422  # refused by the body's schema (printable text)
     missing = triage(api, "officer", str(uuid.uuid4()), to_state="under_review")
     assert missing.status_code == 404
     assert api.runtime.store.head() == before + 1  # only the one allowed step

@@ -90,6 +90,8 @@ def test_an_officer_triages_an_alert_with_the_board_forms(filled: Board) -> None
     refused = step(filled, alert, csrf, to_state="closed", disposition="duplicate", note="x")
     assert refused.status_code == 409
     assert refused.text == "the alert is new: it may go to under_review, not closed"
+    control = step(filled, alert, csrf, to_state="under_review", note="seen\x07")
+    assert control.status_code == 400 and control.text.startswith("note: printable text only")
     started = step(filled, alert, csrf, to_state="under_review")
     assert started.status_code == 303 and started.headers["location"] == f"/board#alert-{alert}"
     escalated = step(filled, alert, csrf, True, to_state="escalated_to_dsmb", note="to chair")
@@ -98,7 +100,7 @@ def test_an_officer_triages_an_alert_with_the_board_forms(filled: Board) -> None
     assert escalated.json()["by"] == "officer"
     missing = step(filled, alert, csrf, True, to_state="closed", note="done")
     assert (
-        missing.status_code == 422
+        missing.status_code == 400
         and "disposition: closing needs one of" in missing.json()["error"]
     )
     closed = step(filled, alert, csrf, to_state="closed", disposition="other", note="see minutes")
@@ -179,7 +181,7 @@ def test_new_and_changed_since_my_last_review_are_per_reader(filled: Board) -> N
         data={"csrf": csrf_of(html), "kind": "alert", "ids": alerts[0], "position": "99999"},
         headers={**ORIGIN, "Accept": "application/json"},
     )
-    assert stale.status_code == 422 and "beyond the log's head" in stale.json()["error"]
+    assert stale.status_code == 400 and "beyond the log's head" in stale.json()["error"]
 
 
 # --- a site's own view -----------------------------------------------------------------------

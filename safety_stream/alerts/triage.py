@@ -16,12 +16,14 @@ replay gives the same states.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 from safety_stream.events import AlertTriaged, Disposition, TriageState
+from safety_stream.events.base import TEXT_PATTERN
 
 NEW, UNDER_REVIEW = TriageState.NEW, TriageState.UNDER_REVIEW
 ESCALATED, CLOSED = TriageState.ESCALATED_TO_DSMB, TriageState.CLOSED
@@ -86,6 +88,8 @@ def check_step(
     text = (note or "").strip() or None
     if text is not None and len(text) > NOTE_LIMIT:
         raise TriageError(f"note: at most {NOTE_LIMIT} characters (got {len(text)})")
+    if text is not None and not re.fullmatch(TEXT_PATTERN, text):
+        raise TriageError("note: printable text only (tabs and line breaks are allowed)")
     if text is None and (to in NOTE_REQUIRED or current == CLOSED):
         why = "reopening" if current == CLOSED else f"going to {to.value}"
         raise TriageError(f"note: say why ({why} needs a note)")

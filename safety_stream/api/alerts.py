@@ -21,6 +21,7 @@ from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.application.triage import TriageForbidden
 from safety_stream.events import Disposition, TriageState
+from safety_stream.events.base import TEXT_PATTERN
 from safety_stream.events.derived import DerivedEvent
 
 
@@ -94,7 +95,10 @@ class TriageIn(BaseModel):
     to_state: TriageState = Field(description="The state to move the alert to")
     disposition: Disposition | None = Field(default=None, description="Closing only: why")
     note: str | None = Field(
-        default=None, max_length=2000, description="Why (required to escalate, close, reopen)"
+        default=None,
+        max_length=2000,
+        pattern=TEXT_PATTERN,
+        description="Why (required to escalate, close, reopen); printable text",
     )
 
 
@@ -162,7 +166,7 @@ def acknowledge(
         **READERS_ONLY,
         404: {"model": ErrorBody, "description": "no such alert"},
         409: {"model": ErrorBody, "description": "the step is not allowed from the alert's state"},
-        422: {"model": ErrorBody, "description": "a missing note or disposition, or a bad body"},
+        400: {"model": ErrorBody, "description": "a missing note or disposition"},
     },
 )
 def triage(
@@ -189,6 +193,6 @@ def triage(
     except StepNotAllowed as refused:
         raise HTTPException(409, str(refused)) from None
     except TriageError as error:
-        raise HTTPException(422, str(error)) from None
+        raise HTTPException(400, str(error)) from None
     (view,) = outbox.alerts(derived_id=alert_id, limit=1)
     return TriageRecordedOut(position=done.position, alert=AlertOut.of(view, done.triage))

@@ -86,7 +86,7 @@ async def _triage(b: _Board, alert_id: uuid.UUID, request: Request) -> Response:
     except StepNotAllowed as refused:
         return _refusal(request, str(refused), 409)
     except TriageError as error:
-        return _refusal(request, str(error), 422)
+        return _refusal(request, str(error), 400)
     if not _wants_json(request):
         return RedirectResponse(f"/board#alert-{alert_id}", 303)
     views = b.runtime.outbox.alerts(derived_id=alert_id, limit=1)
@@ -112,10 +112,10 @@ async def _mark(b: _Board, request: Request) -> Response:
         return _refusal(request, SITES_HAVE_NO_MARKS, 403)
     kind = form.get("kind", "")
     if kind not in MARK_KINDS:
-        return _refusal(request, f"kind {kind!r} is not one of {', '.join(MARK_KINDS)}", 422)
+        return _refusal(request, f"kind {kind!r} is not one of {', '.join(MARK_KINDS)}", 400)
     position = form.get("position", "")
     if not position.isdigit():
-        return _refusal(request, "position: the log position the page was read at", 422)
+        return _refusal(request, "position: the log position the page was read at", 400)
     try:
         ids = _item_ids(b, form)
         moved = await run_in_threadpool(
@@ -124,7 +124,7 @@ async def _mark(b: _Board, request: Request) -> Response:
     except MarksForbidden as refused:
         return _refusal(request, str(refused), 403)
     except ValueError as error:
-        return _refusal(request, str(error), 422)
+        return _refusal(request, str(error), 400)
     if _wants_json(request):
         return JSONResponse({"marked": moved, "items": len(ids)}, headers=page_headers(None))
     return RedirectResponse(_back(form.get("next"), "/board#alerts"), 303)
