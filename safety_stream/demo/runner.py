@@ -79,7 +79,9 @@ class _Watcher:
 
     def new_alerts(self) -> list[dict[str, Any]]:
         after = self.alerts[-1]["number"] if self.alerts else 0
-        fresh: list[dict[str, Any]] = self.get("/v1/alerts", after=after, limit=1000)
+        fresh: list[dict[str, Any]] = self.get(
+            "/v1/alerts", order="raised", after=after, limit=1000
+        )  # in the order raised: the next page holds the ones raised since
         self.alerts.extend(fresh)
         return fresh
 
