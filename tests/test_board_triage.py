@@ -157,11 +157,11 @@ def test_new_and_changed_since_my_last_review_are_per_reader(filled: Board) -> N
     assert review_badges(html) == dict.fromkeys(alerts, "new")
     position = re.search(r'name="position" value="(\d+)"', html)
     assert position is not None and int(position.group(1)) == filled.runtime.store.head()
-    numbers = re.search(r'name="alerts" value="([\d,]+)"', html)
-    assert numbers is not None
+    numbers = re.search(r'name="through" value="(\d+)"', html)
+    assert numbers is not None and int(numbers.group(1)) == len(alerts)  # numbered 1, 2, ...
     marked = filled.client.post(
         "/board/marks",
-        data={"csrf": csrf_of(html), "kind": "alert", "alerts": numbers.group(1),
+        data={"csrf": csrf_of(html), "kind": "alert", "through": numbers.group(1),
               "position": position.group(1), "next": "/board#alerts"},
         headers={**ORIGIN, "Accept": "application/json"},
     )  # fmt: skip

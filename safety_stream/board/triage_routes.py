@@ -2,9 +2,10 @@
 
 POST /board/alerts/{id}/triage   to_state, disposition (closing), note; a form post (303 back
                                  to the alert) or, with Accept: application/json, the result
-POST /board/marks                kind (alert|ae), ids (comma-separated item ids) or alerts
-                                 (comma-separated alert numbers), position (the log position
-                                 the page was read at), next (a /board path to return to)
+POST /board/marks                kind (alert|ae), ids (comma-separated item ids) or, for
+                                 alerts, through (every alert numbered up to it: all those a
+                                 page showed), position (the log position the page was read
+                                 at), next (a /board path to return to)
 
 Both take the session's CSRF token like every board form (``_Board.checked_post``); the
 triage step goes through the same service as ``POST /v1/alerts/{id}/triage``.
@@ -39,7 +40,8 @@ class _Board(Protocol):
         ...
 
 
-MARK_IDS_LIMIT = 1000  # items marked in one post
+MARK_IDS_LIMIT = 1000  # items named in one post
+MARK_ALERTS_LIMIT = 10_000  # alerts marked by "through" (as many as the board lists)
 
 
 def _wants_json(request: Request) -> bool:
@@ -131,17 +133,16 @@ async def _mark(b: _Board, request: Request) -> Response:
 
 
 def _item_ids(b: _Board, form: dict[str, str]) -> list[str]:
-    """The items a mark post names: ``ids`` as given, or ``alerts`` by their numbers."""
+    """The items a mark post names: ``ids`` as given, or (alerts) every alert numbered up to
+    ``through``: the alerts a page showed, however many (alerts raised later have higher
+    numbers and stay unmarked)."""
     ids = [i.strip() for i in form.get("ids", "").split(",") if i.strip()]
-    numbers = [n.strip() for n in form.get("alerts", "").split(",") if n.strip()]
-    if len(ids) + len(numbers) > MARK_IDS_LIMIT:
+    if len(ids) > MARK_IDS_LIMIT:
         raise ValueError(f"at most {MARK_IDS_LIMIT} items in one post")
-    if numbers:
-        if form.get("kind") != "alert":
-            raise ValueError("alerts (numbers) are given with kind alert")
-        if not all(n.isdigit() for n in numbers):
-            raise ValueError("alerts: alert numbers separated by commas")
-        wanted = {int(n) for n in numbers}
-        found = b.runtime.outbox.alerts(limit=10_000)
-        ids += [str(v.alert.derived_id) for v in found if v.number in wanted]
+    through = form.get("through", "")
+    if through:
+        if form.get("kind") != "alert" or not through.isdigit():
+            raise ValueError("through: the highest alert number shown (with kind alert)")
+        found = b.runtime.outbox.alerts(limit=MARK_ALERTS_LIMIT)
+        ids += [str(v.alert.derived_id) for v in found if v.number <= int(through)]
     return ids

@@ -254,8 +254,10 @@ def gather(
         for counter in monitor.counting  # none for a site
     }
     tally.refresh(runtime.store)
-    open_alerts = runtime.outbox.alerts(unacknowledged=True, limit=10_000) if site is None else []
     every_alert = runtime.outbox.alerts(limit=10_000, by_severity=True) if site is None else []
+    unacknowledged = sorted(
+        (v for v in every_alert if v.acknowledged_at is None), key=lambda v: -v.number
+    )
     acknowledged = (
         sum(n for (_, s), n in runtime.outbox.counts().items() if s == "acknowledged")
         if site is None
@@ -276,7 +278,7 @@ def gather(
         late_saes_by_site=dict(late_saes),
         statuses=statuses,
         plots=plots,
-        open_alerts=list(reversed(open_alerts)),  # newest first
+        open_alerts=unacknowledged,  # newest first
         acknowledged_alerts=acknowledged,
         submissions=tally.rows(site),
         dead_letters=runtime.reads.rejections(principal, limit=DEAD_LETTERS_SHOWN),
