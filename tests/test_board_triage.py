@@ -16,8 +16,11 @@ import pytest
 from test_board import BJ, SH, Board, csrf_of, history
 from trial_builder import DIARRHEA, NEUTROPENIA, T0, Trial
 
+from safety_stream.board.site_view import site_own
 from safety_stream.events.derived import derive
+from safety_stream.monitoring.status import ReportClockOut
 from safety_stream.projections.documents import StoredDerived
+from safety_stream.projections.state import AeState
 from safety_stream.runtime import build_memory_runtime
 
 ORIGIN = {"Origin": "http://testserver"}
@@ -295,3 +298,38 @@ def test_the_ae_listing_shows_new_and_changed_per_reader(filled: Board) -> None:
     assert ae_markers(filled.page("dsmb", "/board/aes")) == dict.fromkeys(reported, "new")
     site = filled.page(SH, "/board/aes")
     assert ae_markers(site) == {} and 'id="mark-all-aes"' not in site
+
+
+def test_a_sites_own_view_orders_its_clocks_and_counts_by_hand() -> None:
+    """The pure view on a hand-made case: overdue clocks first (the most late first), then open
+    ones by due time; only the site's own clocks and AEs; hours counted to the server's clock."""
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    def clock(ae: str, site: str, due_hours: float, state: str) -> ReportClockOut:
+        return ReportClockOut(ae_id=ae, site_id=site, aware_at=now - timedelta(days=20),
+                              due=now + timedelta(hours=due_hours), state=state,
+                              fatal_or_life_threatening=False)  # fmt: skip
+
+    def ae(site: str, status: str = "open") -> AeState:
+        return AeState(uuid.uuid4(), "P", site, "Diarrhea", "GI", 3, now.date(), {}, ["death"],
+                       "unexpected", False, now - timedelta(days=3), status=status,  # type: ignore[arg-type]
+                       course=[3])  # fmt: skip
+
+    aes = {a.ae_id: a for a in (ae(SH), ae(SH, "retracted"), ae(BJ))}
+    mine = [a for a in aes.values() if a.site_id == SH]
+    clocks = [
+        clock("a", SH, 5, "open"), clock("b", SH, -30, "overdue"), clock("c", SH, -50, "overdue"),
+        clock("d", SH, 1, "open"), clock("e", SH, -1, "closed"), clock("f", BJ, -99, "overdue"),
+    ]  # fmt: skip
+    received = {str(mine[0].ae_id): now - timedelta(hours=20)}
+    own = site_own(SH, 2, aes, clocks, [mine[0].ae_id, list(aes)[2]], received, 3, now)
+    assert [(c.clock.ae_id, c.span) for c in own.clocks] == [
+        ("c", "2 d 2 h"),
+        ("b", "30 h"),
+        ("d", "1 h"),
+        ("a", "5 h"),
+    ]
+    assert [c.clock.ae_id for c in own.overdue] == ["c", "b"] and own.to_fix == 2 + 3
+    assert (own.patients, own.aes) == (2, 1)  # the retracted one and BJ's are not counted
+    (late,) = own.late  # BJ's late AE is not SH's
+    assert (late.ae_id, late.hours_late, late.late_text) == (str(mine[0].ae_id), 52.0, "2 d 4 h")
