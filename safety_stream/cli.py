@@ -360,7 +360,10 @@ def _store_commands(args: argparse.Namespace) -> int:
 
         if args.alerts_command == "ack":
             return alerts.acknowledge(settings.db, args.alert_id, args.by, args.note)
-        return alerts.list_alerts(settings.db, args.unacknowledged, args.json)
+        from safety_stream.runtime import load_plan_or_default
+
+        trial = load_plan_or_default(settings.plan).trial.id  # whose triage steps to read
+        return alerts.list_alerts(settings.db, args.unacknowledged, args.json, trial)
     if args.command == "ae":
         return ae.run(settings.db, args.ae_id, args.json)
     if args.command == "whatif":

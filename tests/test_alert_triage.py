@@ -25,6 +25,7 @@ from safety_stream.alerts.triage import (
     fold_triage,
 )
 from safety_stream.api.app import create_app
+from safety_stream.cli import main
 from safety_stream.events import AlertTriaged, Disposition, TriageState, decode_json, encode_json
 from safety_stream.runtime import build_memory_runtime, build_runtime
 from safety_stream.settings import Settings
@@ -251,7 +252,7 @@ def test_a_site_may_not_triage_nor_post_a_triage_step_as_data(api: Api) -> None:
 
 
 def test_triage_states_survive_a_restart_and_a_fold_of_the_stored_events(
-    sqlite_url: str,
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     runtime = build_runtime(Settings(db=sqlite_url))
     api = filled(Api(runtime))
@@ -287,6 +288,13 @@ def test_triage_states_survive_a_restart_and_a_fold_of_the_stored_events(
         assert {str(k): v.state.value for k, v in folded.items()} == by_hand
     finally:
         again.close()
+    # the command line reads the same states from the log
+    assert main(["alerts", "--json", "--db", sqlite_url]) == 0
+    listed = {a["alert"]["derived_id"]: a["triage"] for a in json.loads(capsys.readouterr().out)}
+    assert listed == before
+    assert main(["alerts", "--db", sqlite_url]) == 0
+    lines = capsys.readouterr().out
+    assert f"{alerts[0]}  " in lines and "triage: Escalated to DSMB (officer " in lines
 
 
 # --- the listing's order --------------------------------------------------------------------

@@ -22,7 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from safety_stream.alerts.outbox import Outbox, UnknownAlert
-from safety_stream.alerts.triage import UNDER_REVIEW, AlertTriage, check_step, fold_step
+from safety_stream.alerts.triage import (
+    UNDER_REVIEW,
+    AlertTriage,
+    check_step,
+    fold_step,
+    fold_triage,
+)
 from safety_stream.application.review_marks import ReviewMarksService
 from safety_stream.auth import Principal
 from safety_stream.ctcae import CtcaeDictionary
@@ -37,6 +43,17 @@ __all__ = ["AlertTriageService", "TriageForbidden", "TriageRecorded", "UnknownAl
 SITES_DO_NOT_TRIAGE = (
     "sites see only their own data: alerts are triaged by safety officers and the DSMB"
 )
+
+
+def triage_in_log(store: EventStore, trial_id: str) -> dict[uuid.UUID, AlertTriage]:
+    """Every triaged alert's state and steps, folded from the trial's triage stream (for a
+    process without the runtime, such as ``safety-stream alerts``)."""
+    steps = []
+    for stored in store.stream(trial_id, TRIAGE_STREAM):
+        event = decode_json(stored.payload)
+        if isinstance(event, AlertTriaged):
+            steps.append((stored.position, event))
+    return fold_triage(steps)
 
 
 class TriageForbidden(PermissionError):

@@ -1,4 +1,5 @@
-"""``safety-stream alerts``: list alerts with their delivery state; ``alerts ack`` one."""
+"""``safety-stream alerts``: list alerts (most severe first) with their delivery and triage
+state; ``alerts ack`` one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import uuid
 from safety_stream.alerts.config import default_config
 from safety_stream.alerts.dispatcher import utc_now
 from safety_stream.alerts.outbox import AlertView, UnknownAlert
+from safety_stream.alerts.triage import LABELS, AlertTriage
 from safety_stream.api.alerts import AlertOut
+from safety_stream.application.triage import triage_in_log
 from safety_stream.errors import SafetyStreamError, UsageError
 from safety_stream.store.opening import open_store
 from safety_stream.store.outbox_sql import SqlOutbox as Outbox
@@ -25,7 +28,7 @@ def _outbox(db: str) -> tuple[SqlEventStore, Outbox]:
     return store, Outbox(store.engine, default_config())  # routing is not needed to read
 
 
-def _line(view: AlertView) -> str:
+def _line(view: AlertView, triage: AlertTriage) -> str:
     alert = view.alert
     delivered = sum(d.state == "delivered" for d in view.deliveries)
     pending = [d for d in view.deliveries if d.state != "delivered"]
@@ -39,23 +42,30 @@ def _line(view: AlertView) -> str:
         else "UNACKNOWLEDGED"
     )
     escalated = " ESCALATED" if view.escalated_at else ""
+    step = triage.steps[-1] if triage.steps else None
+    triaged = LABELS[triage.state] + (
+        f" ({step.by} {step.at:%Y-%m-%d %H:%M})" if step else ""
+    )
     return (
         f"{alert.derived_id}  {alert.severity:<8} {alert.kind:<19} {alert.rule_id:<28} "
-        f"{ack}{escalated}; {state}\n    {alert.summary}"
+        f"{ack}{escalated}; triage: {triaged}; {state}\n    {alert.summary}"
     )
 
 
-def list_alerts(db: str, unacknowledged: bool, as_json: bool) -> int:
+def list_alerts(db: str, unacknowledged: bool, as_json: bool, trial_id: str) -> int:
+    """``trial_id``: the plan's trial, whose triage stream holds the alerts' triage steps."""
     store, outbox = _outbox(db)
     try:
-        views = outbox.alerts(unacknowledged=unacknowledged, limit=100_000)
+        views = outbox.alerts(unacknowledged=unacknowledged, limit=100_000, by_severity=True)
+        triage = triage_in_log(store, trial_id)
     finally:
         store.close()
+    found = [(v, triage.get(v.alert.derived_id) or AlertTriage()) for v in views]
     if as_json:
-        print(json.dumps([AlertOut.of(v).model_dump(mode="json") for v in views], indent=2))
+        print(json.dumps([AlertOut.of(v, t).model_dump(mode="json") for v, t in found], indent=2))
         return 0
-    for view in views:
-        print(_line(view))
+    for view, steps in found:
+        print(_line(view, steps))
     print(f"{len(views)} alert(s)")
     return 0
 
