@@ -251,6 +251,8 @@ def test_a_site_sees_its_own_view_and_no_alerts(served: Served, browser: Browser
         expect(own.locator('[data-field="site-patients"]')).to_have_text(str(CHEMO_CROSSES))
         for absent in ("#alerts", "#alert-list", "form.triage", "form.mark"):
             expect(page.locator(absent)).to_have_count(0)
+        page.keyboard.press("f")  # the key shortcut to what the site must fix
+        assert page.evaluate("document.activeElement.id") == "site-own"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         target = ARTIFACTS / "site-own-view.png"
         own.screenshot(path=str(target))
