@@ -21,6 +21,7 @@ from safety_stream.api.adverse_events import router as adverse_events_router
 from safety_stream.api.as_of import PastStates
 from safety_stream.api.body_timeout import BodyDeadline, BodyTimeout
 from safety_stream.api.exports import router as exports_router
+from safety_stream.api.review_marks import router as review_marks_router
 from safety_stream.api.tables import router as tables_router
 from safety_stream.application.submissions import STORAGE_FULL
 from safety_stream.board import add_board_routes
@@ -80,6 +81,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(exports_router)
     app.include_router(monitoring.router)
     app.include_router(alerts.router)
+    app.include_router(review_marks_router)
     app.include_router(decisions.router)
     add_board_routes(app, runtime)
     app.include_router(operations.router)

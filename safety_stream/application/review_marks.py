@@ -20,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from safety_stream.auth import Principal
-from safety_stream.review.marks import MarkKind, ReviewMarks, ReviewStatus, review_status
+from safety_stream.review.marks import (
+    MarkKind,
+    ReviewMark,
+    ReviewMarks,
+    ReviewStatus,
+    review_status,
+)
 from safety_stream.store.base import EventStore
 
 SITES_HAVE_NO_MARKS = "review marks are for safety officers and the DSMB"
@@ -51,6 +57,10 @@ class ReviewMarksService:
         if principal.sees_site is not None:
             return {}
         return self._marks.marks(principal.name, kind)
+
+    def rows(self, principal: Principal) -> list[ReviewMark]:
+        """Every mark of the reader with when it was set (none for a site)."""
+        return [] if principal.sees_site is not None else self._marks.mark_rows(principal.name)
 
     def mark(
         self, principal: Principal, kind: MarkKind, item_ids: Iterable[str], position: int
