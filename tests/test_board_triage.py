@@ -120,6 +120,8 @@ def test_an_officer_triages_an_alert_with_the_board_forms(filled: Board) -> None
     assert "officer</strong>: escalated to DSMB → closed (other)<br><q>see minutes</q>" in history
     stored = [e for e in filled.runtime.store.read() if e.event_type == "alert.triaged"]
     assert len(stored) == 3 and all('"triaged_by":"officer"' in e.payload for e in stored)
+    submissions = page.split('id="submissions"', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'<tr data-site="([^"]*)">', submissions) == [BJ, SH]  # not the DSMB's
 
 
 def test_a_triage_post_needs_the_session_csrf_and_a_reader(filled: Board) -> None:

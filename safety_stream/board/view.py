@@ -25,6 +25,7 @@ from safety_stream.auth import Principal
 from safety_stream.board.alert_rows import AlertRow, alert_rows
 from safety_stream.board.health import SiteSubmissions, SubmissionTally
 from safety_stream.board.site_view import SiteOwn, site_own
+from safety_stream.events import DSMB_STREAM, SERVER_SITE
 from safety_stream.monitoring.monitor import EPOCH
 from safety_stream.monitoring.status import ReportClockOut, RuleStatus
 from safety_stream.plots import boundary_plot
@@ -40,6 +41,9 @@ ROLE_LABELS = {
     "site": "site",
 }
 DEAD_LETTERS_SHOWN = 50
+NOT_SITES = frozenset({DSMB_STREAM, SERVER_SITE})
+"""The trial's own streams (DSMB decisions and triage steps, the server's clock ticks): in the
+log like every event, but no site's submissions."""
 EXCERPT_CHARS = 240
 CLOCK_ORDER = {"overdue": 0, "open": 1, "closed": 2}
 
@@ -162,7 +166,11 @@ def build_view(snapshot: Snapshot, principal: Principal) -> BoardView:
         reporting.clocks or [] if reporting else [],
         key=lambda c: (CLOCK_ORDER[c.state], c.due),
     )
-    submissions = [s for s in snapshot.submissions if reader or s.site_id == site]
+    submissions = [
+        s
+        for s in snapshot.submissions
+        if (reader and s.site_id not in NOT_SITES) or (site is not None and s.site_id == site)
+    ]
     open_rows, closed_rows = alert_rows(snapshot.alerts, snapshot.triage, snapshot.alert_marks)
     return BoardView(
         trial_id=snapshot.trial_id,
