@@ -53,8 +53,7 @@ TRIAGE_REFUSED = Problem(
     path="event_type",
     message="an alert's triage step cannot be posted as data",
     code=ProblemCode.AUTH_TRIAGE_NOT_ALLOWED,
-    allowed="triage alerts with POST /v1/alerts/{id}/triage (a reader credential) or on the "
-    "board",
+    allowed="triage alerts with POST /v1/alerts/{id}/triage (a reader credential) or on the board",
 )
 CONFLICT_CODES = frozenset(
     {ProblemCode.STORE_EVENT_ID_CONFLICT, ProblemCode.GOVERNANCE_ENROLMENT_PAUSED}
@@ -186,6 +185,43 @@ def claimed_type(raw: bytes) -> str | None:
     return name if name in EVENT_TYPES else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """What one submission may write, beyond what validation checks: governance events only
+    through their own entry points, one site's events for a site, the plan's trial only, no
+    enrolment while it is paused."""
+
+    site_id: str | None
+    trial_id: str | None
+    may_decide: bool
+    may_tick: bool
+    may_triage: bool
+    enrolment_paused: str | None
+
+    def __call__(self, event: EventBase) -> list[Problem]:
+        kind = type(event)
+        if kind is DsmbDecision and not self.may_decide:
+            return [DECISION_REFUSED]
+        if kind is ClockTicked and not self.may_tick:
+            return [TICK_REFUSED]
+        if kind is AlertTriaged and not self.may_triage:
+            return [TRIAGE_REFUSED]
+        if self.site_id is not None and event.site_id != self.site_id:
+            return [_site_problem(self.site_id)]
+        if self.trial_id is not None and event.trial_id != self.trial_id:
+            return [_trial_problem(self.trial_id)]
+        if self.enrolment_paused is not None and kind is PatientEnrolled:
+            return [
+                Problem(
+                    path="event_type",
+                    message=f"enrolment is paused: {self.enrolment_paused}",
+                    code=ProblemCode.GOVERNANCE_ENROLMENT_PAUSED,
+                    allowed="no new patient until a DSMB decision resumes enrolment",
+                )
+            ]
+        return []
+
+
 def ingest(
     store: EventStore,
     records: Iterable[RawRecord],
@@ -217,29 +253,7 @@ def ingest(
     appended: list[tuple[int, EventBase, datetime]] = []
     positions: dict[str, int] = {}
 
-    def gate(event: EventBase) -> list[Problem]:
-        kind = type(event)
-        if kind is DsmbDecision and not may_decide:
-            return [DECISION_REFUSED]
-        if kind is ClockTicked and not may_tick:
-            return [TICK_REFUSED]
-        if kind is AlertTriaged and not may_triage:
-            return [TRIAGE_REFUSED]
-        if site_id is not None and event.site_id != site_id:
-            return [_site_problem(site_id)]
-        if trial_id is not None and event.trial_id != trial_id:
-            return [_trial_problem(trial_id)]
-        if enrolment_paused is not None and kind is PatientEnrolled:
-            return [
-                Problem(
-                    path="event_type",
-                    message=f"enrolment is paused: {enrolment_paused}",
-                    code=ProblemCode.GOVERNANCE_ENROLMENT_PAUSED,
-                    allowed="no new patient until a DSMB decision resumes enrolment",
-                )
-            ]
-        return []
-
+    gate = _Gate(site_id, trial_id, may_decide, may_tick, may_triage, enrolment_paused)
     with store.write() as session:
         if offsets is not None:
             records, redelivered = _new_records(session, records, offsets)

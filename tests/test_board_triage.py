@@ -149,7 +149,9 @@ def review_badges(html: str) -> dict[str, str]:
     found = {}
     for row in table.split("<tr id=")[1:]:
         alert = row.split('data-alert="', 1)[1].split('"', 1)[0]
-        badge = re.search(r'data-field="review" title="[^"]+"><span aria-hidden="true">●</span> (\w+)<', row)
+        badge = re.search(
+            r'data-field="review" title="[^"]+"><span aria-hidden="true">●</span> (\w+)<', row
+        )
         if badge:
             found[alert] = badge.group(1)
     return found
@@ -267,7 +269,9 @@ def ae_markers(html: str) -> dict[str, str]:
     found = {}
     for row in table.split("<tr data-ae=")[1:]:
         ae_id = row.split('"', 2)[1]
-        marker = re.search(r'data-field="review" title="[^"]+"><span aria-hidden="true">●</span> (\w+)<', row)
+        marker = re.search(
+            r'data-field="review" title="[^"]+"><span aria-hidden="true">●</span> (\w+)<', row
+        )
         if marker:
             found[ae_id] = marker.group(1)
     return found

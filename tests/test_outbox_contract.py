@@ -387,9 +387,10 @@ def test_alerts_by_severity_come_most_severe_first_then_newest_and_page_after_an
         walked += [v.alert for v in page]
         after = page[-1].number
     assert walked == ordered
-    assert outbox.alerts(by_severity=True, after=numbers[CROSSED.derived_id]) == outbox.alerts(
-        by_severity=True
-    )[3:]
+    assert (
+        outbox.alerts(by_severity=True, after=numbers[CROSSED.derived_id])
+        == outbox.alerts(by_severity=True)[3:]
+    )
     assert outbox.alerts(by_severity=True, after=99) == []  # a number never given
     outbox.acknowledge(QUARANTINED.derived_id, "officer", None, T0)
     open_ones = [v.alert for v in outbox.alerts(by_severity=True, unacknowledged=True)]

@@ -110,7 +110,7 @@ def test_a_report_turns_overdue_with_no_new_data_and_a_replay_sees_the_same() ->
         other = api.client.get(
             "/board", headers={"Authorization": f"Bearer {api.tokens['CN-BJ-02']}"}
         )
-        assert f'<code title="{sae}">' in own.text and "Overdue" in own.text
+        assert f'href="/board/aes/{sae}" title="AE {sae}"' in own.text and "Overdue" in own.text
         # recorded on day 3, received on day 10: the site was late with its SAE
         assert '<td class="num" data-field="late_saes">1</td>' in own.text
         assert sae not in other.text and "No report clock is running." in other.text

@@ -43,9 +43,7 @@ def _line(view: AlertView, triage: AlertTriage) -> str:
     )
     escalated = " ESCALATED" if view.escalated_at else ""
     step = triage.steps[-1] if triage.steps else None
-    triaged = LABELS[triage.state] + (
-        f" ({step.by} {step.at:%Y-%m-%d %H:%M})" if step else ""
-    )
+    triaged = LABELS[triage.state] + (f" ({step.by} {step.at:%Y-%m-%d %H:%M})" if step else "")
     return (
         f"{alert.derived_id}  {alert.severity:<8} {alert.kind:<19} {alert.rule_id:<28} "
         f"{ack}{escalated}; triage: {triaged}; {state}\n    {alert.summary}"

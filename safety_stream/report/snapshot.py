@@ -93,7 +93,11 @@ def clinical_date(event: EventBase) -> date | None:
         course = event.grade_change in (GradeChange.WORSENED, GradeChange.IMPROVED)  # type: ignore[attr-defined]
         return event.occurred_at.date() if course else None
     if kind in (
-        AdverseEventRetracted, SafetyReportSubmitted, DsmbDecision, ClockTicked, AlertTriaged
+        AdverseEventRetracted,
+        SafetyReportSubmitted,
+        DsmbDecision,
+        ClockTicked,
+        AlertTriaged,
     ):
         return None
     if kind is PatientDied:

@@ -4,8 +4,8 @@ special interest (the plan's ``aesi`` groups) and AEs leading to discontinuation
 Counting rules (the footnotes print them, as gtreg does):
 
 - Every AE reported on study counts (sites report AEs from enrolment), also one with onset
-  before the first dose; a retracted AE never counts. An AE's grade is its worst over its course (5 once it was fatal), what the rules
-  count.
+  before the first dose; a retracted AE never counts. An AE's grade is its worst over its
+  course (5 once it was fatal), what the rules count.
 - A patient counts once per row, at the worst grade of the AEs that row counts.
 - The denominator is every enrolled patient (treated or not).
 - "Related" means attributed at least the plan's ``related_means_at_least`` to a modality (any
