@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -305,6 +306,11 @@ BAD = [
     ("irae=2", "irae"),
     ("onset_from=2026-13-01", "onset_from"),
     ("onset_from=2026-02-01&onset_to=2026-01-01", "onset_to"),
+    ("onset_to=0", "onset_to"),  # not 1970-01-01
+    ("onset_from=20260101", "onset_from"),
+    ("changed_since=\u00b2", "changed_since"),  # a superscript two: a digit to isdigit()
+    ("changed_since=0001-01-01T00:00:00%2B01:00", "changed_since"),  # before year 1 in UTC
+    ("changed_since=9999-12-31T23:00:00-05:00", "changed_since"),  # after 9999 in UTC
     ("changed_since=yesterday", "changed_since"),
     ("changed_since=2026-01-01T00:00:00", "changed_since"),  # no offset: which zone?
     ("rule=no-such-rule", "rule"),
@@ -414,3 +420,14 @@ def test_the_boards_csv_is_the_filtered_listing_excel_safe(served: Served) -> No
     site = served.get(BJ, "/board/aes.csv")
     assert "x-log-position" not in site.headers  # a site never sees the log position
     assert {r["site_id"] for r in csv.DictReader(io.StringIO(site.text))} == {BJ}
+
+
+@pytest.mark.parametrize("cursor", ["\u00b2", "9" * 5000, "-1"])
+def test_the_boards_listing_reads_a_malformed_cursor_as_the_first_page(
+    served: Served, cursor: str
+) -> None:
+    answer = served.get("officer", f"/board/aes?after={cursor}")
+    assert answer.status_code == 200
+    first = served.get("officer", "/board/aes").text
+    rows = re.findall(r'<tr data-ae="([^"]+)"', first)
+    assert rows and re.findall(r'<tr data-ae="([^"]+)"', answer.text) == rows

@@ -300,5 +300,6 @@ def test_bad_requests_say_what_is_allowed(
     assert unknown.status_code == 422 and "'ae'" in unknown.text
     assert fetch(api, "officer", "/v1/exports/ae?format=sas7bdat").status_code == 422
     assert fetch(api, "officer", "/v1/exports/ae?cutoff=yesterday").status_code == 422
+    assert fetch(api, "officer", "/v1/exports/ae?cutoff=0").status_code == 422  # not 1970
     spec = client.get("/openapi.json").json()
     assert "/v1/exports/{dataset}" in spec["paths"]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from safety_stream.api.dependencies import ERRORS, PlanDep, ReadsDep, runtime
-from safety_stream.api.paging import LARGEST, Limit
+from safety_stream.api.paging import LARGEST, CalendarDate, Limit
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.application.drilldown import (
@@ -178,8 +178,8 @@ def _filters(
         Literal["open", "resolved", "retracted"] | None,
         Query(description="without it: open and resolved (retracted only when asked for)"),
     ] = None,
-    onset_from: Annotated[date | None, Query(description="onset on or after")] = None,
-    onset_to: Annotated[date | None, Query(description="onset on or before")] = None,
+    onset_from: Annotated[CalendarDate | None, Query(description="onset on or after")] = None,
+    onset_to: Annotated[CalendarDate | None, Query(description="onset on or before")] = None,
     changed_since: Annotated[
         str | None,
         Query(

@@ -13,13 +13,14 @@ traced to the exact log prefix it came from; ``X-Cutoff`` repeats the cut-off.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
 from safety_stream.api.dependencies import ERRORS, runtime
+from safety_stream.api.paging import CalendarDate
 from safety_stream.api.schemas import ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.application.reads import sees_trial_wide
@@ -82,7 +83,7 @@ def export_dataset(
         ),
     ] = False,
     cutoff: Annotated[
-        date | None,
+        CalendarDate | None,
         Query(description="clinical cut-off (YYYY-MM-DD): only what is dated on or before it"),
     ] = None,
 ) -> Response:

@@ -42,7 +42,7 @@ def parse_changed_since(
     if text is None or not text.strip():
         return None, None
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         if not sees_trial_wide(principal):
             raise FilterError(
                 "changed_since",
@@ -54,7 +54,9 @@ def parse_changed_since(
         return int(text), None
     try:
         moment: datetime | None = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if moment is not None and moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)  # past the calendar's end in UTC: refused below
+    except (ValueError, OverflowError):
         moment = None
     if moment is None or moment.tzinfo is None:
         raise FilterError(
@@ -62,7 +64,7 @@ def parse_changed_since(
             f"{text[:40]!r} is neither a log position (a whole number) nor an ISO 8601 time "
             "with a UTC offset (e.g. 2026-03-01T00:00:00Z)",
         )
-    return None, moment.astimezone(UTC)
+    return None, moment
 
 
 @dataclass(frozen=True)

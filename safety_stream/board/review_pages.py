@@ -184,7 +184,8 @@ def _add_listing_routes(app: FastAPI, board: _BoardParts) -> None:
         given = dict(request.query_params)
         error, matching, more, position = None, 0, False, None
         rows: tuple[AeListingRow, ...] = ()
-        after = int(given["after"]) if given.get("after", "").isdigit() else 0
+        cursor = given.get("after", "")
+        after = int(cursor) if cursor.isascii() and cursor.isdigit() and len(cursor) < 19 else 0
         try:
             query = query_from_strings(given)
             chosen = query.to_filter(runtime.plan, who.principal, runtime.reads)
