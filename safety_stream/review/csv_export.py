@@ -15,14 +15,31 @@ cell is written as:
 Excel-safe mode (``excel_safe=True``) neutralises formula injection as the OWASP "CSV
 Injection" guidance says (https://owasp.org/www-community/attacks/CSV_Injection): a cell whose
 text starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is prefixed with a single
-quote ``'``, so a spreadsheet shows it as text and never evaluates it, and the csv module
-quotes any cell holding a separator or a quote, so a value cannot open a cell of its own.
-One exception, decided here: a cell that is *only* a plain decimal number (``-1.5``, ``+2``,
-``-3e-05``: optional sign, digits, optional fraction and exponent) is left as it is, whatever
-Python type it came from. A spreadsheet reads it as that number and cannot evaluate anything in
-it, and prefixing it would turn every negative number (a change from baseline, a log ratio) into
-text. ``-1+2`` or ``-A1`` is not a plain number and is neutralised. Without excel-safe mode the
-text is written as it is (what R, SAS or pandas should read).
+quote ``'``, so a spreadsheet shows it as text and never evaluates it.
+
+The start of the cell is not the only place a spreadsheet may start a cell. Excel opens a
+``.csv`` with the *list separator* of the user's regional settings: ``,`` in English locales,
+``;`` in most European ones (where ``,`` is the decimal separator), and it does not ask. The csv
+module quotes a cell holding ``,``, ``"`` or a line break, never one holding ``;``, so the
+verbatim term ``x;=HYPERLINK(...);y`` is written unquoted, and Excel in a ``;`` locale splits it
+into three cells, the middle one a live formula. Quoting every cell (``QUOTE_ALL``) would
+rely on Excel reading the quotes of a comma-separated line as written while it splits at ``;``:
+once the commas between cells are ordinary text to it, where a quoted cell begins and ends is
+its parser's guess, which no documentation we found pins down. So safety does not rely on how
+any reader handles quotes: wherever a reader might start a cell (after ``,``, ``;``, a tab, a
+carriage return or a line feed, anywhere in the text, and after any double quotes that could
+open a quoted field there) the same rule applies, and a ``'`` is inserted right after that
+separator when what follows starts a formula (``x;'=HYPERLINK(...);y``). Read whole, the cell
+shows that one extra ``'``; split at ``;``, the piece is text. A separator followed by a blank,
+a letter or a plain number is left alone (``ALT 3x ULN; -1.5 from baseline``).
+
+One exception, decided here: a cell (or a piece between separators) that is *only* a plain
+decimal number (``-1.5``, ``+2``, ``-3e-05``: optional sign, ASCII digits, optional fraction and
+exponent) is left as it is, whatever Python type it came from. A spreadsheet reads it as that
+number and cannot evaluate anything in it, and prefixing it would turn every negative number (a
+change from baseline, a log ratio) into text. ``-1+2``, ``-A1`` or a sign before non-ASCII
+digits (Arabic-Indic ones, say) is not a plain number and is neutralised. Without excel-safe
+mode the text is written as it is (what R, SAS or pandas should read).
 
 :func:`stamp` says where an export was taken: the log position, the chain head (the hash of the
 last event it includes), the snapshot time (as of) and the data cut-off, as HTTP headers or as
@@ -45,7 +62,11 @@ from enum import Enum
 from uuid import UUID
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# ASCII digits only: \d would take any Unicode digit, which a spreadsheet does not read as one
+PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# where a reader may start a cell inside the text: a separator it might split at, any quotes
+# that could open a quoted field, then a formula start, up to the next separator
+INNER_FORMULA = re.compile(r'([,;\t\r\n])("*)([=+\-@][^,;\t\r\n]*)')
 SIGNIFICANT_DIGITS = 12
 
 
@@ -75,9 +96,18 @@ def _float_text(value: float) -> str:
     return "0" if text == "-0" else text
 
 
+def _inner(found: re.Match[str]) -> str:
+    separator, quotes, piece = found.groups()
+    if PLAIN_NUMBER.fullmatch(piece) is not None:
+        return found.group(0)
+    return separator + "'" + quotes + piece
+
+
 def neutralise(text: str) -> str:
     """``text`` made safe to open in a spreadsheet: a leading ``'`` when it could start a
-    formula; a plain decimal number is kept as it is."""
+    formula, and a ``'`` after each separator inside it that a formula follows; a plain
+    decimal number is kept as it is."""
+    text = INNER_FORMULA.sub(_inner, text)
     if text.startswith(FORMULA_STARTS) and PLAIN_NUMBER.fullmatch(text) is None:
         return "'" + text
     return text
