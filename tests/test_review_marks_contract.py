@@ -1,15 +1,20 @@
 """The review marks port's contract, held by every implementation: in memory, SQLite,
 PostgreSQL (when SAFETY_STREAM_TEST_PG_URL is set; under CI it must be): marks per reader and
 item, moved only forward, kept apart per reader and kind, refused when malformed, and (SQL)
-kept across a reopening of the store. Plus the pure rule that turns a mark into new/changed."""
+kept across a reopening of the store, listed in pages by kind and item id in code-point order
+whatever the database's collation (PostgreSQL: also on a database with a linguistic ICU
+collation, where "a" sorts before "B"). Plus the pure rule that turns a mark into new/changed."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import PG_URL_VARIABLE, require_server
+from sqlalchemy import create_engine, text
 
 from safety_stream.review.marks import ReviewMark, ReviewMarks, review_status
 from safety_stream.store.marks_memory import InMemoryReviewMarks
@@ -18,10 +23,34 @@ from safety_stream.store.opening import open_store
 from safety_stream.store.sql import SqlEventStore
 
 T0 = datetime(2026, 11, 30, 9, 0, 0, 125000, tzinfo=UTC)
-BACKENDS = ["memory", "sqlite", "postgres"]
+BACKENDS = ["memory", "sqlite", "postgres", "postgres_icu"]
 AE1, AE2, AL1 = "0c1d8a5e-4f1b-4b0e-9d61-2f7e3a9b1c01", "ae-two", "alert-one"
 
 Factory = Callable[[], ReviewMarks]
+
+
+@pytest.fixture
+def postgres_icu_url() -> Iterator[str]:
+    """A fresh PostgreSQL database whose default collation is linguistic (ICU, en-US), where
+    text sorts unlike Python's code-point order ("a" < "B", "_" and "-" ignored at first)."""
+    admin_url = require_server("PostgreSQL", PG_URL_VARIABLE)
+    admin = create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    name = f"t_icu_{uuid.uuid4().hex[:16]}"
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
+                "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+            )
+        )
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -100,6 +129,32 @@ def test_two_threads_marking_at_once_leave_the_furthest_mark(marks: ReviewMarks)
     for thread in threads:
         thread.join()
     assert marks.marks("ann") == {("ae", AE1): 8, ("ae", AE2): 8}
+
+
+# ids whose code-point order differs from a linguistic collation's (upper case before lower
+# case, punctuation and digits before letters, non-ASCII last)
+TRICKY_IDS = ["b-2", "B-1", "a_3", "A-4", "_x", "-y", "Z", "é", "ae-two", "10", "9", "a b"]
+
+
+def test_marks_are_listed_by_kind_and_item_id_in_code_point_order(marks: ReviewMarks) -> None:
+    marks.mark("ann", "alert", TRICKY_IDS, 5, T0)
+    marks.mark("ann", "ae", TRICKY_IDS[:5], 3, T0)
+    expected = sorted([("ae", i) for i in TRICKY_IDS[:5]] + [("alert", i) for i in TRICKY_IDS])
+    assert [(r.kind, r.item_id) for r in marks.mark_rows("ann")] == expected
+    # page by page (two at a time), the cursor being the last (kind, item id) received: each
+    # mark exactly once, in the same order; one kind alone; other readers' marks never
+    marks.mark("bob", "ae", ["a_3", "zz"], 4, T0)
+    walked: list[tuple[str, str]] = []
+    cursor: tuple[str, str] | None = None
+    while page := marks.mark_rows("ann", after=cursor, limit=2):
+        assert len(page) <= 2
+        walked += [(r.kind, r.item_id) for r in page]
+        cursor = walked[-1]
+    assert walked == expected
+    alerts = marks.mark_rows("ann", "alert", after=("alert", "B-1"), limit=100)
+    assert [r.item_id for r in alerts] == sorted(i for i in TRICKY_IDS if i > "B-1")
+    assert [r.item_id for r in marks.mark_rows("ann", "ae", after=("ae", "b-2"))] == []
+    assert [r.item_id for r in marks.mark_rows("ann", after=("ae", "b-2"), limit=1)] == ["-y"]
 
 
 @pytest.mark.parametrize(

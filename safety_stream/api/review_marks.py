@@ -2,7 +2,9 @@
 
 GET  /v1/review-marks   the caller's marks (optionally of one kind), by kind and item id, in
                         pages: ``after`` is the ``next_after`` of the page before
-POST /v1/review-marks   mark AEs or alerts reviewed at a log position (default: the log's head)
+POST /v1/review-marks   mark AEs or alerts reviewed at the log position the caller read them at
+                        (required: a default of the log's head would also mark what arrived
+                        after the caller's read, which then never shows as new)
 
 The board shows them as "new" / "changed" next to each alert and listed AE; an item is changed
 when its last log position is after the caller's mark (``safety_stream.review.marks``).
@@ -47,11 +49,11 @@ class ReviewMarksIn(BaseModel):
     item_ids: list[Annotated[str, Field(min_length=1, max_length=ITEM_ID_LIMIT)]] = Field(
         min_length=1, max_length=MARKS_PER_POST
     )
-    position: int | None = Field(
-        default=None,
+    position: int = Field(
         ge=0,
         strict=True,
-        description="The log position reviewed at (default: the log's head)",
+        description="The log position the items were read at (a listing's `position`); "
+        "required, at most the log's head",
     )
 
 
@@ -74,11 +76,8 @@ def review_marks(
     """The caller's marks: each AE or alert they marked reviewed, and at which log position,
     ordered by kind and item id; page on with ``after`` set to ``next_after``."""
     reader_only(caller)
-    rows = [
-        r
-        for r in runtime.marks.rows(caller)
-        if kind in (None, r.kind) and (not after or f"{r.kind}:{r.item_id}" > after)
-    ]
+    cursor = _cursor(after)
+    rows = runtime.marks.rows(caller, kind, cursor, limit + 1)  # one page (and one to tell)
     fields = ("kind", "item_id", "position", "marked_at")
     page = rows[:limit]
     return ReviewMarksOut(
@@ -86,6 +85,15 @@ def review_marks(
         marks=[ReviewMarkOut(**{f: getattr(r, f) for f in fields}) for r in page],
         next_after=f"{page[-1].kind}:{page[-1].item_id}" if len(rows) > limit else None,
     )
+
+
+def _cursor(after: str) -> tuple[str, str] | None:
+    """``kind:item_id`` as the (kind, item id) the store pages after (an item id may hold
+    ``:``, a kind never does); empty: from the first."""
+    if not after:
+        return None
+    kind, _, item_id = after.partition(":")
+    return (kind, item_id)
 
 
 @router.post(
@@ -97,9 +105,10 @@ def review_marks(
     },
 )
 async def mark_reviewed(body: ReviewMarksIn, caller: Caller, runtime: RuntimeDep) -> ReviewMarked:
-    """Mark AEs or alerts reviewed by the caller at ``position`` (default: the log's head)."""
+    """Mark AEs or alerts reviewed by the caller at ``position``, the log position of the
+    page they read (a mark never moves back)."""
     reader_only(caller)
-    position = runtime.store.head() if body.position is None else body.position
+    position = body.position
     try:
         moved = await run_in_threadpool(
             runtime.marks.mark, caller, body.kind, body.item_ids, position

@@ -58,9 +58,18 @@ class ReviewMarksService:
             return {}
         return self._marks.marks(principal.name, kind)
 
-    def rows(self, principal: Principal) -> list[ReviewMark]:
-        """Every mark of the reader with when it was set (none for a site)."""
-        return [] if principal.sees_site is not None else self._marks.mark_rows(principal.name)
+    def rows(
+        self,
+        principal: Principal,
+        kind: MarkKind | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[ReviewMark]:
+        """The reader's marks with when each was set (none for a site), by kind and item id
+        (``review.marks.mark_order``), after the cursor ``after``, at most ``limit``."""
+        if principal.sees_site is not None:
+            return []
+        return self._marks.mark_rows(principal.name, kind, after, limit)
 
     def mark(
         self, principal: Principal, kind: MarkKind, item_ids: Iterable[str], position: int

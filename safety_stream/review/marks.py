@@ -35,6 +35,13 @@ class ReviewMark:
     marked_at: datetime
 
 
+def mark_order(mark: ReviewMark) -> tuple[str, str]:
+    """The order marks are listed and paged in: by kind, then item id, comparing code points
+    (Python's ``str`` order; SQL compares bytes of UTF-8 text in the same order: SQLite's
+    BINARY, PostgreSQL's "C" collation). The paging cursor is this key of the last mark."""
+    return (mark.kind, mark.item_id)
+
+
 def review_status(mark: int | None, first: int, last: int) -> ReviewStatus | None:
     """What a reader sees next to an item whose first and last log positions are ``first``
     and ``last``, given their mark's position (None: never marked): ``new`` when they have not
@@ -73,6 +80,15 @@ class ReviewMarks(Protocol):
         """``(kind, item_id) -> position`` of every mark of ``reader`` (of one kind)."""
         ...
 
-    def mark_rows(self, reader: str) -> list[ReviewMark]:
-        """Every mark of ``reader`` with when it was set, by kind and item."""
+    def mark_rows(
+        self,
+        reader: str,
+        kind: MarkKind | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[ReviewMark]:
+        """The marks of ``reader`` (of one kind) with when each was set, ordered by
+        :func:`mark_order` (kind, then item id, by code point: never a database collation),
+        only those after the cursor ``after`` (the last ``(kind, item_id)`` received), at most
+        ``limit`` of them (None: all)."""
         ...

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from safety_stream.review.marks import MarkKind, ReviewMark, check_mark
+from safety_stream.review.marks import MarkKind, ReviewMark, check_mark, mark_order
 
 
 class InMemoryReviewMarks:
@@ -37,7 +37,18 @@ class InMemoryReviewMarks:
                 if who == reader and kind in (None, k)
             }
 
-    def mark_rows(self, reader: str) -> list[ReviewMark]:
+    def mark_rows(
+        self,
+        reader: str,
+        kind: MarkKind | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[ReviewMark]:
         with self._lock:
-            rows = [m for (who, _, _), m in self._marks.items() if who == reader]
-        return sorted(rows, key=lambda m: (m.kind, m.item_id))
+            rows = [
+                m
+                for (who, k, _), m in self._marks.items()
+                if who == reader and kind in (None, k) and (after is None or mark_order(m) > after)
+            ]
+        rows.sort(key=mark_order)
+        return rows if limit is None else rows[: max(limit, 0)]
