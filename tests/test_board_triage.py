@@ -17,7 +17,7 @@ from test_board import BJ, SH, Board, csrf_of, history
 from trial_builder import DIARRHEA, NEUTROPENIA, T0, Trial
 
 from safety_stream.board.site_view import site_own
-from safety_stream.events.derived import derive
+from safety_stream.events.derived import DerivedKind, derive
 from safety_stream.monitoring.status import ReportClockOut
 from safety_stream.projections.documents import StoredDerived
 from safety_stream.projections.state import AeState
@@ -339,3 +339,34 @@ def test_a_sites_own_view_orders_its_clocks_and_counts_by_hand() -> None:
     assert (own.patients, own.aes) == (2, 1)  # the retracted one and BJ's are not counted
     (late,) = own.late  # BJ's late AE is not SH's
     assert (late.ae_id, late.hours_late, late.late_text) == (str(mine[0].ae_id), 52.0, "2 d 4 h")
+
+
+def test_mark_all_shown_marks_every_alert_up_to_the_number_however_many(
+    board: Board, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alerts are read in pages (here of 2): every alert numbered up to ``through`` is
+    marked, not only those of a first page; one raised after (a higher number) is not."""
+    from safety_stream.board import triage_routes
+
+    monkeypatch.setattr(triage_routes, "MARK_ALERTS_PAGE", 2)
+    board.post_trial(history())
+    kinds: list[DerivedKind] = ["boundary.cleared", "sentinel.raised", "boundary.approached"] * 3
+    planted = [derive(k, f"r{n}", "v", f"k{n}", T0, n, k, {}) for n, k in enumerate(kinds, 1)]
+    board.runtime.outbox.plan(Planted(*planted), datetime.now(UTC))
+    board.login("officer")
+    html = board.client.get("/board").text
+    alerts = [r[0] for r in rows(html)]
+    numbers = {str(v.alert.derived_id): v.number for v in board.runtime.outbox.alerts()}
+    assert sorted(numbers[a] for a in alerts) == list(range(1, len(planted) + 1))
+    through = len(planted) - 1  # all shown but the last raised
+    position = re.search(r'name="position" value="(\d+)"', html)
+    assert position is not None
+    marked = board.client.post(
+        "/board/marks",
+        data={"csrf": csrf_of(html), "kind": "alert", "through": str(through),
+              "position": position.group(1)},
+        headers={**ORIGIN, "Accept": "application/json"},
+    )  # fmt: skip
+    assert marked.status_code == 200 and marked.json() == {"marked": through, "items": through}
+    last = str(planted[-1].derived_id)
+    assert review_badges(board.client.get("/board").text) == {last: "new"}

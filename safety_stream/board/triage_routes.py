@@ -4,8 +4,8 @@ POST /board/alerts/{id}/triage   to_state, disposition (closing), note; a form p
                                  to the alert) or, with Accept: application/json, the result
 POST /board/marks                kind (alert|ae), ids (comma-separated item ids) or, for
                                  alerts, through (every alert numbered up to it: all those a
-                                 page showed), position (the log position the page was read
-                                 at), next (a /board path to return to)
+                                 page showed, however many; read in pages), position (the
+                                 log position the page was read at), next (a /board path)
 
 Both take the session's CSRF token like every board form (``_Board.checked_post``); the
 triage step goes through the same service as ``POST /v1/alerts/{id}/triage``.
@@ -14,7 +14,8 @@ triage step goes through the same service as ``POST /v1/alerts/{id}/triage``.
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Protocol, cast
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,9 +25,10 @@ from safety_stream.alerts.outbox import UnknownAlert
 from safety_stream.alerts.triage import LABELS, StepNotAllowed, TriageError
 from safety_stream.application.review_marks import SITES_HAVE_NO_MARKS, MarksForbidden
 from safety_stream.application.triage import TriageForbidden
+from safety_stream.auth import Principal
 from safety_stream.board.render import page_headers
 from safety_stream.board.session import Visitor
-from safety_stream.review.marks import MARK_KINDS
+from safety_stream.review.marks import MARK_KINDS, MarkKind
 from safety_stream.runtime import Runtime
 
 
@@ -41,7 +43,7 @@ class _Board(Protocol):
 
 
 MARK_IDS_LIMIT = 1000  # items named in one post
-MARK_ALERTS_LIMIT = 10_000  # alerts marked by "through" (as many as the board lists)
+MARK_ALERTS_PAGE = 1000  # alerts read (and marked) at a time for "through": all, in pages
 
 
 def _wants_json(request: Request) -> bool:
@@ -116,33 +118,50 @@ async def _mark(b: _Board, request: Request) -> Response:
     if kind not in MARK_KINDS:
         return _refusal(request, f"kind {kind!r} is not one of {', '.join(MARK_KINDS)}", 400)
     position = form.get("position", "")
-    if not position.isdigit():
+    if not (position.isascii() and position.isdigit()):
         return _refusal(request, "position: the log position the page was read at", 400)
     try:
-        ids = _item_ids(b, form)
-        moved = await run_in_threadpool(
-            b.runtime.marks.mark, who.principal, kind, ids, int(position)
-        )
+        moved, items = await run_in_threadpool(_mark_items, b, who.principal, form, int(position))
     except MarksForbidden as refused:
         return _refusal(request, str(refused), 403)
     except ValueError as error:
         return _refusal(request, str(error), 400)
     if _wants_json(request):
-        return JSONResponse({"marked": moved, "items": len(ids)}, headers=page_headers(None))
+        return JSONResponse({"marked": moved, "items": items}, headers=page_headers(None))
     return RedirectResponse(_back(form.get("next"), "/board#alerts"), 303)
 
 
-def _item_ids(b: _Board, form: dict[str, str]) -> list[str]:
-    """The items a mark post names: ``ids`` as given, or (alerts) every alert numbered up to
-    ``through``: the alerts a page showed, however many (alerts raised later have higher
-    numbers and stay unmarked)."""
-    ids = [i.strip() for i in form.get("ids", "").split(",") if i.strip()]
+def _mark_items(
+    b: _Board, principal: Principal, form: dict[str, str], position: int
+) -> tuple[int, int]:
+    """Mark the items a post names reviewed at ``position``: ``ids`` as given and, for alerts,
+    every alert numbered up to ``through`` (the alerts a page showed, however many: read and
+    marked a page at a time; alerts raised later have higher numbers and stay unmarked).
+    Returns (marks moved, items named)."""
+    kind = cast(MarkKind, form["kind"])
+    ids = list(dict.fromkeys(i.strip() for i in form.get("ids", "").split(",") if i.strip()))
     if len(ids) > MARK_IDS_LIMIT:
         raise ValueError(f"at most {MARK_IDS_LIMIT} items in one post")
     through = form.get("through", "")
-    if through:
-        if form.get("kind") != "alert" or not through.isdigit():
-            raise ValueError("through: the highest alert number shown (with kind alert)")
-        found = b.runtime.outbox.alerts(limit=MARK_ALERTS_LIMIT)
-        ids += [str(v.alert.derived_id) for v in found if v.number <= int(through)]
-    return ids
+    if through and (kind != "alert" or not (through.isascii() and through.isdigit())):
+        raise ValueError("through: the highest alert number shown (with kind alert)")
+    moved = b.runtime.marks.mark(principal, kind, ids, position)  # checks the position too
+    items, named = len(ids), set(ids)
+    for page in _alerts_through(b, int(through or 0)):
+        fresh = [i for i in page if i not in named]
+        moved += b.runtime.marks.mark(principal, kind, fresh, position)
+        items += len(fresh)
+    return moved, items
+
+
+def _alerts_through(b: _Board, through: int) -> Iterator[list[str]]:
+    """The ids of every alert numbered 1 to ``through``, a page at a time, by number."""
+    after = 0
+    while after < through:
+        found = b.runtime.outbox.alerts(after=after, limit=MARK_ALERTS_PAGE)
+        shown = [str(v.alert.derived_id) for v in found if v.number <= through]
+        if shown:
+            yield shown
+        if len(found) < MARK_ALERTS_PAGE:
+            return
+        after = found[-1].number
