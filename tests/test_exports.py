@@ -253,6 +253,37 @@ def test_a_reader_gets_every_row_stamped_with_the_log_position(
     assert cut.headers["X-Cutoff"] == "2026-01-06" and len(cut.text.splitlines()) == 3
 
 
+@pytest.mark.parametrize(
+    "cutoff",
+    [
+        "2026-01-06",  # P1's diarrhoea resolved after it; P2's AE not begun
+        "2026-01-31",  # P2's AE begun (grade 4); its worsening to 5 and the death the day after
+    ],
+)
+def test_the_api_gives_the_commands_bytes_for_the_same_log_and_cut_off(
+    api: tuple[TestClient, dict[str, str], Runtime], stored: str, tmp_path: Path, cutoff: str
+) -> None:
+    out = tmp_path / "cli"
+    assert main(["export", "--db", stored, "--out", str(out), "--cutoff", cutoff]) == 0
+    for name in NAMES:
+        response = fetch(api, "officer", f"/v1/exports/{name}?cutoff={cutoff}")
+        assert response.content == (out / f"{name}.csv").read_bytes(), name
+    ae = {r[4]: r for r in csv_rows(out / "ae.csv")[1:]}  # by AESPID
+    if cutoff == "2026-01-31":
+        fatal = ae[hand_ids(stored)["Hepatic failure"]]
+        assert (fatal[9], fatal[11], fatal[19]) == ("4", "N", "NOT RECOVERED/NOT RESOLVED")
+
+
+def hand_ids(url: str) -> dict[str, str]:
+    """The AE id of each CTCAE term reported in the stored hand-built trial."""
+    store = SqlEventStore.open(url)
+    try:
+        found = [json.loads(s.payload) for s in store.read()]
+    finally:
+        store.close()
+    return {e["ctcae_term"]: e["event_id"] for e in found if e["event_type"] == "ae.reported"}
+
+
 def test_xpt_over_the_api_reads_back(
     api: tuple[TestClient, dict[str, str], Runtime], tmp_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ from trial_builder import DIARRHEA, HEPATIC_FAILURE, NAUSEA, T0, Trial
 
 from safety_stream.events import ATTRIBUTION_RANK
 from safety_stream.report.snapshot import snapshot_as_of
-from safety_stream.review.sdtm import fit, sdtm_dataset, sdtm_datasets
+from safety_stream.review.sdtm import arm, fit, sdtm_dataset, sdtm_datasets
 from safety_stream.review.sdtm_spec import DATASETS, MAX_BYTES, MAX_LABEL, MAX_NAME, Dataset
 from safety_stream.runtime import Runtime, build_memory_runtime
 from safety_stream.simulate.generator import simulate
@@ -206,6 +206,95 @@ def test_a_cut_off_leaves_out_what_is_dated_after_it_live_as_in_the_snapshot() -
     assert dm[("P2",)]["DTHFL"] == ""
     assert len(live["lb"].rows) == 2 and len(live["ex"].rows) == 4
     assert [r[5] for r in live["ds"].rows] == ["INFORMED CONSENT OBTAINED"] * 4
+
+
+def course_trial() -> tuple[Trial, dict[str, str]]:
+    """Two patients whose AEs go on changing after a cut-off on day 10: a worsening that
+    happened before it but was recorded after it, worsenings, a new attribution, a fatal
+    resolution and a death dated after it, and a correction recorded after it."""
+    t = Trial()
+    ids: dict[str, str] = {}
+    related = {"radiotherapy": "unrelated", "chemotherapy": "possible",
+               "immunotherapy": "unlikely"}  # fmt: skip
+    t.enrol("P5", 0, SH)
+    t.treat("P5", "chemotherapy", 1, SH)
+    ids["course"] = reported(t, "P5", 2, DIARRHEA, 2, SH, attribution=related)
+    # worse on day 4, recorded on day 12: dated inside the cut-off, so counted as of it
+    t.update("P5", 4, ids["course"], SH, grade=3, grade_change="worsened",
+             recorded_at=f"{day(12)}T09:00:00+00:00")  # fmt: skip
+    # worse again on day 11 (life-threatening, now probably related and immune-related), fatal
+    # on day 12: all after the cut-off
+    t.update("P5", 11, ids["course"], SH, grade=4, grade_change="worsened",
+             seriousness=["life_threatening"], immune_related=True,
+             attribution={**related, "chemotherapy": "probable"})  # fmt: skip
+    t.update("P5", 12, ids["course"], SH, grade=5, grade_change="worsened",
+             seriousness=["death", "life_threatening"])  # fmt: skip
+    t.add("ae.resolved", "P5", 12, SH, ae_id=ids["course"], outcome="fatal", end_date=day(12))
+    t.enrol("P6", 0, SH)
+    t.treat("P6", "radiotherapy", 1, SH)
+    ids["cited"] = reported(t, "P6", 3, HEPATIC_FAILURE, 3, SH)
+    # a correction of the attribution recorded on day 13: a correction applies whenever it was
+    # recorded, so it is in the cut-off's picture too
+    t.update("P6", 13, ids["cited"], SH, attribution={**related, "radiotherapy": "definite"})
+    t.update("P6", 15, ids["cited"], SH, grade=5, grade_change="worsened", seriousness=["death"])
+    t.add("patient.died", "P6", 15, SH, death_date=day(15), primary_cause="hepatic failure",
+          related_ae_id=ids["cited"])  # fmt: skip
+    return t, ids
+
+
+def test_what_happens_to_an_ae_after_the_cut_off_is_not_in_it_live_as_in_the_snapshot() -> None:
+    runtime = build_memory_runtime()
+    trial, ids = course_trial()
+    submit(runtime, trial)
+    cutoff = date.fromisoformat(day(10))
+    live = runtime.review.read(ADMIN, lambda d: sdtm_datasets(d, cutoff))
+    snapshot = snapshot_as_of(runtime.store, runtime.plan, datetime.now(UTC), cutoff)
+    assert sdtm_datasets(snapshot.review(), cutoff) == live
+    ae = rows_by(live["ae"], "AESPID")
+    course, cited = ae[(ids["course"],)], ae[(ids["cited"],)]
+    # grade 3 (worsened on day 4, recorded on day 12): not 4, not 5, not fatal, not serious
+    assert (course["AETOXGR"], course["AESER"], course["AESLIFE"], course["AESDTH"]) == (
+        "3", "N", "N", "N",
+    )  # fmt: skip
+    assert (course["AEOUT"], course["AEENDTC"], course["AEREL"]) == (
+        "NOT RECOVERED/NOT RESOLVED", "", "POSSIBLE",
+    )  # fmt: skip
+    # the death on day 15 cites it, but as of day 10 it is a grade 3 AE, ongoing
+    assert (cited["AETOXGR"], cited["AESER"], cited["AESDTH"], cited["AEOUT"]) == (
+        "3", "N", "N", "NOT RECOVERED/NOT RESOLVED",
+    )  # fmt: skip
+    assert cited["AEREL"] == "DEFINITE"  # the correction recorded on day 13
+    supp = {(r["USUBJID"], r["QNAM"]): r["QVAL"] for r in rows_by(
+        live["suppae"], "USUBJID", "QNAM").values()}  # fmt: skip
+    p5 = f"{STUDY}-P5"
+    assert (supp[(p5, "AEIRAE")], supp[(p5, "AEREL2")]) == ("N", "POSSIBLE")
+    assert rows_by(live["dm"], "SUBJID")[("P6",)]["DTHFL"] == ""
+    # without a cut-off: what the log says now
+    now = rows_by(runtime.review.read(ADMIN, sdtm_datasets)["ae"], "AESPID")
+    assert [(now[(k,)]["AETOXGR"], now[(k,)]["AESDTH"], now[(k,)]["AEOUT"])
+            for k in (ids["course"], ids["cited"])] == [("5", "Y", "FATAL")] * 2  # fmt: skip
+    assert now[(ids["course"],)]["AEREL"] == "PROBABLE"
+
+
+def test_a_cut_off_between_an_onset_and_the_death_it_caused() -> None:
+    runtime, ids = hand_runtime()
+    cutoff = date.fromisoformat(day(30))  # P2's AE began on day 30; worse and fatal on day 31
+    live = runtime.review.read(ADMIN, lambda d: sdtm_datasets(d, cutoff))
+    snapshot = snapshot_as_of(runtime.store, runtime.plan, datetime.now(UTC), cutoff)
+    assert sdtm_datasets(snapshot.review(), cutoff) == live
+    fatal = rows_by(live["ae"], "AESPID")[(ids["fatal"],)]
+    assert (fatal["AETOXGR"], fatal["AESDTH"], fatal["AESER"], fatal["AESLIFE"]) == (
+        "4", "N", "Y", "Y",
+    )  # fmt: skip
+    assert (fatal["AEOUT"], fatal["AEENDTC"]) == ("NOT RECOVERED/NOT RESOLVED", "")
+
+
+def test_arms_use_the_cdisc_null_values() -> None:
+    assert arm(["chemotherapy", "radiotherapy"], planned=True) == ("SBRT-5FU", "SBRT + 5-FU")
+    assert arm({"immunotherapy"}, planned=False) == ("PD1", "PD-1")
+    # planned: no arm assigned (SDTMIG 5.2 DM: NOTASSGN); actual: nothing given (NOTTRT)
+    assert arm([], planned=True) == ("NOTASSGN", "Not Assigned")
+    assert arm(set(), planned=False) == ("NOTTRT", "Not Treated")
 
 
 def test_a_site_gets_its_own_patients_only() -> None:

@@ -108,6 +108,7 @@ class AeVersion:
     stored_at: datetime  # when the server stored it
     changes: dict[str, Any]  # the fields it set (JSON-ready values)
     reason: str | None = None
+    occurred_at: datetime | None = None  # when it happened (UTC): dates a change of course
 
 
 @dataclass
@@ -192,6 +193,7 @@ def _version(
         stored_at=stored_at,
         changes=changes,
         reason=getattr(event, "reason", None),
+        occurred_at=_utc(event.occurred_at),
     )
 
 

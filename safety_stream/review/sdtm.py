@@ -13,9 +13,12 @@ dataset can be written as SAS transport version 5. Choices the events leave open
 - Dates and times are ISO 8601; times are in UTC without an offset (the store keeps UTC), to
   the second. A date is the UTC date of the time, and the cut-off compares such dates.
 - AE: one row per AE that was not retracted. ``AETERM`` is the investigator's verbatim term
-  when given, else the CTCAE term; ``AEDECOD`` is the CTCAE v5.0 term (CTCAE terms are MedDRA
-  lowest-level terms) and ``AELLTCD`` the MedDRA LLT code the site sent; ``AEBODSYS`` the SOC.
-  ``AETOXGR`` is the worst CTCAE grade over the AE's course (5 once fatal), what the monitoring
+  when given, else the CTCAE term. ``AEDECOD`` is the CTCAE v5.0 term, which in CTCAE v5.0 is
+  a MedDRA *lowest-level term*, **not** the MedDRA preferred term SDTM expects in AEDECOD: the
+  system holds no MedDRA dictionary to map an LLT to its PT (several LLTs share one PT), so an
+  analyst who needs PTs codes ``AELLTCD`` (the MedDRA LLT code the site sent) with their own
+  licensed MedDRA; ``AEBODSYS`` is the MedDRA SOC CTCAE files the term under. ``AETOXGR``
+  is the worst CTCAE grade over the AE's course (5 once fatal), what the monitoring
   rules count. ``AESDTH`` is ``Y`` when death is among the AE's seriousness criteria or the AE
   was fatal (resolved as fatal, or cited by the patient's death), and ``AESER`` then too.
   ``AEREL`` is the strongest attribution to any modality, in the trial's own 5-point scale
@@ -27,7 +30,9 @@ dataset can be written as SAS transport version 5. Choices the events leave open
 - DM: ``RFSTDTC``/``RFXSTDTC`` the first dose of any modality, ``RFENDTC``/``RFXENDTC`` the last
   dose, ``RFICDTC`` the consent date, ``RFPENDTC`` the day the patient left the study (death,
   withdrawal or last contact when lost); ``ARM`` is what the patient was planned to receive at
-  enrolment (``SBRT + PD-1 + 5-FU`` for the whole regimen), ``ACTARM`` what they received.
+  enrolment (``SBRT + PD-1 + 5-FU`` for the whole regimen), ``ACTARM`` what they received;
+  with none, the SDTMIG null values ``NOTASSGN`` ("Not Assigned") for the planned arm and
+  ``NOTTRT`` ("Not Treated") for the actual one.
 - EX: one row per administration. ``EXTRT`` is ``SBRT``, the chemotherapy regimen or the PD-1
   agent; SBRT doses are in Gy, the antibody in mg; the events give no chemotherapy dose
   (``EXDOSE`` empty) but say when it was reduced (``EXADJ``). ``EXSPID`` names the fraction,
@@ -41,10 +46,13 @@ dataset can be written as SAS transport version 5. Choices the events leave open
 
 The cut-off (``cutoff``: a date, or None for everything) leaves out what is dated after it:
 patients enrolled, AEs with onset, doses, lab samples and exits after it; an AE resolved after
-it is shown ongoing (no end date, ``NOT RECOVERED/NOT RESOLVED``). A :class:`ReviewData` from
-the report's snapshot (``snapshot_as_of`` with the same cut-off) has already left those out;
-on the live data (the API) the filter here does it, and the two agree except for a grade change
-of an AE's course (worsened/improved) dated after the cut-off, which the live data shows.
+it is shown ongoing (no end date, ``NOT RECOVERED/NOT RESOLVED``). What an AE was at the
+cut-off (its worst grade, seriousness, attribution, immune-relatedness, outcome and whether it
+was fatal) is replayed from its history (``review.ae_as_of``): a worsening, a fatal resolution
+or a death dated after the cut-off is not in ``AETOXGR``, ``AESER``/``AESDTH`` or ``AEOUT``.
+A :class:`ReviewData` from the report's snapshot (``snapshot_as_of`` with the same cut-off, what
+the ``export`` command folds) has already left those events out; on the live data (the API) the
+filter and the replay here do it, and the two give the same rows for the same log and cut-off.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from datetime import UTC, date, datetime
 
 from safety_stream.events import ATTRIBUTION_RANK
 from safety_stream.projections.state import AeState, PatientState
+from safety_stream.review.ae_as_of import AeAsOf, ae_as_of
 from safety_stream.review.dataset import ReviewData
 from safety_stream.review.details import Administration, Exit, LabValue, PatientDetail
 from safety_stream.review.sdtm_spec import (
@@ -68,6 +77,8 @@ from safety_stream.review.sdtm_spec import (
     LB_COLUMNS,
     MAX_BYTES,
     MODALITY_ORDER,
+    NOT_ASSIGNED,
+    NOT_TREATED,
     ONGOING,
     OUTCOMES,
     REL_LABELS,
@@ -122,11 +133,14 @@ def strongest(attribution: dict[str, str]) -> str:
     return max(attribution.values(), key=ATTRIBUTION_RANK.__getitem__, default="unrelated")
 
 
-def arm(modalities: list[str] | set[str]) -> tuple[str, str]:
-    """(ARMCD, ARM) of a set of modalities, e.g. ("SBRT-PD1-5FU", "SBRT + PD-1 + 5-FU")."""
+def arm(modalities: list[str] | set[str], *, planned: bool) -> tuple[str, str]:
+    """(code, description) of the arm of a set of modalities, e.g. ("SBRT-PD1-5FU",
+    "SBRT + PD-1 + 5-FU"); of none, the SDTMIG null value: ``NOTASSGN``/"Not Assigned" for
+    the planned arm (ARMCD/ARM), ``NOTTRT``/"Not Treated" for the actual one (ACTARMCD/ACTARM).
+    """
     chosen = [m for m in ARM_ORDER if m in modalities]
     if not chosen:
-        return "NOTTRT", "Not Treated"
+        return NOT_ASSIGNED if planned else NOT_TREATED
     return "-".join(ARM_CODES[m] for m in chosen), " + ".join(SHORT[m] for m in chosen)
 
 
@@ -192,10 +206,12 @@ def subjects(data: ReviewData, cutoff: date | None) -> list[Subject]:
 
 @dataclass(frozen=True, slots=True)
 class AeRecord:
-    """One AE inside the cut-off, with its subject and sequence number."""
+    """One AE inside the cut-off, with its subject and sequence number; ``as_of`` is what
+    it was at the cut-off (grade course, seriousness, attribution, outcome, fatal)."""
 
     subject: Subject
     ae: AeState
+    as_of: AeAsOf
     seq: int
     verbatim: str
     action_taken: str
@@ -218,8 +234,8 @@ def adverse_events(
     for subject, ae, verbatim, detail in found:
         counter[subject.usubjid] = counter.get(subject.usubjid, 0) + 1
         out.append(
-            AeRecord(subject, ae, counter[subject.usubjid], verbatim, detail.action_taken,
-                     detail.meddra_code)
+            AeRecord(subject, ae, ae_as_of(ae, detail, subject.death, cutoff),
+                     counter[subject.usubjid], verbatim, detail.action_taken, detail.meddra_code)
         )  # fmt: skip
     return out
 
@@ -227,7 +243,7 @@ def adverse_events(
 # -- the datasets --------------------------------------------------------------------------
 
 
-def _outcome(ae: AeState, cutoff: date | None) -> tuple[str, str]:
+def _outcome(ae: AeAsOf, cutoff: date | None) -> tuple[str, str]:
     """(AEOUT, AEENDTC) as of the cut-off."""
     ended = ae.end_date is not None and _within(ae.end_date, cutoff)
     if ae.fatal and (ended or ae.end_date is None):
@@ -240,15 +256,15 @@ def _outcome(ae: AeState, cutoff: date | None) -> tuple[str, str]:
 def ae_dataset(records: list[AeRecord], cutoff: date | None) -> Dataset:
     rows: list[tuple[Value, ...]] = []
     for r in records:
-        ae = r.ae
-        outcome, ended = _outcome(ae, cutoff)
-        serious = set(ae.seriousness) | ({"death"} if ae.fatal else set())
+        ae, as_of = r.ae, r.as_of
+        outcome, ended = _outcome(as_of, cutoff)
+        serious = set(as_of.seriousness) | ({"death"} if as_of.fatal else set())
         rows.append(
             (
                 r.subject.state.trial_id, "AE", r.subject.usubjid, r.seq, str(ae.ae_id),
-                fit(r.verbatim), fit(ae.ctcae_term), r.llt, fit(ae.soc), str(ae.worst),
+                fit(r.verbatim), fit(ae.ctcae_term), r.llt, fit(ae.soc), str(as_of.worst),
                 _yn(bool(serious)), *(_yn(kind in serious) for _, kind in SERIOUS_FLAGS),
-                r.action_taken.upper().replace("_", " "), strongest(ae.attribution).upper(),
+                r.action_taken.upper().replace("_", " "), strongest(as_of.attribution).upper(),
                 outcome, dtc(ae.onset_date), ended,
             )
         )  # fmt: skip
@@ -260,11 +276,11 @@ def suppae_dataset(records: list[AeRecord]) -> Dataset:
     for r in records:
         key = (r.subject.state.trial_id, "AE", r.subject.usubjid, "AESEQ", str(r.seq))
         for number, modality in enumerate(MODALITY_ORDER, start=1):
-            given = r.ae.attribution.get(modality)
+            given = r.as_of.attribution.get(modality)
             if given is not None:
                 rows.append((*key, f"AEREL{number}", REL_LABELS[modality], given.upper(), "CRF"))
         rows.append((*key, "AEIRAE", "Immune-Related Adverse Event",
-                     _yn(r.ae.immune_related), "CRF"))  # fmt: skip
+                     _yn(r.as_of.immune_related), "CRF"))  # fmt: skip
     return Dataset("SUPPAE", "Supplemental Qualifiers for AE", SUPPAE_COLUMNS, tuple(rows))
 
 
@@ -273,8 +289,8 @@ def dm_dataset(enrolled: list[Subject]) -> Dataset:
     for s in enrolled:
         first, last = dtc(s.first_dose), dtc(s.last_dose)
         ended = s.death or s.exit
-        planned = arm(s.detail.planned_modalities)
-        actual = arm({a.modality for a in s.doses})
+        planned = arm(s.detail.planned_modalities, planned=True)
+        actual = arm({a.modality for a in s.doses}, planned=False)
         rows.append(
             (
                 s.state.trial_id, "DM", s.usubjid, s.state.patient_id, first, last, first, last,

@@ -116,6 +116,9 @@ MODALITY_ORDER = (Modality.RADIOTHERAPY.value, Modality.CHEMOTHERAPY.value,
 SHORT = {"radiotherapy": "SBRT", "immunotherapy": "PD-1", "chemotherapy": "5-FU"}
 ARM_ORDER = ("radiotherapy", "immunotherapy", "chemotherapy")  # "SBRT + PD-1 + 5-FU"
 ARM_CODES = {"radiotherapy": "SBRT", "immunotherapy": "PD1", "chemotherapy": "5FU"}
+# the SDTMIG null values of DM's arms: no planned arm (ARMCD/ARM), nothing received (ACTARM*)
+NOT_ASSIGNED = ("NOTASSGN", "Not Assigned")
+NOT_TREATED = ("NOTTRT", "Not Treated")
 REL_LABELS = {
     "radiotherapy": "Relationship to SBRT",
     "chemotherapy": "Relationship to 5-FU chemotherapy",
