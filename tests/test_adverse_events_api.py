@@ -431,3 +431,45 @@ def test_the_boards_listing_reads_a_malformed_cursor_as_the_first_page(
     first = served.get("officer", "/board/aes").text
     rows = re.findall(r'<tr data-ae="([^"]+)"', first)
     assert rows and re.findall(r'<tr data-ae="([^"]+)"', answer.text) == rows
+
+
+def test_the_boards_csv_is_capped_says_so_and_is_written_after_the_review_lock(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond EXPORT_LIMIT rows (here 3) the CSV holds the first ones and says it is cut (a
+    header, the file's name, the listing page's link); the CSV text is written after the
+    review's lock is released (the rows are computed under it, nothing more)."""
+    from safety_stream.board import review_pages
+    from safety_stream.review.csv_export import write_csv
+
+    listed = served.listing("officer")
+    assert len(listed) > 3
+    monkeypatch.setattr(review_pages, "EXPORT_LIMIT", 3)
+    lock_held: list[bool] = []
+
+    def write_and_see_the_lock(*args: Any, **kwargs: Any) -> str:
+        lock_held.append(served.runtime.review._lock.locked())
+        return write_csv(*args, **kwargs)
+
+    monkeypatch.setattr(review_pages, "write_csv", write_and_see_the_lock)
+    answer = served.get("officer", "/board/aes.csv")
+    assert answer.status_code == 200 and lock_held == [False]
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [r["ae_id"] for r in rows] == [a["ae_id"] for a in listed[:3]]
+    assert answer.headers["x-export-truncated"] == f"first 3 of {len(listed)} rows"
+    disposition = answer.headers["content-disposition"]
+    assert disposition == f'attachment; filename="adverse-events-first-3-of-{len(listed)}.csv"'
+    page = served.get("officer", "/board/aes").text
+    assert f"Download CSV (Excel-safe: the first 3 of {len(listed)} AEs" in page
+    monkeypatch.setattr(review_pages, "EXPORT_LIMIT", len(listed))  # all fit: not cut
+    whole = served.get("officer", "/board/aes.csv")
+    assert "x-export-truncated" not in whole.headers
+    assert 'filename="adverse-events.csv"' in whole.headers["content-disposition"]
+    assert len(list(csv.DictReader(io.StringIO(whole.text)))) == len(listed)
+    assert "Download CSV (Excel-safe, all pages)" in served.get("officer", "/board/aes").text
+
+
+def test_the_boards_csv_export_limit_is_bounded() -> None:
+    from safety_stream.board import review_pages
+
+    assert review_pages.EXPORT_LIMIT <= 100_000  # rows built while the review lock is held

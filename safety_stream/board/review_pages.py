@@ -2,7 +2,8 @@
 letter. Server-rendered HTML (no script needed), behind the board's own login.
 
 GET /board/aes                 the AE listing: the API's filters as a GET form, paginated
-GET /board/aes.csv             the filtered listing as Excel-safe CSV (all pages)
+GET /board/aes.csv             the filtered listing as Excel-safe CSV (all pages, up to
+                               EXPORT_LIMIT rows; beyond, the first ones, and it says so)
 GET /board/aes/{ae_id}         one AE: its current version and every amendment (who, when, why)
 GET /board/patients/{id}       a patient's profile: a timeline (SVG) and the same data as tables
 GET /board/rejections/{id}     one dead letter as received, with what was wrong
@@ -45,7 +46,9 @@ from safety_stream.review.listing import STATUSES
 from safety_stream.runtime import Runtime
 
 PAGE_SIZE = 50
-EXPORT_LIMIT = 1_000_000
+# At most this many rows in one CSV: they are computed while the review's lock is held (every
+# other review read waits), so a download is bounded; beyond it the CSV says it is cut.
+EXPORT_LIMIT = 100_000
 CSV_COLUMNS = (
     "ae_id", "patient_id", "site_id", "ctcae_term", "soc", "meddra_code", "verbatim_term",
     "grade", "worst_grade", "onset_date", "end_date", "status", "outcome",
@@ -207,6 +210,7 @@ def _add_listing_routes(app: FastAPI, board: _BoardParts) -> None:
             else None,
             first_link="?" + urlencode(parameters) if after else None,
             csv_link="/board/aes.csv" + ("?" + urlencode(parameters) if parameters else ""),
+            export_limit=EXPORT_LIMIT,
             modalities=[(m.value, m.value) for m in Modality],
             attributions=[(a.value, a.value) for a in Attribution],
             statuses=[(s, s) for s in STATUSES],
@@ -225,6 +229,7 @@ def _add_listing_routes(app: FastAPI, board: _BoardParts) -> None:
             chosen = query.to_filter(runtime.plan, who.principal, runtime.reads)
         except FilterError as problem:
             return PlainTextResponse(str(problem), 400)
+        # the rows are computed under the review's lock; the CSV is written after it is released
         found = ae_listing(runtime.review, who.principal, chosen, 0, EXPORT_LIMIT)
         text = write_csv(CSV_COLUMNS, (csv_row(r) for r in found.rows), excel_safe=True)
         provenance = stamp(found.position, found.chain_head, datetime.now(UTC))
@@ -232,12 +237,24 @@ def _add_listing_routes(app: FastAPI, board: _BoardParts) -> None:
             text.encode("utf-8"),
             media_type="text/csv; charset=utf-8",
             headers={
-                "Content-Disposition": 'attachment; filename="adverse-events.csv"',
                 "Cache-Control": "no-store",
                 "X-Content-Type-Options": "nosniff",
                 **provenance.headers(),
+                **_cut_headers(len(found.rows), found.matching),
             },
         )
+
+
+def _cut_headers(written: int, matching: int) -> dict[str, str]:
+    """The download's name, and (when EXPORT_LIMIT cut it) a header saying how much it holds:
+    the file's name says so too, so a saved file is not taken for the whole listing."""
+    if written >= matching:
+        return {"Content-Disposition": 'attachment; filename="adverse-events.csv"'}
+    name = f"adverse-events-first-{written}-of-{matching}.csv"
+    return {
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Export-Truncated": f"first {written} of {matching} rows",
+    }
 
 
 def _add_record_routes(app: FastAPI, board: _BoardParts) -> None:
