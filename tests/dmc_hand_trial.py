@@ -126,3 +126,18 @@ def hand_trial() -> Trial:
 
     trial.enrol("P5", 60, s2)
     return trial
+
+
+def hand_trial_with_pre_dose() -> Trial:
+    """The hand trial plus what the treatment-emergent rule and follow-up must leave out:
+
+    - P3 (first dose day 3): diarrhoea grade 1, unrelated, onset day 2 (before the first dose);
+    - P5 (never treated): neutropenia grade 3, chemotherapy possible, serious, day 70.
+
+    Every treatment-emergent table and rate must be the hand trial's; the footnotes count 2
+    AEs of 2 patients not counted."""
+    trial = hand_trial()
+    _ae(trial, "P3", 2, DIARRHEA, 1, "S2")
+    _ae(trial, "P5", 70, NEUTROPENIA, 3, "S2", attribution={"chemotherapy": "possible"},
+        seriousness=["hospitalisation"])  # fmt: skip
+    return trial

@@ -4,7 +4,8 @@ and direct loops over the JSON payloads, sharing no code with ``safety_stream.re
 The rules it encodes are the ones the tables document: an AE's worst grade is the maximum of
 its grade course (a worsening or improvement appends, a correction replaces the last), 5 once
 it was resolved fatal or cited by a death; retracted AEs are dropped; the latest exit record
-wins; "related" is possible or stronger.
+wins; "related" is possible or stronger. Treatment-emergent: onset on or after the UTC date of
+the patient's first administration of any modality (a patient never dosed has none).
 """
 
 from __future__ import annotations
@@ -150,3 +151,20 @@ def fold_raw(events: list[StoredEvent]) -> Raw:
 
 def pct(count: int, n: int) -> float | None:
     return None if n == 0 else round(100.0 * count / n, 1)
+
+
+def treatment_emergent(raw: Raw) -> list[RawAe]:
+    """The non-retracted AEs with onset on or after their patient's first dose date."""
+    found = []
+    for ae in raw.aes:
+        doses = raw.patients[ae.patient].doses
+        if doses and ae.onset >= min(d["on"] for d in doses):
+            found.append(ae)
+    return found
+
+
+def pre_dose(raw: Raw) -> tuple[int, int]:
+    """(AEs, patients) the treatment-emergent rule leaves out."""
+    kept = {ae.ae_id for ae in treatment_emergent(raw)}
+    left = [ae for ae in raw.aes if ae.ae_id not in kept]
+    return len(left), len({ae.patient for ae in left})

@@ -37,7 +37,7 @@ def liver_trial() -> Trial:
     t.lab("L1", 10, "ALP", 2.5, S1)
     bilirubin(t, "L1", 10, 2.5, S1)
     t.lab("L1", 20, "ALT", 6.0, S1)
-    # L2 (S1): no value before the first dose: the first value is the baseline
+    # L2 (S1): no value before the first dose: baseline missing, every value post-baseline
     t.enrol("L2", 0, S1)
     t.treat("L2", "chemotherapy", 1, S1)
     t.lab("L2", 5, "ALT", 1.2, S1)
@@ -54,7 +54,7 @@ def liver_trial() -> Trial:
     t.treat("L3", "immunotherapy", 1, S2)
     t.lab("L3", 40, "ALT", 25.0, S2)
     bilirubin(t, "L3", 80, 2.2, S2)
-    # L4 (S2): never dosed; 3.0 x ULN is still grade 1
+    # L4 (S2): never dosed (every value post-baseline); 3.0 x ULN is still grade 1
     t.enrol("L4", 0, S2)
     t.lab("L4", 3, "ALT", 0.5, S2)
     t.lab("L4", 8, "ALT", 3.0, S2)

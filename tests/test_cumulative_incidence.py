@@ -9,9 +9,9 @@ import math
 from datetime import timedelta
 
 import pytest
-from liver_histories import AS_OF_DAY, competing_trial
+from liver_histories import AS_OF_DAY, S1, competing_trial
 from test_read_snapshot import ADMIN, submit
-from trial_builder import T0
+from trial_builder import NEUTROPENIA, T0
 
 from safety_stream.events import Attribution
 from safety_stream.review.cumulative import (
@@ -117,39 +117,43 @@ def test_bad_outcomes_are_refused_with_what_is_allowed() -> None:
 def test_curves_of_a_posted_history_follow_the_hand_computed_outcomes() -> None:
     runtime = build_memory_runtime()
     trial, _ = competing_trial()
+    # what the treatment-emergent rule leaves out: PT-1's related grade 3 neutropenia the day
+    # before its first dose (day 2), and never-dosed PT-6's on day 5 (PT-6 is in no curve)
+    trial.ae("PT-1", 1, *NEUTROPENIA, 3, ct="possible", site=S1)
+    trial.ae("PT-6", 5, *NEUTROPENIA, 3, ct="possible", site=S1)
     submit(runtime, trial)
     threshold = runtime.plan.related_means_at_least
     assert threshold == Attribution.POSSIBLE
     data = runtime.review.read(ADMIN, lambda d: d)
     curve = cumulative_incidence(data, threshold, AS_OF)
-    # any modality (docstring of competing_trial): event at 3, 5, 10, 20; censored at 10 and
-    # 40; death at 20.
-    # t=3:  n=7, CIF 1/7,                      S 6/7
-    # t=5:  n=6, CIF 1/7 + 6/7 * 1/6 = 2/7,    S 5/7
-    # t=10: n=5, CIF 2/7 + 5/7 * 1/5 = 3/7,    S 4/7 (and PT-5 censored)
-    # t=20: n=3, CIF 3/7 + 4/7 * 1/3 = 13/21,  S 4/7 * 1/3 = 4/21 (PT-7 event, PT-4 death)
-    # t=40: n=1, censored
-    assert (curve.patients, curve.events, curve.competing, curve.censored) == (7, 4, 1, 2)
-    assert [(s.day, s.at_risk) for s in curve.steps] == [(3, 7), (5, 6), (10, 5), (20, 3), (40, 1)]
-    assert [s.cif for s in curve.steps] == pytest.approx([1 / 7, 2 / 7, 3 / 7, 13 / 21, 13 / 21])
-    assert curve.at(19) == pytest.approx(3 / 7)
+    # any modality (docstring of competing_trial), dosed patients only (PT-6 never dosed):
+    # event at 3, 5, 10, 20; censored at 10; death at 20.
+    # t=3:  n=6, CIF 1/6,                      S 5/6
+    # t=5:  n=5, CIF 1/6 + 5/6 * 1/5 = 2/6,    S 4/6
+    # t=10: n=4, CIF 2/6 + 4/6 * 1/4 = 3/6,    S 3/6 (and PT-5 censored)
+    # t=20: n=2, CIF 3/6 + 3/6 * 1/2 = 3/4,    S 0 (PT-7 event, PT-4 death)
+    assert (curve.patients, curve.events, curve.competing, curve.censored) == (6, 4, 1, 1)
+    assert [(s.day, s.at_risk) for s in curve.steps] == [(3, 6), (5, 5), (10, 4), (20, 2)]
+    assert [s.cif for s in curve.steps] == pytest.approx([1 / 6, 2 / 6, 3 / 6, 3 / 4])
+    assert curve.at(19) == pytest.approx(3 / 6)
+    assert curve.pre_dose == 2
 
     # related to chemotherapy: PT-2's diarrhoea is the PD-1 antibody's (censored at 39)
-    # t=3: n=7, 1/7; t=10: n=6, 1/7 + 6/7 * 1/6 = 2/7 (PT-5 censored); t=20: n=4,
-    # 2/7 + 5/7 * 1/4 = 13/28 (PT-7 event, PT-4 death); t=39, t=40: censored
+    # t=3: n=6, 1/6; t=10: n=5, 1/6 + 5/6 * 1/5 = 2/6 (PT-5 censored); t=20: n=3,
+    # 2/6 + 4/6 * 1/3 = 5/9 (PT-7 event, PT-4 death); t=39: censored
     chemo = cumulative_incidence(data, threshold, AS_OF, "chemotherapy")
-    assert [s.day for s in chemo.steps] == [3, 10, 20, 39, 40]
-    assert [s.cif for s in chemo.steps] == pytest.approx([1 / 7, 2 / 7, 13 / 28, 13 / 28, 13 / 28])
-    assert (chemo.events, chemo.competing, chemo.censored) == (3, 1, 3)
+    assert [s.day for s in chemo.steps] == [3, 10, 20, 39]
+    assert [s.cif for s in chemo.steps] == pytest.approx([1 / 6, 2 / 6, 5 / 9, 5 / 9])
+    assert (chemo.events, chemo.competing, chemo.censored, chemo.pre_dose) == (3, 1, 2, 2)
 
     # radiotherapy: no related AE; PT-4 and PT-7 die (competing), the rest censored
     radio = cumulative_incidence(data, threshold, AS_OF, "radiotherapy")
-    assert (radio.events, radio.competing, radio.censored) == (0, 2, 5)
+    assert (radio.events, radio.competing, radio.censored, radio.pre_dose) == (0, 2, 4, 0)
     assert radio.at(1000) == 0.0
     labels = [c.label for c in cumulative_incidences(data, threshold, AS_OF)]
     assert labels == ["any study treatment", "radiotherapy", "chemotherapy", "immunotherapy"]
 
     # a stricter "related" (probable or stronger) keeps only PT-3's nausea
     strict = cumulative_incidence(data, Attribution.PROBABLE, AS_OF)
-    assert strict.events == 1 and strict.steps[0].cif == pytest.approx(1 / 7)
+    assert strict.events == 1 and strict.steps[0].cif == pytest.approx(1 / 6)
     runtime.close()

@@ -5,15 +5,18 @@ stored events by the independent fold in ``dmc_recount`` (direct loops, no share
 
 from __future__ import annotations
 
+import json
 import statistics
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
-from dmc_hand_trial import day, hand_trial
-from dmc_recount import MODALITIES, Raw, RawAe, fold_raw, pct
+from dmc_hand_trial import day, hand_trial, hand_trial_with_pre_dose
+from dmc_recount import MODALITIES, Raw, RawAe, fold_raw, pct, pre_dose, treatment_emergent
 from test_read_snapshot import ADMIN, submit
 
 from safety_stream.ctcae import ctcae_dictionary
@@ -25,6 +28,7 @@ from safety_stream.review.dmc import TABLE_NAMES, dmc_tables
 from safety_stream.review.table import Cell, DmcTable
 from safety_stream.runtime import build_memory_runtime, default_plan
 from safety_stream.simulate import simulate
+from safety_stream.simulate.generator import SimulatedRecord
 from safety_stream.simulate.rates import scenario
 from safety_stream.store.base import StoredEvent
 from safety_stream.store.memory import InMemoryEventStore
@@ -132,6 +136,25 @@ def test_aesi_discontinuations_and_deaths_by_hand(
     )  # fmt: skip
 
 
+def test_aes_before_the_first_dose_are_not_treatment_emergent(
+    hand: tuple[dict[str, DmcTable], list[StoredEvent]],
+) -> None:
+    """P3's diarrhoea the day before its first dose and never-treated P5's grade 3 serious
+    chemotherapy-related neutropenia are left out: every treatment-emergent table is the hand
+    trial's, and the footnotes say what was left out."""
+    runtime = build_memory_runtime()
+    submit(runtime, hand_trial_with_pre_dose())
+    tables = by_name(runtime.review.read(ADMIN, lambda d: dmc_tables(d, runtime.plan, AS_OF, True)))
+    note = "AEs with onset before the first dose (or of a patient never dosed): 2 (patients 2), "
+    for name in ("teae-overview", "incidence-all-causality", "incidence-related", "aesi",
+                 "incidence-rates"):  # fmt: skip
+        assert tables[name].rows == hand[0][name].rows, name
+        assert note + "not counted." in tables[name].footnote, name
+    assert "onset on or after the patient's first dose" in tables["teae-overview"].footnote
+    assert "(patients 0), not counted." in hand[0]["teae-overview"].footnote
+    runtime.close()
+
+
 def test_currency_and_enrolment_by_hand(
     hand: tuple[dict[str, DmcTable], list[StoredEvent]],
 ) -> None:
@@ -235,8 +258,52 @@ def test_an_aesi_group_needs_terms_or_socs() -> None:
 # -- a simulated trial, recounted from the raw events -------------------------------------------
 
 
+def with_pre_dose_aes(records: list[SimulatedRecord]) -> list[SimulatedRecord]:
+    """The simulated records plus, for every third patient first dosed after the day of
+    consent, a related grade 3 serious neutropenia with onset on the day of consent, reported
+    with the enrolment: AEs sites do report that the treatment-emergent rule must leave out."""
+    docs = [json.loads(r.body) for r in records]
+    first_dose: dict[str, str] = {}
+    for doc in docs:
+        if doc["event_type"] == "treatment.administered":
+            first_dose.setdefault(doc["patient_id"], doc["occurred_at"][:10])
+    out, eligible = [], 0
+    for record, doc in zip(records, docs, strict=True):
+        out.append(record)
+        if doc["event_type"] != "patient.enrolled":
+            continue
+        if first_dose.get(doc["patient_id"], "9999") <= doc["consent_date"]:
+            continue
+        eligible += 1
+        if eligible % 3:
+            continue
+        ae = {
+            key: doc[key]
+            for key in (
+                "trial_id",
+                "site_id",
+                "patient_id",
+                "reporter",
+                "occurred_at",
+                "recorded_at",
+            )
+        }
+        ae |= {
+            "event_type": "ae.reported", "schema_version": 1, "event_id": str(uuid.uuid4()),
+            "ctcae_version": "5.0", "ctcae_term": "Neutrophil count decreased",
+            "meddra_code": 10029366, "grade": 3, "onset_date": doc["consent_date"],
+            "seriousness": ["hospitalisation"], "expectedness": "expected",
+            "immune_related": False, "action_taken": "dose_not_changed",
+            "attribution": {"radiotherapy": "unrelated", "chemotherapy": "possible",
+                            "immunotherapy": "unrelated"},
+        }  # fmt: skip
+        out.append(replace(record, body=json.dumps(ae).encode()))
+    return out
+
+
 def stored_simulation(seed: int, patients: int) -> list[StoredEvent]:
     records = simulate(scenario("chemotherapy-toxicity", patients=patients, seed=seed))
+    records = with_pre_dose_aes(records)
     sent = [records[0].sent_at]
     store = InMemoryEventStore(clock=lambda: sent[0])
     for start in range(0, len(records), 40):
@@ -282,7 +349,7 @@ def test_simulated_overview_recounted(simulated: Simulated) -> None:
         expected: list[int | float | None] = []
         for scope in ("all", "related", *MODALITIES):
             patients: set[str] = set()
-            for ae in raw.aes:
+            for ae in treatment_emergent(raw):
                 if not check(ae):
                     continue
                 if (
@@ -298,13 +365,21 @@ def test_simulated_overview_recounted(simulated: Simulated) -> None:
         seen += 1
     assert seen == 6
     assert as_int(tables["teae-overview"].rows[1][1]) > 0  # the scenario has grade >= 3 AEs
+    left_out, patients_left_out = pre_dose(raw)
+    assert left_out > 0  # the scenario has AEs before the first dose: the rule is exercised
+    note = (
+        f"AEs with onset before the first dose (or of a patient never dosed): {left_out} "
+        f"(patients {patients_left_out}), not counted."
+    )
+    for name in ("teae-overview", "incidence-all-causality", "aesi", "incidence-rates"):
+        assert note in tables[name].footnote, name
 
 
 def _incidence(raw: Raw, scope: str) -> list[tuple[object, ...]]:
     n = len(raw.patients)
     worst_soc: dict[str, dict[str, int]] = defaultdict(dict)
     worst_term: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for ae in raw.aes:
+    for ae in treatment_emergent(raw):
         if scope == "related" and not ae.related():
             continue
         soc, term = worst_soc[ae.soc], worst_term[(ae.soc, ae.term)]
@@ -338,7 +413,7 @@ def test_simulated_aesi_recounted(simulated: Simulated) -> None:
     rows = {r[0]: r[3:] for r in tables["aesi"].rows}
     for name, group in plan.aesi.items():
         worst: dict[str, int] = {}
-        for ae in raw.aes:
+        for ae in treatment_emergent(raw):
             if group.immune_related is not None and ae.immune != group.immune_related:
                 continue
             if ae.term in group.terms or ae.soc in group.socs:

@@ -4,8 +4,10 @@ hand, and a simulated trial recomputed from the raw stored events with direct lo
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
+import uuid
 from collections.abc import Callable
 from datetime import date
 from functools import partial
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 from dmc_hand_trial import day, hand_trial
-from dmc_recount import MODALITIES, Raw, RawAe, RawPatient, fold_raw
+from dmc_recount import MODALITIES, Raw, RawAe, RawPatient, fold_raw, treatment_emergent
 from test_dmc_tables import stored_simulation
 from test_read_snapshot import ADMIN, submit
 
@@ -104,27 +106,61 @@ def test_incidence_rates_by_hand(hand_data: ReviewData) -> None:
     table = dmc_table("incidence-rates", hand_data, default_plan(), day(90), True)
     rows = {r[0]: r[1:] for r in table.rows}
     month = 365.25 / 12
-    # any AE: at risk from the first dose (enrolment for P5) to the first onset, exit or day 90
-    # P1 day 1 -> 5 (4 days, event), P2 2 -> 30 (28, event), P3 3 -> withdrawn 20 (17),
-    # P4 4 -> 50 (46, event), P5 enrolled 60 -> 90 (30): 125 days, 3 events
-    months = 125 / month
+    # any AE: dosed patients at risk from the first dose to the first onset, death, exit or day
+    # 90, both days counted: P1 day 1 -> 5 (5 days, event), P2 2 -> 30 (29, event), P3 3 ->
+    # withdrawn 20 (18), P4 4 -> 50 (47, event); P5 never dosed: no time at risk. 99 days
+    months = 99 / month
     low, high = 0.618672, 8.767273  # Garwood, x = 3
     events, pm, rate, ci_low, ci_high = rows["Any AE"]
     assert (events, pm) == (3, round(months, 2))
     assert rate == pytest.approx(300 / months, abs=1e-3)
     assert ci_low == pytest.approx(100 * low / months, abs=1e-3)
     assert ci_high == pytest.approx(100 * high / months, abs=1e-3)
-    # serious: P2 day 30, P4 day 50; P1 at risk from day 1 to day 90 (89 days)
-    assert rows["Serious AE"][:2] == (2, round((89 + 28 + 17 + 46 + 30) / month, 2))
+    # serious: P2 day 30, P4 day 50; P1 at risk from day 1 to day 90 (90 days)
+    assert rows["Serious AE"][:2] == (2, round((90 + 29 + 18 + 47) / month, 2))
     # radiotherapy-related grade >= 3: P4 only (day 4 -> 50); the others to their exit or day 90
     assert rows["Radiotherapy-related grade >= 3 AE"][:2] == (
-        1, round((89 + 88 + 17 + 46 + 30) / month, 2),
+        1, round((90 + 89 + 18 + 47) / month, 2),
     )  # fmt: skip
     # no event: rate 0, upper limit 3.689 / patient-months
     colitis = rows["AESI colitis: Immune-related colitis and diarrhoea"]
-    total = (89 + 88 + 17 + 48 + 30) / month  # P4 to its death on day 52
+    total = (90 + 89 + 18 + 49) / month  # P4 to its death on day 52
     assert colitis[:4] == (0, round(total, 2), 0.0, 0.0)
     assert colitis[4] == pytest.approx(368.8879 / total, abs=1e-3)
+    assert "counting both ends" in table.footnote
+
+
+def test_a_patient_dosed_on_the_as_of_date_is_at_risk_one_day(hand_data: ReviewData) -> None:
+    # at day 1, only P1 is dosed (day 1): 1 day at risk, no event yet
+    rows = {r[0]: r[1:] for r in dmc_table("incidence-rates", hand_data, default_plan(), day(1),
+                                             True).rows}  # fmt: skip
+    assert rows["Any AE"][:2] == (0, round(1 / (365.25 / 12), 2))
+
+
+def test_follow_up_ends_at_the_death_even_when_a_later_exit_record_says_otherwise() -> None:
+    """A withdrawal dated after the death and stored after it (ingest refuses that today, but
+    the fold must not trust it: older logs, corrections): P4 still stops at its death."""
+    runtime = build_memory_runtime()
+    submit(runtime, hand_trial())
+    events = list(runtime.store.read())
+    runtime.close()
+    withdrawal = next(json.loads(e.payload) for e in events if "patient.withdrawn" in e.payload)
+    withdrawal.update(
+        patient_id="P4", site_id="S2", event_id=str(uuid.uuid4()), reason="consent_withdrawn",
+        occurred_at=f"{day(60).isoformat()}T00:00:00+00:00",
+    )  # fmt: skip
+    rows = [(e.position, e.payload, e.stored_at, e.chain_hash) for e in events]
+    last = events[-1]
+    rows.append((last.position + 1, json.dumps(withdrawal), last.stored_at, last.chain_hash))
+    data = ReviewData()
+    data.fold_payloads(rows)
+    found = data.patient("P4")
+    assert found is not None and found[1].exit is not None and found[1].exit.on == day(60)
+    table = dmc_table("incidence-rates", data, default_plan(), day(90), True)
+    colitis = {r[0]: r[1:] for r in table.rows}[
+        "AESI colitis: Immune-related colitis and diarrhoea"
+    ]
+    assert colitis[:2] == (0, round((90 + 89 + 18 + 49) / (365.25 / 12), 2))  # P4 to day 52
 
 
 # -- a simulated trial, recomputed from the raw events ----------------------------------------
@@ -257,17 +293,23 @@ def test_simulated_rates_recounted(simulated: Simulated) -> None:
     for row in table.rows:
         check = checks[str(row[0])]
         first: dict[str, date] = {}
-        for ae in raw.aes:
+        for ae in treatment_emergent(raw):
             if check(ae) and (ae.patient not in first or ae.onset < first[ae.patient]):
                 first[ae.patient] = ae.onset
         events = days = 0
         for p in raw.patients.values():
-            start = min(d["on"] for d in p.doses) if p.doses else p.enrolled
-            stop = as_of if p.exit is None else min(as_of, p.exit[1])
+            if not p.doses:
+                continue  # never dosed: no time at risk
+            start = min(d["on"] for d in p.doses)
+            stop = as_of
+            if p.exit is not None:
+                stop = min(stop, p.exit[1])
+            if p.death is not None:
+                stop = min(stop, p.death[0])
             if p.patient in first and first[p.patient] <= stop:
                 events += 1
                 stop = first[p.patient]
-            days += max(0, (stop - start).days)
+            days += max(0, (stop - start).days + 1)
         months = days / month
         low, high = poisson_exact(events)
         assert row[1:] == (

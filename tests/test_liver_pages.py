@@ -135,13 +135,14 @@ def test_the_open_report_has_the_pooled_liver_section_and_no_patient_id(runtime:
 def test_the_closed_report_adds_patients_trajectories_and_narratives(runtime: Runtime) -> None:
     html = report_html(runtime, "closed")
     section = liver_section(html)
-    # at the day-40 cut-off only L1 has post-baseline bilirubin (L2's is on day 60, L3's on 80)
+    # at the day-40 cut-off L1 and L2 have post-baseline bilirubin (L2 has no value before its
+    # first dose: its day-5 values are post-baseline); L3's is on day 80
     edish_rows = section[
         section.index('id="edish-table"') : section.index(
             "</table>", section.index('id="edish-table"')
         )
     ]
-    assert set(ID.findall(edish_rows)) == {"L1"}
+    assert set(ID.findall(edish_rows)) == {"L1", "L2"}
     trajectories = section[section.index('id="child-pugh-table"') :]
     trajectories = trajectories[: trajectories.index("</table>")]
     assert set(ID.findall(trajectories)) == {"C1", "C2", "C3", "PT-5"}

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from liver_histories import child_pugh_trial, liver_trial
+from liver_histories import S1, bilirubin, child_pugh_trial, liver_trial
 from test_read_snapshot import ADMIN, submit
+from trial_builder import Trial
 
 from safety_stream.events import (
     ChildPughAssessed,
@@ -116,20 +117,40 @@ def test_shift_tables_of_a_hand_worked_history(runtime: Runtime) -> None:
     submit(runtime, liver_trial())
     tables = {t.test: t for t in runtime.review.read(ADMIN, shift_tables)}
     alt = tables["ALT"]
-    # L1 0 -> 3 (baseline before the first dose), L2 1 -> 1 (no pre-dose value: the first),
-    # L3 0 -> 4, L4 0 -> 1 (never dosed; 3.0 x ULN is grade 1), L5 no values
-    assert (cell(alt, "0", "3"), cell(alt, "1", "1"), cell(alt, "0", "4")) == (1, 1, 1)
-    assert (cell(alt, "0", "1"), cell(alt, "missing", "missing")) == (1, 1)
-    assert alt.patients == 5 and sum(map(sum, alt.counts)) == 5 and alt.worsened == 3
-    ast = tables["AST"]  # L1: its only value is its baseline; L2 2 -> 0
-    assert (cell(ast, "1", "missing"), cell(ast, "2", "0"), cell(ast, "missing", "missing")) == (
-        1, 1, 3,
-    )  # fmt: skip
+    # L1 0 -> 3 (baseline before the first dose), L2 missing -> 1 (no pre-dose value: no
+    # baseline, both values post-baseline), L3 0 -> 4, L4 missing -> 1 (never dosed: every
+    # value post-baseline; 3.0 x ULN is grade 1), L5 no values
+    assert (cell(alt, "0", "3"), cell(alt, "missing", "1"), cell(alt, "0", "4")) == (1, 2, 1)
+    assert cell(alt, "missing", "missing") == 1
+    assert alt.patients == 5 and sum(map(sum, alt.counts)) == 5 and alt.worsened == 2
+    ast = tables["AST"]  # L1 missing -> 1 (its only value is after the dose); L2 missing -> 2
+    assert (cell(ast, "missing", "1"), cell(ast, "missing", "2")) == (1, 1)
+    assert cell(ast, "missing", "missing") == 3  # L3, L4, L5: no AST
     alp = tables["ALP"]  # L1 0 -> 1 (2.5 x ULN), L3 baseline grade 2, nothing after
     assert (cell(alp, "0", "1"), cell(alp, "2", "missing")) == (1, 1)
-    bili = tables["bilirubin_total"]  # L1, L2 and L3 all 0 -> 2
-    assert cell(bili, "0", "2") == 3 and cell(bili, "missing", "missing") == 2
-    assert bili.column_total(2) == 3 and bili.row_total(0) == 3
+    bili = tables["bilirubin_total"]  # L1 and L3 0 -> 2; L2 missing -> 2
+    assert cell(bili, "0", "2") == 2 and cell(bili, "missing", "2") == 1
+    assert cell(bili, "missing", "missing") == 2
+    assert bili.column_total(2) == 3 and bili.row_total(0) == 2
+
+
+def test_a_post_dose_value_is_never_the_baseline(runtime: Runtime) -> None:
+    """The reviewer's case: dosed day 0, no value before; ALT 10 x ULN and bilirubin 3 x ULN on
+    day 7, both normal on day 14. Potential Hy's law, not hidden as a "baseline"."""
+    trial = Trial()
+    trial.enrol("H1", 0, S1)
+    trial.treat("H1", "immunotherapy", 0, S1)
+    trial.lab("H1", 7, "ALT", 10.0, S1)
+    bilirubin(trial, "H1", 7, 3.0, S1)
+    trial.lab("H1", 14, "ALT", 0.5, S1)
+    bilirubin(trial, "H1", 14, 0.5, S1)
+    submit(runtime, trial)
+    tables = {t.test: t for t in runtime.review.read(ADMIN, shift_tables)}
+    assert cell(tables["ALT"], "missing", "3") == 1 and sum(map(sum, tables["ALT"].counts)) == 1
+    assert cell(tables["bilirubin_total"], "missing", "2") == 1  # 3.0 x ULN is grade 2
+    (point,) = runtime.review.read(ADMIN, edish).points
+    assert (point.transaminase_times_uln, point.bilirubin_times_uln) == (10.0, 3.0)
+    assert point.quadrant == "hys_law" and point.hys_pair_within_30_days
 
 
 def test_edish_of_a_hand_worked_history(runtime: Runtime) -> None:
@@ -143,11 +164,12 @@ def test_edish_of_a_hand_worked_history(runtime: Runtime) -> None:
     )  # fmt: skip
     assert l1.bilirubin_times_uln == pytest.approx(2.5) and l1.quadrant == "hys_law"
     assert l1.hys_pair_within_30_days  # ALT 3.5 and bilirubin 2.5 in one draw on day 10
-    l2 = points["L2"]  # ALT 1.1 (its AST 4.0 is the baseline), bilirubin 2.5
-    assert l2.transaminase_times_uln == pytest.approx(1.1) and l2.quadrant == "cholestasis"
+    l2 = points["L2"]  # AST 4.0 on day 5 (no pre-dose value: post-baseline), bilirubin 2.5 day 60
+    assert l2.transaminase_times_uln == pytest.approx(4.0) and l2.transaminase_test == "AST"
+    assert l2.quadrant == "hys_law" and not l2.hys_pair_within_30_days  # 55 days apart
     l3 = points["L3"]  # ALT 25 on day 40, bilirubin 2.2 on day 80: 40 days apart
     assert l3.quadrant == "hys_law" and not l3.hys_pair_within_30_days
-    assert found.by_quadrant == {"hys_law": 2, "temple": 0, "cholestasis": 1, "normal": 0}
+    assert found.by_quadrant == {"hys_law": 3, "temple": 0, "cholestasis": 0, "normal": 0}
     assert found.hys_pairs_within_30_days == 1
 
 
@@ -177,14 +199,19 @@ def raw_liver(events: list[EventBase]) -> tuple[dict[str, datetime], dict[str, l
 
 
 def split(first: datetime | None, values: list[Lab]) -> tuple[Lab | None, list[Lab]]:
+    """Baseline: the last value on or before the first dose (none: missing); post-baseline:
+    every value after the first dose, or every value of a patient never dosed."""
     ordered = sorted(values, key=lambda v: (v[1], v[2]))
-    if not ordered:
-        return None, []
-    base = 0
-    for i, v in enumerate(ordered):
-        if first is not None and v[1] <= first:
-            base = i
-    return ordered[base], ordered[base + 1 :]
+    if first is None:
+        return None, ordered
+    base = None
+    after = []
+    for v in ordered:
+        if v[1] <= first:
+            base = v
+        else:
+            after.append(v)
+    return base, after
 
 
 def simulated(runtime: Runtime) -> list[EventBase]:

@@ -111,3 +111,25 @@ def test_a_fatal_ae_cited_by_the_death_is_named() -> None:
     assert f"The death report cites the fatal AE Diarrhea ({fatal})." in death
     assert "Died 9 days after the last immunotherapy." in death
     runtime.close()
+
+
+def test_a_dose_dated_after_the_death_is_not_the_last_dose_before_it() -> None:
+    """A death reported late, dated before a dose already recorded: days from the last dose
+    are counted from the last dose on or before the death (as the deaths table does), never
+    negative."""
+    runtime = build_memory_runtime()
+    trial = Trial()
+    trial.enrol("PL-1", 0)
+    trial.treat("PL-1", "chemotherapy", 1)
+    trial.treat("PL-1", "immunotherapy", 1)
+    trial.treat("PL-1", "chemotherapy", 15)
+    trial.treat("PL-1", "immunotherapy", 15)
+    trial.add("patient.died", "PL-1", 16, death_date=day(12), primary_cause="sepsis")
+    submit(runtime, trial)
+    found = runtime.review.read(ADMIN, narratives)
+    death = next(n for n in found if n.kind == "death").text
+    assert (
+        "Died 11 days after the last chemotherapy, 11 days after the last immunotherapy." in death
+    )
+    assert "-3 days" not in death
+    runtime.close()

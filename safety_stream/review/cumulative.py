@@ -20,13 +20,15 @@ AalenJohansenFitter use; without competing events it is Greenwood's variance of 
 (dj: events of either kind; a term with nj = dj is 0, as F no longer changes after it), and a
 95 % interval on the log(-log) scale, which stays inside (0, 1).
 
-Time on study is in whole days from the first dose of any modality (a patient never dosed:
-from enrolment). The event is the onset of the first AE whose worst grade is >= 3 and whose
-current attribution is at least the plan's "related" (to any modality, or to one); an onset
-before the origin counts at day 0. Death is the competing event (a related grade >= 3 AE with
-onset on the day of death comes first). Follow-up ends at withdrawal, loss to follow-up or the
-data cut-off (``as_of``), whichever is first: those patients are censored there, and anything
-after it is not counted. Every enrolled patient is in each curve.
+Time on study is in whole days from the first dose of any modality (day 0). The event is the
+onset of the first treatment-emergent AE (onset on or after the first dose, as in ``tables``)
+whose worst grade is >= 3 and whose current attribution is at least the plan's "related" (to
+any modality, or to one); an AE with onset before the first dose is not an event. Death is the
+competing event (a related grade >= 3 AE with onset on the day of death comes first).
+Follow-up ends at withdrawal, loss to follow-up or the data cut-off (``as_of``), whichever is
+first: those patients are censored there, and anything after it is not counted. Every dosed
+patient is in each curve; a patient never dosed is at risk of no treatment-emergent AE and is
+in none.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from safety_stream.events import ATTRIBUTION_RANK, Attribution, Modality
-from safety_stream.projections.state import AeState, PatientState
+from safety_stream.projections.state import AeState
 from safety_stream.review.dataset import ReviewData
 from safety_stream.review.details import PatientDetail
 
@@ -115,6 +117,8 @@ class Curve:
     competing: int
     censored: int
     steps: tuple[CifStep, ...]
+    pre_dose: int = 0
+    """Qualifying AEs not counted: onset before the first dose, or of a patient never dosed."""
 
     def at(self, day: float) -> float:
         """The estimate at ``day`` (0 before the first event)."""
@@ -132,30 +136,25 @@ def _related(ae: AeState, modality: str | None, threshold: Attribution) -> bool:
     return any(ATTRIBUTION_RANK[ae.attribution.get(m, "unrelated")] >= rank for m in chosen)
 
 
-def origin(state: PatientState, detail: PatientDetail) -> date | None:
-    """Day 0: the first dose of any modality, else enrolment."""
-    doses = [a.given_at for a in detail.administrations]
-    if doses:
-        return min(doses).date()
-    if state.enrolled_at is not None:
-        return state.enrolled_at.date()
-    return detail.consent_date
+def origin(detail: PatientDetail) -> date | None:
+    """Day 0: the first dose of any modality (None: never dosed)."""
+    first = min((a.given_at for a in detail.administrations), default=None)
+    return None if first is None else first.date()
 
 
 def outcome(
-    state: PatientState,
     detail: PatientDetail,
     aes: list[AeState],
     as_of: date,
 ) -> tuple[int, int] | None:
-    """(days, kind) of one patient, from their qualifying AEs' onsets (None: no origin)."""
-    start = origin(state, detail)
+    """(days, kind) of one patient, from their qualifying AEs' onsets (None: never dosed)."""
+    start = origin(detail)
     if start is None:
         return None
     end = as_of
     if detail.exit is not None and detail.exit.kind != "died":
         end = min(end, detail.exit.on)
-    onset = min((ae.onset_date for ae in aes), default=None)
+    onset = min((ae.onset_date for ae in aes if ae.onset_date >= start), default=None)
     died = detail.death.on if detail.death is not None else None
     if onset is not None and onset <= end and (died is None or onset <= died):
         return max(0, (onset - start).days), EVENT
@@ -173,8 +172,12 @@ def cumulative_incidence(
         if ae.worst >= MIN_GRADE and _related(ae, modality, threshold):
             qualifying.setdefault(ae.patient_id, []).append(ae)
     outcomes = []
-    for state, detail in data.patients():
-        found = outcome(state, detail, qualifying.get(state.patient_id, []), as_of)
+    pre_dose = 0
+    for _, detail in data.patients():
+        mine = qualifying.get(detail.patient_id, [])
+        start = origin(detail)
+        pre_dose += sum(start is None or ae.onset_date < start for ae in mine)
+        found = outcome(detail, mine, as_of)
         if found is not None:
             outcomes.append(found)
     kinds = [k for _, k in outcomes]
@@ -187,6 +190,7 @@ def cumulative_incidence(
         competing=kinds.count(COMPETING),
         censored=kinds.count(CENSORED),
         steps=tuple(aalen_johansen([(float(t), k) for t, k in outcomes])),
+        pre_dose=pre_dose,
     )
 
 

@@ -15,10 +15,13 @@ Grade 0 is a value at or below the ULN. The sheet's criteria for an *abnormal* b
 where they went on one scale. A value without a ULN cannot be graded and is left out.
 
 Baseline (each test on its own): the last value collected on or before the patient's first
-dose of any modality; when there is none (no value before the first dose, or never dosed), the
-patient's first value of that test. Post-baseline: the values collected after the baseline
-value (by collection time, then log order). "Missing" is no value at all (baseline) or none
-after the baseline (worst post-baseline).
+dose of any modality. A value collected after the first dose is never the baseline: with no
+value before dosing the baseline is "missing" and every value after the first dose is
+post-baseline (a post-dose Hy's-law value must not be hidden as a "baseline"). Post-baseline:
+the values collected after the first dose (by collection time, then log order). A patient
+never dosed has no baseline and every value counts as post-baseline, the safe choice (no value
+is hidden from the shift tables or the eDISH plot). "Missing" is no baseline value (baseline)
+or no post-baseline value (worst post-baseline).
 """
 
 from __future__ import annotations
@@ -91,12 +94,12 @@ def graded_values(patient: PatientDetail, test: str) -> list[LabValue]:
 def split_baseline(patient: PatientDetail, test: str) -> tuple[LabValue | None, list[LabValue]]:
     """(baseline value, post-baseline values) of one test, as the module docstring defines."""
     values = graded_values(patient, test)
-    if not values:
-        return None, []
     dosed = first_dose(patient)
-    before = [i for i, v in enumerate(values) if dosed is not None and v.collected_at <= dosed]
-    index = before[-1] if before else 0
-    return values[index], values[index + 1 :]
+    if dosed is None:
+        return None, values
+    before = [v for v in values if v.collected_at <= dosed]
+    after = [v for v in values if v.collected_at > dosed]
+    return (before[-1] if before else None), after
 
 
 def _ratio(value: LabValue) -> float:

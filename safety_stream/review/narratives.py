@@ -5,8 +5,9 @@ holds: enrolment, every administration of each modality, the AE as reported and 
 amendment with the date the site recorded it (grade course, seriousness, attribution per
 modality and its changes), the action taken, the outcome, the liver labs within 14 days of
 the onset (or of the death), and for a death its cause and the days since the last dose of each
-modality. The patient is named only by the trial's pseudonymous id (for the closed report and
-the board, never the open report); age and other demographics are not in the log and are not
+modality on or before the date of death (as ``deaths``: a dose dated later is not counted). The
+patient is named only by the trial's pseudonymous id (for the closed report and the board, never
+the open report); age and other demographics are not in the log and are not
 invented.
 """
 
@@ -173,7 +174,11 @@ def death_paragraph(patient: PatientDetail, data: ReviewData) -> str:
         said.append(f"The death report cites the fatal AE {term} ({death.related_ae_id}).")
     since = []
     for modality in MODALITY_ORDER:
-        doses = [a.given_at.date() for a in patient.administrations if a.modality == modality]
+        doses = [
+            a.given_at.date()
+            for a in patient.administrations
+            if a.modality == modality and a.given_at.date() <= death.on
+        ]  # as deaths.py: the last dose on or before the date of death, never after it
         if doses:
             since.append(f"{(death.on - max(doses)).days} days after the last {modality}")
     said.append(("Died " + ", ".join(since) + ".") if since else "No treatment was recorded.")

@@ -3,9 +3,12 @@ special interest (the plan's ``aesi`` groups) and AEs leading to discontinuation
 
 Counting rules (the footnotes print them, as gtreg does):
 
-- Every AE reported on study counts (sites report AEs from enrolment), also one with onset
-  before the first dose; a retracted AE never counts. An AE's grade is its worst over its
-  course (5 once it was fatal), what the rules count.
+- Treatment-emergent AEs only (the overview, incidence and AESI tables): onset on or after the
+  patient's first dose of any study treatment (UTC date of the first administration). Sites
+  report AEs from enrolment: an AE with onset before the first dose, or of a patient never
+  dosed, is not counted; each footnote says how many there are (``pre_dose_note``). A retracted
+  AE never counts. An AE's grade is its worst over its course (5 once it was fatal), what the
+  rules count.
 - A patient counts once per row, at the worst grade of the AEs that row counts.
 - The denominator is every enrolled patient (treated or not).
 - "Related" means attributed at least the plan's ``related_means_at_least`` to a modality (any
@@ -34,9 +37,10 @@ MODALITIES = tuple(m.value for m in Modality)
 MODIFIED = ("dose_reduced", "drug_interrupted")
 WITHDRAWN = "drug_withdrawn"
 COMMON_RULES = (
-    "Every AE reported on study counts, whatever its onset relative to the first dose; "
-    "retracted AEs never count. A patient counts once per row at the worst grade of the AEs "
-    "it counts (an AE's worst grade over its course; fatal counts as grade 5). Percentages of "
+    "Treatment-emergent AEs: onset on or after the patient's first dose of any study "
+    "treatment; retracted AEs never count. A patient counts once per row at the worst grade "
+    "of the AEs it counts (an AE's worst grade over its course; fatal counts as grade 5). "
+    "Percentages of "
     "{n} enrolled patients."
 )
 
@@ -53,6 +57,38 @@ def in_scope(ae: AeState, scope: str, threshold: Attribution) -> bool:
         return True
     modalities = related_to(ae, threshold)
     return bool(modalities) if scope == "related" else scope in modalities
+
+
+def first_dose_dates(data: ReviewData) -> dict[str, date]:
+    """Each dosed patient's first administration of any modality, as a (UTC) date."""
+    return {
+        d.patient_id: min(a.given_at for a in d.administrations).date()
+        for _, d in data.patients()
+        if d.administrations
+    }
+
+
+def is_treatment_emergent(ae: AeState, first_doses: dict[str, date]) -> bool:
+    """Onset on or after the patient's first dose (never dosed: never treatment-emergent)."""
+    first = first_doses.get(ae.patient_id)
+    return first is not None and ae.onset_date >= first
+
+
+def treatment_emergent(data: ReviewData) -> list[tuple[AeState, AeDetail]]:
+    """The treatment-emergent AEs of ``data`` (retracted ones excluded)."""
+    first = first_dose_dates(data)
+    return [(ae, d) for ae, d in data.aes() if is_treatment_emergent(ae, first)]
+
+
+def pre_dose_note(data: ReviewData) -> str:
+    """The footnote sentence counting the AEs the treatment-emergent rule leaves out."""
+    first = first_dose_dates(data)
+    before = [ae for ae, _ in data.aes() if not is_treatment_emergent(ae, first)]
+    patients = len({ae.patient_id for ae in before})
+    return (
+        f"AEs with onset before the first dose (or of a patient never dosed): {len(before)} "
+        f"(patients {patients}), not counted."
+    )
 
 
 def withdrawn_for_ae(data: ReviewData) -> set[str]:
@@ -97,7 +133,7 @@ def teae_overview(data: ReviewData, plan: MonitoringPlan) -> list[OverviewRow]:
     """Patients (n, %) with at least one AE of each category, all-causality and related."""
     threshold = plan.related_means_at_least
     enrolled = len(data.state.patients)
-    aes = data.aes()
+    aes = treatment_emergent(data)
     withdrawn = withdrawn_for_ae(data)
     rows = []
     for category, counts in OVERVIEW_CATEGORIES:
@@ -129,7 +165,7 @@ def overview_table(data: ReviewData, plan: MonitoringPlan) -> DmcTable:
         or stronger to any modality (related) or to the named one. Dose modification: action
         taken dose reduced or drug interrupted. Discontinuation: action taken drug withdrawn,
         or (all-causality only, as it cites no AE) the patient withdrawn for an adverse
-        event. Fatal: an AE that was fatal or reached grade 5.""",
+        event. Fatal: an AE that was fatal or reached grade 5. {pre_dose_note(data)}""",
     )
 
 
@@ -176,7 +212,7 @@ def incidence(data: ReviewData, plan: MonitoringPlan, scope: str) -> list[Incide
     alphabetical order, terms by descending number of patients, then by name."""
     n = len(data.state.patients)
     threshold = plan.related_means_at_least
-    counted = [ae for ae, _ in data.aes() if in_scope(ae, scope, threshold)]
+    counted = [ae for ae, _ in treatment_emergent(data) if in_scope(ae, scope, threshold)]
     by_soc: dict[str, list[AeState]] = defaultdict(list)
     for ae in counted:
         by_soc[ae.soc].append(ae)
@@ -200,7 +236,7 @@ def incidence_table(data: ReviewData, plan: MonitoringPlan, scope: str) -> DmcTa
         incidence(data, plan, scope),
         f"""{COMMON_RULES.format(n=len(data.state.patients))} A patient with several AEs of a
         SOC counts once on its "All terms" row, at the worst of them. SOCs alphabetically,
-        terms by descending frequency.""",
+        terms by descending frequency. {pre_dose_note(data)}""",
     )
 
 
@@ -238,7 +274,7 @@ def _definition(group: AesiGroup) -> str:
 def aesi(data: ReviewData, plan: MonitoringPlan) -> list[AesiRow]:
     """Patients with an AE of each of the plan's AESI groups, any grade and grade >= 3."""
     n = len(data.state.patients)
-    aes = [ae for ae, _ in data.aes()]
+    aes = [ae for ae, _ in treatment_emergent(data)]
     rows = []
     for name, group in plan.aesi.items():
         worst = _worst_per_patient(ae for ae in aes if in_group(ae, group))
@@ -260,7 +296,7 @@ def aesi_table(data: ReviewData, plan: MonitoringPlan) -> DmcTable:
         aesi(data, plan),
         f"""{COMMON_RULES.format(n=len(data.state.patients))} All-causality. A group counts the
         AEs whose CTCAE term or SOC it lists; "marked immune-related" counts only AEs the site
-        marked immune-related.""",
+        marked immune-related. {pre_dose_note(data)}""",
     )
 
 
