@@ -10,7 +10,7 @@ POST /board/rules/{id}/decision  a DSMB decision on a latched rule (dsmb or safe
 GET  /board/alerts/{id}              where alert messages link to: the board at that alert
 POST /board/alerts/{id}/triage, /board/marks  triage steps and review marks (triage_routes.py)
 GET  /board/aes, /board/patients/{id} the drill-down pages (board/review_pages.py)
-GET  /board/liver                    liver safety (board/liver_page.py)
+GET  /board/liver[/{table}.csv]      liver safety and its tables as CSV (board/liver_page.py)
 GET  /board/tables[/{table}.csv]     the DMC tables and their CSV (board/tables_page.py)
 
 Every route also takes ``Authorization: Bearer`` (scripts, tests). Roles as in the API:
