@@ -191,10 +191,26 @@ def _filters(
         str | None,
         Query(max_length=200, description="the AEs a rule counted or a sentinel was raised by"),
     ] = None,
+    treatment_emergent: Annotated[
+        bool | None,
+        Query(
+            description="onset on or after the patient's first dose of any study treatment "
+            "(true), or before it / never dosed (false), as the DMC tables count"
+        ),
+    ] = None,
+    patient_worst_grade: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=5,
+            description="of the AEs matching the other filters, those of worst grade n of the "
+            "patients whose worst among them is n (a DMC table's grade-n column)",
+        ),
+    ] = None,
 ) -> ListingQuery:
     return ListingQuery(
         site, patient, modality, attribution, grade, worst_grade, soc, term, serious, irae,
-        status, onset_from, onset_to, changed_since, rule,
+        status, onset_from, onset_to, changed_since, rule, treatment_emergent, patient_worst_grade,
     )  # fmt: skip
 
 

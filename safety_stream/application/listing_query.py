@@ -23,6 +23,7 @@ from safety_stream.review.listing import STATUSES, AeFilter
 LISTING_PARAMETERS = (
     "site", "patient", "modality", "attribution", "grade", "worst_grade", "soc", "term",
     "serious", "irae", "status", "onset_from", "onset_to", "changed_since", "rule",
+    "treatment_emergent", "patient_worst_grade",
 )  # fmt: skip
 """The listing's filters, as the API's query parameters and the board's form fields name them."""
 
@@ -87,6 +88,8 @@ class ListingQuery:
     onset_to: date | None = None
     changed_since: str | None = None
     rule: str | None = None
+    treatment_emergent: bool | None = None
+    patient_worst_grade: int | None = None
 
     def to_filter(self, plan: MonitoringPlan, principal: Principal, reads: Reads) -> AeFilter:
         if self.onset_from and self.onset_to and self.onset_from > self.onset_to:
@@ -112,6 +115,8 @@ class ListingQuery:
             changed_since_position=position,
             changed_since_time=moment,
             ae_ids=rule_filter(reads, principal, self.rule) if self.rule else None,
+            treatment_emergent=self.treatment_emergent,
+            patient_worst_grade=self.patient_worst_grade,
         )
 
     def parameters(self) -> dict[str, str]:
@@ -184,6 +189,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "worst_grade": _grade,
     "serious": _flag,
     "irae": _flag,
+    "treatment_emergent": _flag,
+    "patient_worst_grade": _grade,
     "status": _choice(STATUSES, str),
     "onset_from": _day,
     "onset_to": _day,

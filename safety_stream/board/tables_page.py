@@ -19,8 +19,10 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from safety_stream.application.dmc_tables import SiteNotVisible, TablesRead, read_tables
 from safety_stream.board.render import BoardPages, page_headers
 from safety_stream.board.session import Visitor
+from safety_stream.plan import MonitoringPlan
 from safety_stream.review.dmc import TABLE_NAMES, UnknownTable
-from safety_stream.review.table import MODALITY_LEGEND
+from safety_stream.review.table import MODALITY_LEGEND, DmcTable
+from safety_stream.review.table_links import cell_queries
 from safety_stream.runtime import Runtime
 
 PATH = "/board/tables"
@@ -43,6 +45,19 @@ def csv_links(name: str, site: str | None) -> tuple[str, str]:
     base = f"{PATH}/{quote(name)}.csv"
     plain = f"{base}?{urlencode(query)}" if query else base
     return plain, f"{base}?{urlencode({**query, 'excel_safe': 'true'})}"
+
+
+def cell_links(
+    table: DmcTable, plan: MonitoringPlan, site: str | None
+) -> dict[tuple[int, int], str]:
+    """Per (row, column) of a non-zero count: the AE listing of the AEs behind it, within the
+    site shown (a site's principal: its own), so that their distinct patients are the count."""
+    narrowed = {"site": site} if site else {}
+    return {
+        at: "/board/aes?" + urlencode({**query, **narrowed})
+        for at, query in cell_queries(table, plan).items()
+        if table.rows[at[0]][at[1]] != 0
+    }
 
 
 def _missing(what: str) -> Response:
@@ -76,6 +91,7 @@ def add_tables_routes(app: FastAPI, board: _BoardParts) -> None:
             "board_tables.html.j2",
             read=read,
             links={t.name: csv_links(t.name, read.site_id if site else None) for t in read.tables},
+            cells={t.name: cell_links(t, runtime.plan, read.site_id) for t in read.tables},
             readers=who.principal.sees_site is None,
             related=runtime.plan.related_means_at_least.value,
             legend=MODALITY_LEGEND,

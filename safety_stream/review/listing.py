@@ -19,7 +19,13 @@ Filters combine with AND; a filter left as None does not restrict:
 - ``onset_from`` / ``onset_to``: the onset date, both ends included;
 - ``changed_since_position`` / ``changed_since_time``: the AE's last version was stored after
   that log position or that time;
-- ``ae_ids``: only these AEs (e.g. the AEs a rule counted); ``patient_id``, ``site``.
+- ``ae_ids``: only these AEs (e.g. the AEs a rule counted); ``patient_id``, ``site``;
+- ``treatment_emergent``: onset on or after the patient's first dose of any study treatment
+  (True) or not (False: before it, or the patient was never dosed), as the DMC tables count
+  (``review.tables.is_treatment_emergent``);
+- ``patient_worst_grade``: of the AEs passing every other filter, those of grade (worst over
+  the course) n of the patients whose worst grade among them is n: their distinct patients are
+  exactly those a DMC table's grade-n column counts for the same filters.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from safety_stream.events import ATTRIBUTION_RANK, Attribution
 from safety_stream.projections.state import AeState
 from safety_stream.review.dataset import ReviewData
 from safety_stream.review.details import AeDetail
+from safety_stream.review.tables import first_dose_dates, is_treatment_emergent
 
 STATUSES = ("open", "resolved", "retracted")
 
@@ -57,6 +64,8 @@ class AeFilter:
     changed_since_position: int | None = None
     changed_since_time: datetime | None = None
     ae_ids: frozenset[UUID] | None = None
+    treatment_emergent: bool | None = None
+    patient_worst_grade: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +129,27 @@ def matches(listed: ListedAe, chosen: AeFilter) -> bool:
     return _clinical(listed.ae, chosen) and _changed(listed.detail, chosen)
 
 
+def _emergence(data: ReviewData, found: list[ListedAe], wanted: bool) -> list[ListedAe]:
+    first = first_dose_dates(data)
+    return [x for x in found if is_treatment_emergent(x.ae, first) == wanted]
+
+
+def _at_patient_worst(found: list[ListedAe], grade: int) -> list[ListedAe]:
+    """The AEs of worst grade ``grade`` of the patients whose worst among ``found`` is it."""
+    worst: dict[str, int] = {}
+    for x in found:
+        worst[x.ae.patient_id] = max(worst.get(x.ae.patient_id, 0), x.ae.worst)
+    return [x for x in found if x.ae.worst == grade == worst[x.ae.patient_id]]
+
+
 def select(data: ReviewData, chosen: AeFilter) -> list[ListedAe]:
     """The AEs of ``data`` that pass ``chosen``, numbered, in the order first reported."""
-    return [listed for listed in numbered(data) if matches(listed, chosen)]
+    found = [listed for listed in numbered(data) if matches(listed, chosen)]
+    if chosen.treatment_emergent is not None:
+        found = _emergence(data, found, chosen.treatment_emergent)
+    if chosen.patient_worst_grade is not None:  # last: it compares the AEs every filter kept
+        found = _at_patient_worst(found, chosen.patient_worst_grade)
+    return found
 
 
 def page(found: list[ListedAe], after: int, limit: int) -> list[ListedAe]:
