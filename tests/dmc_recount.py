@@ -168,3 +168,8 @@ def pre_dose(raw: Raw) -> tuple[int, int]:
     kept = {ae.ae_id for ae in treatment_emergent(raw)}
     left = [ae for ae in raw.aes if ae.ae_id not in kept]
     return len(left), len({ae.patient for ae in left})
+
+
+def treated(raw: Raw) -> int:
+    """The safety population: patients with at least one dose (every percentage's base)."""
+    return sum(1 for p in raw.patients.values() if p.doses)

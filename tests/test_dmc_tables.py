@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 from dmc_hand_trial import day, hand_trial, hand_trial_with_pre_dose
-from dmc_recount import MODALITIES, Raw, RawAe, fold_raw, pct, pre_dose, treatment_emergent
+from dmc_recount import (
+    MODALITIES,
+    Raw,
+    RawAe,
+    fold_raw,
+    pct,
+    pre_dose,
+    treated,
+    treatment_emergent,
+)
 from test_read_snapshot import ADMIN, submit
 
 from safety_stream.ctcae import ctcae_dictionary
@@ -62,7 +71,8 @@ def hand() -> tuple[dict[str, DmcTable], list[StoredEvent]]:
 def test_teae_overview_by_hand(hand: tuple[dict[str, DmcTable], list[StoredEvent]]) -> None:
     table = hand[0]["teae-overview"]
     assert table.columns[:3] == ("category", "all_n", "all_pct")
-    # (all, related, radiotherapy, chemotherapy, immunotherapy) patients of 5 enrolled
+    # (all, related, radiotherapy, chemotherapy, immunotherapy) patients of the 4 treated (the
+    # safety population: P5, enrolled on day 60, was never dosed)
     expected = {
         "Any AE": (3, 3, 1, 1, 1),  # P1, P2, P4 (P3's only AE is retracted)
         "Grade >= 3": (3, 3, 1, 1, 1),  # P1 diarrhoea worsened to 3, P2 ALT, P4 fatal
@@ -74,28 +84,28 @@ def test_teae_overview_by_hand(hand: tuple[dict[str, DmcTable], list[StoredEvent
     for row in table.rows:
         counts = expected[str(row[0])]
         assert row[1::2] == counts, row[0]
-        assert row[2::2] == tuple(n * 20.0 for n in counts), row[0]
-    assert "enrolled patients" in table.footnote and "once per row" in table.footnote
+        assert row[2::2] == tuple(n * 25.0 for n in counts), row[0]
+    assert "of the 4 treated patients" in table.footnote and "once per row" in table.footnote
 
 
 def test_incidence_by_soc_and_term_by_hand(
     hand: tuple[dict[str, DmcTable], list[StoredEvent]],
 ) -> None:
     rows = [r[:-1] for r in hand[0]["incidence-all-causality"].rows]
-    # soc, term, g1..g5, any, any %, >= 3, >= 3 %
+    # soc, term, g1..g5, any, any %, >= 3, >= 3 % (of the 4 treated patients)
     assert rows == [
-        ("Gastrointestinal disorders", "All terms", 0, 0, 1, 0, 0, 1, 20.0, 1, 20.0),
-        ("Gastrointestinal disorders", "Diarrhea", 0, 0, 1, 0, 0, 1, 20.0, 1, 20.0),
-        ("Gastrointestinal disorders", "Nausea", 1, 0, 0, 0, 0, 1, 20.0, 0, 0.0),
-        ("Hepatobiliary disorders", "All terms", 0, 0, 0, 0, 1, 1, 20.0, 1, 20.0),
-        ("Hepatobiliary disorders", "Hepatic failure", 0, 0, 0, 0, 1, 1, 20.0, 1, 20.0),
-        ("Investigations", "All terms", 0, 0, 2, 0, 0, 2, 40.0, 2, 40.0),
-        ("Investigations", "Alanine aminotransferase increased", 0, 0, 1, 0, 0, 1, 20.0, 1, 20.0),
-        ("Investigations", "Neutrophil count decreased", 0, 0, 1, 0, 0, 1, 20.0, 1, 20.0),
+        ("Gastrointestinal disorders", "All terms", 0, 0, 1, 0, 0, 1, 25.0, 1, 25.0),
+        ("Gastrointestinal disorders", "Diarrhea", 0, 0, 1, 0, 0, 1, 25.0, 1, 25.0),
+        ("Gastrointestinal disorders", "Nausea", 1, 0, 0, 0, 0, 1, 25.0, 0, 0.0),
+        ("Hepatobiliary disorders", "All terms", 0, 0, 0, 0, 1, 1, 25.0, 1, 25.0),
+        ("Hepatobiliary disorders", "Hepatic failure", 0, 0, 0, 0, 1, 1, 25.0, 1, 25.0),
+        ("Investigations", "All terms", 0, 0, 2, 0, 0, 2, 50.0, 2, 50.0),
+        ("Investigations", "Alanine aminotransferase increased", 0, 0, 1, 0, 0, 1, 25.0, 1, 25.0),
+        ("Investigations", "Neutrophil count decreased", 0, 0, 1, 0, 0, 1, 25.0, 1, 25.0),
         ("Respiratory, thoracic and mediastinal disorders", "All terms",
-         0, 1, 0, 0, 0, 1, 20.0, 0, 0.0),
+         0, 1, 0, 0, 0, 1, 25.0, 0, 0.0),
         ("Respiratory, thoracic and mediastinal disorders", "Pneumonitis",
-         0, 1, 0, 0, 0, 1, 20.0, 0, 0.0),
+         0, 1, 0, 0, 0, 1, 25.0, 0, 0.0),
     ]  # fmt: skip
     assert {r[-1] for r in hand[0]["incidence-all-causality"].rows} == {"all"}
     related = [r[:2] for r in hand[0]["incidence-related"].rows]
@@ -109,8 +119,8 @@ def test_aesi_discontinuations_and_deaths_by_hand(
     tables = hand[0]
     aesi = {r[0]: r[3:] for r in tables["aesi"].rows}
     assert aesi == {
-        "hepatitis": (1, 20.0, 1, 20.0),  # P2's immune-related ALT increased, grade 3
-        "pneumonitis": (1, 20.0, 0, 0.0),
+        "hepatitis": (1, 25.0, 1, 25.0),  # P2's immune-related ALT increased, grade 3
+        "pneumonitis": (1, 25.0, 0, 0.0),
         "colitis": (0, 0.0, 0, 0.0),  # P1's diarrhoea is not marked immune-related
         "endocrine": (0, 0.0, 0, 0.0),
         "skin": (0, 0.0, 0, 0.0),
@@ -329,11 +339,14 @@ Simulated = tuple[dict[str, DmcTable], Raw, MonitoringPlan, date]
 
 def test_simulated_overview_recounted(simulated: Simulated) -> None:
     tables, raw, _, _ = simulated
-    n = len(raw.patients)
+    n = treated(raw)
     withdrawn = {
         p.patient
         for p in raw.patients.values()
-        if p.exit is not None and p.exit[0] == "withdrawn" and p.exit[2] == "adverse_event"
+        if p.doses
+        and p.exit is not None
+        and p.exit[0] == "withdrawn"
+        and p.exit[2] == "adverse_event"
     }
     checks: dict[str, Callable[[RawAe], bool]] = {
         "Any AE": lambda a: True,
@@ -376,7 +389,7 @@ def test_simulated_overview_recounted(simulated: Simulated) -> None:
 
 
 def _incidence(raw: Raw, scope: str) -> list[tuple[object, ...]]:
-    n = len(raw.patients)
+    n = treated(raw)
     worst_soc: dict[str, dict[str, int]] = defaultdict(dict)
     worst_term: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for ae in treatment_emergent(raw):
@@ -409,7 +422,7 @@ def test_simulated_incidence_recounted(simulated: Simulated) -> None:
 
 def test_simulated_aesi_recounted(simulated: Simulated) -> None:
     tables, raw, plan, _ = simulated
-    n = len(raw.patients)
+    n = treated(raw)
     rows = {r[0]: r[3:] for r in tables["aesi"].rows}
     for name, group in plan.aesi.items():
         worst: dict[str, int] = {}

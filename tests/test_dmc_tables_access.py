@@ -135,7 +135,7 @@ def test_every_table_downloads_as_csv_with_its_columns(client: Client) -> None:
         same = client.get("officer", f"/v1/tables/{name}?format=csv").text
         assert same == got.text
     overview = _csv_rows(client.get("officer", "/board/tables/teae-overview.csv").text)
-    assert overview[1][:3] == ["Any AE", "3", "60"]  # 60.0 % as the CSV writer prints it
+    assert overview[1][:3] == ["Any AE", "3", "75"]  # 75.0 % (3 of 4 treated) as printed
 
 
 def test_api_tables_json_scoped_per_site(client: Client) -> None:

@@ -112,7 +112,15 @@ def test_a_dsmb_member_reads_every_table_and_downloads_one_by_keyboard(
         assert tables.nth(index).locator("thead th:not([scope=col])").count() == 0
     overview = page.locator("#table-teae-overview tbody tr").first
     expect(overview.locator("th[scope=row]")).to_have_text("Any AE")
-    enrolled = len(served.patients["SITE-01"] | served.patients["SITE-02"])
+    treated = sum(  # the safety population: patients with a dose (the percentages' base)
+        1
+        for patient in served.patients["SITE-01"] | served.patients["SITE-02"]
+        if httpx.get(
+            f"{served.server.url}/v1/patients/{patient}/profile",
+            headers={"Authorization": f"Bearer {served.tokens['officer']}"},
+            timeout=30,
+        ).json()["administrations"]
+    )
     assert overview.locator("td").nth(0).inner_text() != ""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dmc-tables-dsmb.png"), full_page=True)
@@ -129,9 +137,9 @@ def test_a_dsmb_member_reads_every_table_and_downloads_one_by_keyboard(
     rows = list(csv.reader(io.StringIO(Path(download.path()).read_text())))
     assert rows[0][:3] == ["category", "all_n", "all_pct"]
     assert rows[1][0] == "Any AE"
-    # the page and the CSV agree, and the denominator is every enrolled patient
+    # the page and the CSV agree, and the denominator is the treated patients
     assert overview.locator("td").nth(0).inner_text() == rows[1][1]
-    assert float(rows[1][2]) == pytest.approx(round(100 * int(rows[1][1]) / enrolled, 1))
+    assert float(rows[1][2]) == pytest.approx(round(100 * int(rows[1][1]) / treated, 1))
 
     page.goto(f"{served.server.url}/board")  # the board's page navigation leads here
     page.get_by_role("navigation", name="Pages").get_by_role("link", name="Tables").click()

@@ -10,7 +10,8 @@ Counting rules (the footnotes print them, as gtreg does):
   AE never counts. An AE's grade is its worst over its course (5 once it was fatal), what the
   rules count.
 - A patient counts once per row, at the worst grade of the AEs that row counts.
-- The denominator is every enrolled patient (treated or not).
+- The denominator is the safety population: every patient with at least one dose of any
+  study treatment (a patient never dosed has no treatment-emergent AE to count).
 - "Related" means attributed at least the plan's ``related_means_at_least`` to a modality (any
   modality, or the one the column names).
 - Dose modification: an AE with action taken ``dose_reduced`` or ``drug_interrupted``.
@@ -40,8 +41,8 @@ COMMON_RULES = (
     "Treatment-emergent AEs: onset on or after the patient's first dose of any study "
     "treatment; retracted AEs never count. A patient counts once per row at the worst grade "
     "of the AEs it counts (an AE's worst grade over its course; fatal counts as grade 5). "
-    "Percentages of "
-    "{n} enrolled patients."
+    "Percentages of the {n} treated patients (the safety population: at least one dose of "
+    "any study treatment)."
 )
 
 
@@ -91,12 +92,21 @@ def pre_dose_note(data: ReviewData) -> str:
     )
 
 
+def safety_population(data: ReviewData) -> int:
+    """The denominator of every percentage: patients with at least one dose of any study
+    treatment."""
+    return sum(1 for _, d in data.patients() if d.administrations)
+
+
 def withdrawn_for_ae(data: ReviewData) -> set[str]:
-    """Patients whose latest exit is a withdrawal for reason ``adverse_event``."""
+    """Treated patients whose latest exit is a withdrawal for reason ``adverse_event``."""
     return {
         d.patient_id
         for _, d in data.patients()
-        if d.exit is not None and d.exit.kind == "withdrawn" and d.exit.reason == "adverse_event"
+        if d.administrations
+        and d.exit is not None
+        and d.exit.kind == "withdrawn"
+        and d.exit.reason == "adverse_event"
     }
 
 
@@ -132,7 +142,7 @@ SCOPES = ("all", "related", *MODALITIES)
 def teae_overview(data: ReviewData, plan: MonitoringPlan) -> list[OverviewRow]:
     """Patients (n, %) with at least one AE of each category, all-causality and related."""
     threshold = plan.related_means_at_least
-    enrolled = len(data.state.patients)
+    treated = safety_population(data)
     aes = treatment_emergent(data)
     withdrawn = withdrawn_for_ae(data)
     rows = []
@@ -147,7 +157,7 @@ def teae_overview(data: ReviewData, plan: MonitoringPlan) -> list[OverviewRow]:
             if scope == "all" and category == "Leading to discontinuation":
                 patients |= withdrawn
             ns.append(len(patients))
-        p = [percent(x, enrolled) for x in ns]
+        p = [percent(x, treated) for x in ns]
         rows.append(
             OverviewRow(category, ns[0], p[0], ns[1], p[1], ns[2], p[2], ns[3], p[3], ns[4], p[4])
         )
@@ -155,7 +165,7 @@ def teae_overview(data: ReviewData, plan: MonitoringPlan) -> list[OverviewRow]:
 
 
 def overview_table(data: ReviewData, plan: MonitoringPlan) -> DmcTable:
-    n = len(data.state.patients)
+    n = safety_population(data)
     return table_of(
         "teae-overview",
         "Treatment-emergent AE overview: patients with at least one AE (n, %)",
@@ -210,7 +220,7 @@ def _worst_per_patient(aes: Iterable[AeState]) -> dict[str, int]:
 def incidence(data: ReviewData, plan: MonitoringPlan, scope: str) -> list[IncidenceRow]:
     """Patients by worst grade per SOC (its "All terms" row first) and per CTCAE term, SOCs in
     alphabetical order, terms by descending number of patients, then by name."""
-    n = len(data.state.patients)
+    n = safety_population(data)
     threshold = plan.related_means_at_least
     counted = [ae for ae, _ in treatment_emergent(data) if in_scope(ae, scope, threshold)]
     by_soc: dict[str, list[AeState]] = defaultdict(list)
@@ -234,7 +244,7 @@ def incidence_table(data: ReviewData, plan: MonitoringPlan, scope: str) -> DmcTa
         f"AE incidence by SOC and CTCAE term, {label}: patients by worst grade",
         IncidenceRow,
         incidence(data, plan, scope),
-        f"""{COMMON_RULES.format(n=len(data.state.patients))} A patient with several AEs of a
+        f"""{COMMON_RULES.format(n=safety_population(data))} A patient with several AEs of a
         SOC counts once on its "All terms" row, at the worst of them. SOCs alphabetically,
         terms by descending frequency. {pre_dose_note(data)}""",
     )
@@ -273,7 +283,7 @@ def _definition(group: AesiGroup) -> str:
 
 def aesi(data: ReviewData, plan: MonitoringPlan) -> list[AesiRow]:
     """Patients with an AE of each of the plan's AESI groups, any grade and grade >= 3."""
-    n = len(data.state.patients)
+    n = safety_population(data)
     aes = [ae for ae, _ in treatment_emergent(data)]
     rows = []
     for name, group in plan.aesi.items():
@@ -294,7 +304,7 @@ def aesi_table(data: ReviewData, plan: MonitoringPlan) -> DmcTable:
         "AEs of special interest (groups defined in the monitoring plan): patients (n, %)",
         AesiRow,
         aesi(data, plan),
-        f"""{COMMON_RULES.format(n=len(data.state.patients))} All-causality. A group counts the
+        f"""{COMMON_RULES.format(n=safety_population(data))} All-causality. A group counts the
         AEs whose CTCAE term or SOC it lists; "marked immune-related" counts only AEs the site
         marked immune-related. {pre_dose_note(data)}""",
     )
