@@ -192,7 +192,9 @@ def _version(
         recorded_at=_utc(event.recorded_at),
         stored_at=stored_at,
         changes=changes,
-        reason=getattr(event, "reason", None),
+        reason=event.reason
+        if isinstance(event, (AdverseEventUpdated, AdverseEventRetracted))
+        else None,
         occurred_at=_utc(event.occurred_at),
     )
 
@@ -210,12 +212,21 @@ def _patient(details: ReviewDetails, event: EventBase) -> PatientDetail:
     return found
 
 
+_CLINICAL_DATE = {
+    AdverseEventReported: "onset_date",
+    AdverseEventResolved: "end_date",
+    PatientDied: "death_date",
+    PatientLostToFollowUp: "last_contact_date",
+}
+"""The field holding the clinical date of the events that name one (others: ``occurred_at``);
+looked up by type: ``getattr`` of an absent field of a pydantic model raises and catches an
+AttributeError, the larger part of this fold's time when it was probed for every event."""
+
+
 def _clinical_day(event: EventBase) -> date:
-    for name in ("onset_date", "end_date", "death_date", "last_contact_date"):
-        value = getattr(event, name, None)
-        if isinstance(value, date):
-            return value
-    return event.occurred_at.date()
+    name = _CLINICAL_DATE.get(type(event))
+    day: date = getattr(event, name) if name is not None else event.occurred_at.date()
+    return day
 
 
 def fold_details(
