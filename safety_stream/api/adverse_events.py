@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safety_stream.api.dependencies import ERRORS, PlanDep, ReadsDep, runtime
 from safety_stream.api.paging import LARGEST, CalendarDate, Limit
-from safety_stream.api.schemas import ErrorBody
+from safety_stream.api.schemas import AeOut, ErrorBody
 from safety_stream.api.security import Caller
 from safety_stream.application.drilldown import (
     AeListingRow,
@@ -47,23 +47,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class AeListingOut(_Body):
+class AeListingOut(AeOut):
+    """An AE as ``AeOut`` renders it, with where it stands in the listing and its history."""
+
     number: int = Field(description="its place among the AEs you see, first reported first")
-    ae_id: str
     patient_id: str
     site_id: str
-    ctcae_term: str
-    soc: str
-    grade: int = Field(description="current grade")
-    worst_grade: int = Field(description="worst grade over the AE's course (5 if fatal)")
-    onset_date: date
-    status: str
-    outcome: str | None
-    end_date: date | None
-    attribution: dict[str, str]
-    seriousness: list[str]
-    expectedness: str
-    immune_related: bool
     reported_at: datetime
     meddra_code: int
     verbatim_term: str | None
@@ -74,7 +63,7 @@ class AeListingOut(_Body):
     amendments: int
 
     @classmethod
-    def of(cls, row: AeListingRow) -> AeListingOut:
+    def of_row(cls, row: AeListingRow) -> AeListingOut:
         return cls.model_validate(row.fields())
 
 
@@ -135,7 +124,7 @@ class PatientProfileResponse(_Body):
             exit=None if profile.exit is None else _record(profile.exit),
             death=None if profile.death is None else _record(profile.death),
             last_data_on=profile.last_data_on,
-            adverse_events=[AeListingOut.of(r) for r in profile.aes],
+            adverse_events=[AeListingOut.of_row(r) for r in profile.aes],
         )
 
 
@@ -244,7 +233,7 @@ def adverse_events(
         chain_head=found.chain_head,
         matching=found.matching,
         next_after=found.rows[-1].number if found.more else None,
-        adverse_events=[AeListingOut.of(r) for r in found.rows],
+        adverse_events=[AeListingOut.of_row(r) for r in found.rows],
     )
 
 
@@ -259,7 +248,7 @@ def adverse_event(ae_id: UUID, caller: Caller, review: ReviewDep) -> AeHistoryRe
     if found is None:
         raise HTTPException(404, "no such adverse event")  # nor another site's
     return AeHistoryResponse(
-        adverse_event=AeListingOut.of(found.row),
+        adverse_event=AeListingOut.of_row(found.row),
         versions=[AeVersionOut.model_validate(dataclasses.asdict(v)) for v in found.versions],
     )
 
