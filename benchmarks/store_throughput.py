@@ -1,22 +1,29 @@
 """Store and projection throughput on SQLite, against pydantic validation in the same run.
 
-    python benchmarks/store_throughput.py [--events 100000] [--batch 500]
+    python benchmarks/store_throughput.py [--events 100000] [--batch 500] [--rounds 3]
 
 Prints events/s for:
   baseline  pydantic validation of the events (the tagged union's validate_json)
   ingest    library-level ingest into a SQLite file: validate + append (one transaction per
-            batch), then the projector follows each committed batch
+            batch), each committed batch handed over to the projector, which folds it while
+            the next one is stored (as the embedded submitter does with a submission's parts)
   append    append + project of already validated events (no validation), same batches
   ceiling   the storage limit: bare ``sqlite3`` inserting the same rows (payload JSON, SHA-256
             payload digest and chain link computed per row, the same indexes), WAL,
             synchronous=FULL, one commit per batch; append + project is compared with it
   replay    rebuilding the projection from the whole log
-and the ratios of ingest and replay to the baseline.
+and the ratios of ingest and replay to the baseline. The ceiling and append + project are
+measured ``--rounds`` times, alternately, each on a new file, and compared best to best: on a
+shared machine a round can lose half its speed to a neighbour, and alternating keeps one side
+from having all the quiet moments. The inputs are frozen out of the garbage collector's walks
+(gc.freeze), as the projector freezes its long-lived state: they are the benchmark's, not the
+system's.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import sqlite3
@@ -77,12 +84,34 @@ def bare_sqlite_append(path: Path, events: Sequence[EventBase], batch: int) -> f
     return rate
 
 
+def append_and_project(path: Path, events: Sequence[EventBase], batch: int) -> float:
+    """Events/s of the library's append + projection of already validated events, in the
+    ceiling's batches: one write transaction per batch, then the projector follows it."""
+    store = SqlEventStore.create(f"sqlite:///{path}")
+    projector = Projector(store, SqlProjectionRepository(store.engine))
+    started = time.perf_counter()
+    for start in range(0, len(events), batch):
+        chunk = events[start : start + batch]
+        now = datetime.now(UTC)
+        with store.write() as session:
+            session.prefetch({e.event_id for e in chunk}, set(), {e.patient_id for e in chunk})
+            results = [(session.append(e), e) for e in chunk]
+            appended = [(r.position, e, r.stored_at or now) for r, e in results]
+        projector.hand_over(appended)  # as the embedded submitter does with each part
+    projector.wait_until_followed()
+    rate = len(events) / (time.perf_counter() - started)
+    store.close()
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     lines = [json.dumps(e).encode() for e in make_events(args.events)]
+    gc.freeze()
     adapter = event_adapter()
     started = time.perf_counter()
     for line in lines:
@@ -102,29 +131,26 @@ def main() -> None:
                 store, read_ndjson(io.BytesIO(body)), InputFormat.NDJSON, ctcae, "bench", None
             )
             assert report.count("stored") == len(report.outcomes)
-            projector.follow(report.appended)
+            projector.hand_over(report.appended)
+        projector.wait_until_followed()
         seconds = time.perf_counter() - started
         rate = len(lines) / seconds
         print(f"{'ingest + project (SQLite, batches)':<34} {rate:>10,.0f} events/s  ratio "
               f"{rate / base_rate:.2f}")  # fmt: skip
         events = [decode_json(line) for line in lines]
-        ceiling = bare_sqlite_append(Path(tmp) / "bare.db", events, args.batch)
-        print(f"{'bare sqlite3 append (ceiling)':<34} {ceiling:>10,.0f} events/s")
-        store2 = SqlEventStore.create(f"sqlite:///{Path(tmp) / 'bench2.db'}")
-        projector2 = Projector(store2, SqlProjectionRepository(store2.engine))
-        started = time.perf_counter()
-        for start in range(0, len(events), args.batch):
-            batch = events[start : start + args.batch]
-            now = datetime.now(UTC)
-            with store2.write() as session:
-                session.prefetch({e.event_id for e in batch}, set(), {e.patient_id for e in batch})
-                results = [(session.append(e), e) for e in batch]
-                appended = [(r.position, e, r.stored_at or now) for r, e in results]
-            projector2.follow(appended)
-        rate = len(events) / (time.perf_counter() - started)
+        gc.freeze()
+        ceilings, rates = [], []
+        for round_ in range(args.rounds):
+            ceilings.append(bare_sqlite_append(Path(tmp) / f"bare{round_}.db", events, args.batch))
+            rates.append(append_and_project(Path(tmp) / f"append{round_}.db", events, args.batch))
+            print(f"  round {round_ + 1}: ceiling {ceilings[-1]:,.0f}, append + project "
+                  f"{rates[-1]:,.0f} events/s ({rates[-1] / ceilings[-1]:.2f})")  # fmt: skip
+        ceiling, rate = max(ceilings), max(rates)
+        print(f"{'bare sqlite3 append (ceiling)':<34} {ceiling:>10,.0f} events/s  (best of "
+              f"{args.rounds})")  # fmt: skip
         print(f"{'append + project (pre-validated)':<34} {rate:>10,.0f} events/s  ratio "
-              f"{rate / base_rate:.2f}; {rate / ceiling:.2f} of the ceiling")  # fmt: skip
-        store2.close()
+              f"{rate / base_rate:.2f}; {rate / ceiling:.2f} of the ceiling (best of "
+              f"{args.rounds})")  # fmt: skip
 
         state, count, seconds = replay(store, SqlProjectionRepository(store.engine))
         rate = count / seconds

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -216,6 +217,10 @@ class Projector:
         self._unsaved_since = time.monotonic()
         self.listeners: list[Callable[[Changes], None]] = []  # told after each fold
         self.save_failure: str | None = None  # why the last save failed, until one succeeds
+        # batches handed over to be folded on the follower thread, and whether it runs
+        self._handed: deque[Sequence[tuple[int, EventBase, datetime]]] = deque()
+        self._following = False
+        self._handing = threading.Condition()
         self._settle()
 
     def _load(self) -> TrialState:
@@ -332,6 +337,36 @@ class Projector:
                 return self.catch_up()
             self._settle()
             return changes.count
+
+    def hand_over(self, appended: Sequence[tuple[int, EventBase, datetime]]) -> None:
+        """``follow`` these events on the projector's follower thread, in the order handed over,
+        and return at once: folding one batch overlaps the caller's next write, whose SQLite
+        work and commit run without the GIL. ``wait_until_followed`` waits for all of it. A
+        batch whose save fails is logged (it is stored and durable: it is folded again from the
+        log at the next catch-up, as after ``follow`` raising)."""
+        with self._handing:
+            self._handed.append(appended)
+            if not self._following:
+                self._following = True
+                threading.Thread(target=self._follow_handed, name="projector", daemon=True).start()
+
+    def _follow_handed(self) -> None:
+        while True:
+            with self._handing:
+                if not self._handed:  # the thread ends when idle: no thread per idle projector
+                    self._following = False
+                    self._handing.notify_all()
+                    return
+                appended = self._handed.popleft()
+            try:
+                self.follow(appended)
+            except Exception:
+                log.exception("the projection could not be saved; the events are stored")
+
+    def wait_until_followed(self) -> None:
+        """Return once every batch handed over so far is folded (or failed to save)."""
+        with self._handing:
+            self._handing.wait_for(lambda: not self._following)
 
 
 def replay(

@@ -14,18 +14,21 @@ from safety_stream.events.derived import DERIVED_JSON, DerivedEvent
 from safety_stream.projections.documents import (
     StoredDerived,
     document_rows,
-    state_documents,
     state_from_documents,
 )
 from safety_stream.projections.projector import PROJECTION, StaleProjectionError
 from safety_stream.projections.state import TrialState
-from safety_stream.store.bulk import BulkInsert
+from safety_stream.store.bulk import BulkWrite
 from safety_stream.store.tables import DerivedEventRow, ProjectionDocRow, ProjectionPositionRow
 
-# a replay writes every document: (projection, key, doc) tuples straight to the driver
-INSERT_DOCS = BulkInsert(ProjectionDocRow.metadata.tables[ProjectionDocRow.__tablename__])
-if INSERT_DOCS.columns != ["projection", "key", "doc"]:
-    raise RuntimeError(f"projection_docs has the columns {INSERT_DOCS.columns}")
+# documents go as (projection, key, doc) tuples straight to the driver: a replay inserts every
+# one, a checkpoint inserts or replaces those changed since the last one
+DOCS = ProjectionDocRow.metadata.tables[ProjectionDocRow.__tablename__]
+INSERT_DOCS = BulkWrite.insert(DOCS)
+UPSERT_DOCS = BulkWrite.upsert(DOCS, ["projection", "key"])
+for _statement in (INSERT_DOCS, UPSERT_DOCS):
+    if _statement.parameters != ["projection", "key", "doc"]:
+        raise RuntimeError(f"projection_docs has the columns {_statement.parameters}")
 
 
 def _derived_rows(derived: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
@@ -63,7 +66,7 @@ class SqlProjectionRepository:
     def _upsert(
         self,
         connection: Connection,
-        docs: list[dict[str, Any]],
+        docs: list[tuple[str, str, str]],
         position: int,
         derived: Sequence[DerivedEvent] = (),
         forward_only: bool = False,
@@ -88,14 +91,7 @@ class SqlProjectionRepository:
                 ),
                 _derived_rows(derived),
             )
-        if docs:
-            statement = dialect.insert(ProjectionDocRow)
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["projection", "key"], set_={"doc": statement.excluded.doc}
-                ),
-                docs,
-            )
+        UPSERT_DOCS.execute_values(connection, docs)
 
     def save(
         self,
@@ -107,7 +103,7 @@ class SqlProjectionRepository:
         with self._engine.begin() as connection:
             self._upsert(
                 connection,
-                state_documents(state, patients, aes),
+                document_rows(state, patients, aes),
                 state.position,
                 derived,
                 forward_only=True,

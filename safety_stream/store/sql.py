@@ -47,7 +47,7 @@ from safety_stream.store.base import (
     problems_json,
     rejection_digest,
 )
-from safety_stream.store.bulk import BulkInsert
+from safety_stream.store.bulk import BulkLookup, BulkWrite
 from safety_stream.store.engine import FairLock, make_engine, write_transaction
 from safety_stream.store.memory import Clock, utc_now
 from safety_stream.store.tables import (
@@ -64,11 +64,27 @@ from safety_stream.validation.timeline import PatientFacts, patient_facts_after
 
 APPEND_LOCK_KEY = 0x5AFE_57E0  # PostgreSQL advisory lock id of the append lock
 LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
-# Statements are built once: building a SQLAlchemy expression costs more than running it.
-INSERT_EVENTS = BulkInsert(EventRow.metadata.tables[EventRow.__tablename__])
-INSERT_STREAMS = BulkInsert(StreamRow.metadata.tables[StreamRow.__tablename__])
-INSERT_PATIENTS = BulkInsert(PatientIndexRow.metadata.tables[PatientIndexRow.__tablename__])
-INSERT_AES = BulkInsert(AeIndexRow.metadata.tables[AeIndexRow.__tablename__])
+# Statements are built once: building a SQLAlchemy expression costs more than running it. The
+# write path's statements go to the driver directly (store/bulk.py).
+EVENTS = EventRow.metadata.tables[EventRow.__tablename__]
+STREAMS = StreamRow.metadata.tables[StreamRow.__tablename__]
+PATIENTS = PatientIndexRow.metadata.tables[PatientIndexRow.__tablename__]
+AES = AeIndexRow.metadata.tables[AeIndexRow.__tablename__]
+INSERT_EVENTS = BulkWrite.insert(EVENTS)
+EVENT_COLUMNS = [
+    "position", "event_id", "event_type", "schema_version", "trial_id", "site_id", "patient_id",
+    "stream_version", "occurred_at", "recorded_at", "stored_at", "payload", "payload_hash",
+    "chain_hash",
+]  # fmt: skip
+if INSERT_EVENTS.parameters != EVENT_COLUMNS:  # append builds its rows in this order
+    raise RuntimeError(f"events has the columns {INSERT_EVENTS.parameters}")
+STREAM_VERSION = EVENT_COLUMNS.index("stream_version")
+INSERT_STREAMS = BulkWrite.insert(STREAMS)
+INSERT_PATIENTS = BulkWrite.insert(PATIENTS)
+INSERT_AES = BulkWrite.insert(AES)
+SET_VERSION = BulkWrite.update(STREAMS, ["version"], ["trial_id", "patient_id"])
+SET_PATIENT = BulkWrite.update(PATIENTS, PatientFacts._fields, ["patient_id"])
+SET_AE = BulkWrite.update(AES, AeFacts._fields, ["ae_id"])
 FIND_AE = select(AeIndexRow).where(AeIndexRow.ae_id == bindparam("ae_id"))
 PATIENT_FACTS = (
     PatientIndexRow.site_id,
@@ -77,28 +93,11 @@ PATIENT_FACTS = (
     PatientIndexRow.fatal_ae_id,
 )
 FIND_PATIENT = select(*PATIENT_FACTS).where(PatientIndexRow.patient_id == bindparam("patient_id"))
-SET_PATIENT = (
-    update(PatientIndexRow)
-    .where(PatientIndexRow.patient_id == bindparam("b_patient_id"))
-    .values({c: bindparam(c) for c in PatientFacts._fields})
-)
 FIND_STORED = select(EventRow.position, EventRow.payload_hash).where(
     EventRow.event_id == bindparam("event_id")
 )
 FIND_VERSION = select(StreamRow.version).where(
     StreamRow.trial_id == bindparam("trial_id"), StreamRow.patient_id == bindparam("patient_id")
-)
-SET_VERSION = (
-    update(StreamRow)
-    .where(
-        StreamRow.trial_id == bindparam("b_trial"), StreamRow.patient_id == bindparam("b_patient")
-    )
-    .values(version=bindparam("version"))
-)
-SET_AE = (
-    update(AeIndexRow)
-    .where(AeIndexRow.ae_id == bindparam("b_ae_id"))
-    .values({c: bindparam(c) for c in AeFacts._fields})
 )
 REJECTION_BY_DIGEST = (
     select(RejectionRow.id).where(RejectionRow.digest == bindparam("digest")).limit(1)
@@ -111,24 +110,12 @@ RECEIVED_AGAIN = (
 LAST_REJECTION = (
     select(RejectionRow.id, RejectionRow.chain_hash).order_by(RejectionRow.id.desc()).limit(1)
 )
-PREFETCH_STORED = select(EventRow.event_id, EventRow.position, EventRow.payload_hash).where(
-    EventRow.event_id.in_(bindparam("ids", expanding=True))
-)
-PREFETCH_AES = select(AeIndexRow).where(AeIndexRow.ae_id.in_(bindparam("ids", expanding=True)))
-PREFETCH_PATIENTS = select(PatientIndexRow.patient_id, *PATIENT_FACTS).where(
-    PatientIndexRow.patient_id.in_(bindparam("ids", expanding=True))
-)
-PREFETCH_VERSIONS = select(StreamRow.trial_id, StreamRow.patient_id, StreamRow.version).where(
-    StreamRow.patient_id.in_(bindparam("ids", expanding=True))
-)
-PREFETCH_CHUNK = 500  # bound parameters per IN list (SQLite's limit is far above)
+LOOKUP_STORED = BulkLookup(EVENTS, "event_id", ["event_id", "position", "payload_hash"])
+LOOKUP_AES = BulkLookup(AES, "ae_id", ["ae_id", *AeFacts._fields])
+LOOKUP_PATIENTS = BulkLookup(PATIENTS, "patient_id", ["patient_id", *PatientFacts._fields])
+LOOKUP_VERSIONS = BulkLookup(STREAMS, "patient_id", ["trial_id", "patient_id", "version"])
 READ_PAGE = 5_000
 PAYLOAD_PAGE = 20_000
-
-
-def _chunks(keys: list[Any]) -> Iterator[list[Any]]:
-    for start in range(0, len(keys), PREFETCH_CHUNK):
-        yield keys[start : start + PREFETCH_CHUNK]
 
 
 def _facts(row: Any) -> AeFacts:
@@ -178,7 +165,7 @@ class _SqlSession:
             .limit(1)
         ).first()
         self._position, self._chain = (last[0], last[1]) if last else (0, GENESIS)
-        self._events: list[dict[str, Any]] = []
+        self._events: list[tuple[Any, ...]] = []  # rows in the order of EVENT_COLUMNS
         self._by_id: dict[UUID, tuple[int, str] | None] = {}
         # patient -> facts, as read from the index or changed here (None: not enrolled)
         self._patient_facts: dict[str, PatientFacts | None] = {}
@@ -200,29 +187,28 @@ class _SqlSession:
     ) -> None:
         """Answer a batch's lookups with a few IN queries instead of one query per event."""
         db = self._db
-        for chunk in _chunks([i for i in set(event_ids) if i not in self._by_id]):
-            for row in db.execute(PREFETCH_STORED, {"ids": chunk}):
-                self._by_id[row[0]] = (row[1], row[2])
-            for event_id in chunk:
-                self._by_id.setdefault(event_id, None)
-        for chunk in _chunks([i for i in set(ae_ids) if i not in self._aes]):
-            for found in db.execute(PREFETCH_AES, {"ids": chunk}):
-                self._aes[found.ae_id] = _facts(found)
-                self._aes_in_db.add(found.ae_id)
-            for ae_id in chunk:
-                self._aes.setdefault(ae_id, None)
+        wanted_events = [i for i in set(event_ids) if i not in self._by_id]
+        for event_id, position, digest in LOOKUP_STORED.rows(db, wanted_events):
+            self._by_id[event_id] = (position, digest)
+        for event_id in wanted_events:
+            self._by_id.setdefault(event_id, None)
+        wanted_aes = [i for i in set(ae_ids) if i not in self._aes]
+        for ae_id, *facts in LOOKUP_AES.rows(db, wanted_aes):
+            self._aes[ae_id] = AeFacts(*facts)
+            self._aes_in_db.add(ae_id)
+        for ae_id in wanted_aes:
+            self._aes.setdefault(ae_id, None)
         wanted = [p for p in set(patient_ids) if p not in self._patient_facts]
-        for chunk in _chunks(wanted):
-            for known in db.execute(PREFETCH_PATIENTS, {"ids": chunk}):
-                self._patient_facts[known.patient_id] = _patient(known)
-                self._patients_in_db.add(known.patient_id)
-            for patient_id in chunk:
-                self._patient_facts.setdefault(patient_id, None)
-            with_streams = set()
-            for trial_id, patient_id, version in db.execute(PREFETCH_VERSIONS, {"ids": chunk}):
-                self._versions.setdefault((trial_id, patient_id), (version, True))
-                with_streams.add(patient_id)
-            self._streamless.update(set(chunk) - with_streams)
+        for patient_id, *known in LOOKUP_PATIENTS.rows(db, wanted):
+            self._patient_facts[patient_id] = PatientFacts(*known)
+            self._patients_in_db.add(patient_id)
+        for patient_id in wanted:
+            self._patient_facts.setdefault(patient_id, None)
+        with_streams = set()
+        for trial_id, patient_id, version in LOOKUP_VERSIONS.rows(db, wanted):
+            self._versions.setdefault((trial_id, patient_id), (version, True))
+            with_streams.add(patient_id)
+        self._streamless.update(set(wanted) - with_streams)
 
     # ReferenceSource / StoredLookup
     def ae_facts(self, ae_id: UUID) -> AeFacts | None:
@@ -285,9 +271,9 @@ class _SqlSession:
 
     def _stream_version(self, position: int) -> int:
         """The stream version of the event stored (or pending here) at ``position``."""
-        first_pending = self._events[0]["position"] if self._events else self._position + 1
+        first_pending = self._events[0][0] if self._events else self._position + 1
         if position >= first_pending:
-            return int(self._events[position - first_pending]["stream_version"])
+            return int(self._events[position - first_pending][STREAM_VERSION])
         return int(
             self._db.execute(
                 select(EventRow.stream_version).where(EventRow.position == position)
@@ -310,23 +296,12 @@ class _SqlSession:
         now = self._clock().astimezone(UTC)  # as the column reads it back
         self._chain = chain_hash(self._chain, self._position, event.event_id, digest, now)
         self._events.append(
-            {
-                "position": self._position,
-                "event_id": event.event_id,
-                "event_type": event.event_type,
-                "schema_version": event.schema_version,
-                "trial_id": event.trial_id,
-                "site_id": event.site_id,
-                "patient_id": event.patient_id,
-                "stream_version": version + 1,
-                "occurred_at": event.occurred_at,
-                "recorded_at": event.recorded_at,
-                "stored_at": now,
-                "payload": payload,
-                "payload_hash": digest,
-                "chain_hash": self._chain,
-            }
-        )
+            (
+                self._position, event.event_id, event.event_type, event.schema_version,
+                event.trial_id, event.site_id, event.patient_id, version + 1, event.occurred_at,
+                event.recorded_at, now, payload, digest, self._chain,
+            )
+        )  # fmt: skip
         self._by_id[event.event_id] = (self._position, digest)
         self._versions[stream] = (version + 1, in_db)
         current = None if type(event) is PatientEnrolled else self.patient_facts(event.patient_id)
@@ -395,7 +370,7 @@ class _SqlSession:
 
     def flush(self) -> None:
         """Write everything pending (called once, just before commit)."""
-        INSERT_EVENTS.execute(self._db, self._events)
+        INSERT_EVENTS.execute_values(self._db, self._events)
         self._flush_streams()
         self._flush_patients()
         self._flush_aes()
@@ -403,19 +378,12 @@ class _SqlSession:
         self._flush_offsets()
 
     def _flush_streams(self) -> None:
-        new_streams = [
-            {"trial_id": s[0], "patient_id": s[1], "version": v}
-            for s, (v, in_db) in self._versions.items()
-            if not in_db
-        ]
-        INSERT_STREAMS.execute(self._db, new_streams)
-        changed_streams = [
-            {"b_trial": s[0], "b_patient": s[1], "version": v}
-            for s, (v, in_db) in self._versions.items()
-            if in_db
-        ]
-        if changed_streams:
-            self._db.execute(SET_VERSION, changed_streams)
+        versions = self._versions.items()
+        new = [(*stream, v) for stream, (v, in_db) in versions if not in_db]
+        INSERT_STREAMS.execute_values(self._db, new)
+        SET_VERSION.execute_values(
+            self._db, [(v, *stream) for stream, (v, in_db) in versions if in_db]
+        )
 
     def _flush_patients(self) -> None:
         new_patients, changed_patients = [], []
@@ -423,13 +391,12 @@ class _SqlSession:
             patient = self._patient_facts[patient_id]
             assert patient is not None
             if patient_id in self._patients_in_db:
-                changed_patients.append({"b_patient_id": patient_id, **patient._asdict()})
+                changed_patients.append((*patient, patient_id))
             else:
                 new_patients.append({"patient_id": patient_id, "trial_id": trial_id,
                                      **patient._asdict()})  # fmt: skip
         INSERT_PATIENTS.execute(self._db, new_patients)
-        if changed_patients:
-            self._db.execute(SET_PATIENT, changed_patients)
+        SET_PATIENT.execute_values(self._db, changed_patients)
 
     def _flush_aes(self) -> None:
         updated, inserted = [], []
@@ -437,11 +404,10 @@ class _SqlSession:
             facts = self._aes[ae_id]
             assert facts is not None
             if ae_id in self._aes_in_db:
-                updated.append({"b_ae_id": ae_id, **facts._asdict()})
+                updated.append((*facts, ae_id))
             else:
                 inserted.append({"ae_id": ae_id, **facts._asdict()})
-        if updated:
-            self._db.execute(SET_AE, updated)
+        SET_AE.execute_values(self._db, updated)
         INSERT_AES.execute(self._db, inserted)
 
     def _flush_rejections(self) -> None:
