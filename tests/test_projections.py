@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 from conftest import EXAMPLES, example
 from trial_builder import DIARRHEA, NAUSEA, NEUTROPENIA, T0, Trial
 
+from safety_stream.application import submissions
+from safety_stream.auth import Principal
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import EventBase, Modality, decode_json, decode_object
 from safety_stream.events.derived import derive
@@ -21,12 +24,15 @@ from safety_stream.projections.log import PayloadLog
 from safety_stream.projections.projector import ProjectionRepository, Projector, replay, state_as_of
 from safety_stream.projections.state import TrialState
 from safety_stream.projections.toxicity import modality_table
+from safety_stream.runtime import build_memory_runtime
 from safety_stream.store.base import EventStore
 from safety_stream.store.memory import InMemoryEventStore
 from safety_stream.store.projection_memory import InMemoryProjectionRepository
 from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.validation.records import InputFormat, read_ndjson
+
+ADMIN = Principal("admin", "admin", None)
 
 
 def small_trial() -> Trial:
@@ -241,6 +247,50 @@ def test_following_ingested_events_equals_a_replay_even_with_an_interleaved_writ
     assert Projector(store, live_repository).state == projector.state
     assert all(p.enrolled_at is None or p.enrolled_at.utcoffset() == timedelta(0)
                for p in projector.state.patients.values())  # fmt: skip
+
+
+def test_batches_handed_over_are_folded_in_order_while_the_next_ones_are_stored(
+    backend: tuple[EventStore, ProjectionRepository, ProjectionRepository],
+) -> None:
+    """The embedded submitter's path: each committed part is handed to the follower thread
+    and the next part is stored meanwhile; one part written by another process in between
+    (never handed over) is read from the log. Once everything handed over is followed, the
+    state is the replay's, and the follower thread has ended."""
+    store, live_repository, replay_repository = backend
+    lines = (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
+    projector = Projector(store, live_repository, checkpoint_events=10)
+    for index, start in enumerate(range(0, len(lines), 5)):
+        body = io.BytesIO(b"\n".join(lines[start : start + 5]))
+        report = ingest(store, read_ndjson(body), InputFormat.NDJSON, ctcae_dictionary(), "t", None)
+        assert report.count("stored") == len(report.outcomes)
+        if index != 2:  # another process stored this one
+            projector.hand_over(report.appended)
+    projector.wait_until_followed()
+    assert projector.state.position == store.head()
+    rebuilt, _, _ = replay(store, replay_repository)
+    assert rebuilt == projector.state
+    assert not [t for t in threading.enumerate() if t.name == "projector"]
+    projector.checkpoint()
+    assert Projector(store, live_repository).state == projector.state
+
+
+def test_a_submission_in_parts_is_projected_when_it_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parts are folded on the follower thread while the next is stored, and ``submit``
+    answers only once all of them are projected (a GET right after sees every record)."""
+    monkeypatch.setattr(submissions, "PART", 4)
+    runtime = build_memory_runtime()
+    body = (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes()
+    folded: list[int] = []
+    runtime.projector.listeners.append(lambda changes: folded.append(changes.count))
+    report = runtime.submitter.submit(body, InputFormat.NDJSON, ADMIN, None)
+    stored = report.count("stored")
+    assert stored == len(body.splitlines()) > 8
+    assert len(folded) >= 3  # three parts or more, each followed on its own
+    assert runtime.projector.state.position == runtime.store.head() == stored
+    rebuilt, _, _ = replay(runtime.store, InMemoryProjectionRepository())
+    assert rebuilt == runtime.projector.state
 
 
 def test_a_projector_that_fell_behind_another_is_fenced_off_and_reloads(

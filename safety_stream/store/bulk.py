@@ -154,6 +154,11 @@ class BulkLookup:
             sql = self._prepare(connection.dialect, len(chunk))
             bind, converters = self._converters[connection.dialect.name]
             bound = tuple(chunk if bind is None else map(bind, chunk))
-            found = [tuple(row) for row in connection.exec_driver_sql(sql, bound)]
+            cursor = connection.connection.cursor()  # the driver's: one fetchall, no Row
+            try:
+                cursor.execute(sql, bound)
+                found = cursor.fetchall()
+            finally:
+                cursor.close()
             if found:
                 yield from _by_column(found, converters)
