@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from conftest import EXAMPLES, example
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import EventBase, decode_json, decode_object
 from safety_stream.ingest import IngestReport, Offset, ingest
+from safety_stream.store import sql as sql_module
 from safety_stream.store.base import (
     ConcurrencyError,
     EventIdConflictError,
@@ -263,3 +265,23 @@ def test_reading_as_stored_by_a_time_gives_a_prefix_even_when_the_clock_steps_ba
     assert store.position_at(t0 + timedelta(hours=5)) == 4
     if isinstance(store, SqlEventStore):
         store.close()
+
+
+@pytest.mark.parametrize("page", [1, 3, 7])
+def test_payloads_read_in_pages_with_read_ahead_are_the_log_in_order(
+    store: EventStore, page: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Payloads come in pages, the next read on a thread while one is consumed: whatever the
+    page size, the limit and the starting position, they are the log's rows in order, once
+    each, and a reader that stops early leaves nothing behind."""
+    monkeypatch.setattr(sql_module, "PAYLOAD_PAGE", page)
+    append_all(store, SAMPLE[:10])
+    every = [(s.position, s.payload, s.stored_at) for s in store.read()]
+    assert list(store.payloads()) == every
+    for after, limit in [(0, None), (2, 5), (3, 6), (9, 4), (10, None), (0, 0), (4, 1)]:
+        wanted = every[after:] if limit is None else every[after : after + limit]
+        assert list(store.payloads(after, limit)) == wanted, (after, limit)
+    reading = store.payloads()
+    assert next(reading) == every[0]
+    reading.close()  # stopped early: the page being read ahead is waited for, not leaked
+    assert not [t for t in threading.enumerate() if t.name.startswith("read-ahead")]

@@ -4,6 +4,7 @@ derived events, each checkpoint in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from safety_stream.events.derived import DERIVED_JSON, DerivedEvent
 from safety_stream.projections.documents import (
     StoredDerived,
+    document_chunks,
     document_rows,
     state_from_documents,
 )
@@ -110,11 +112,18 @@ class SqlProjectionRepository:
             )
 
     def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
-        docs = document_rows(state, state.patients, state.aes)
-        with self._engine.begin() as connection:
+        # The next chunk of documents is serialised while the driver inserts this one on a
+        # thread (SQLite and psycopg work without the GIL); the connection is used by one
+        # thread at a time: the main thread waits for each insert before handing over the next.
+        with self._engine.begin() as connection, ThreadPoolExecutor(1) as writer:
             connection.execute(delete(ProjectionDocRow))
-            for start in range(0, len(docs), 10_000):
-                INSERT_DOCS.execute_values(connection, docs[start : start + 10_000])
+            inserting: Future[None] | None = None
+            for rows in document_chunks(state, 10_000):
+                if inserting is not None:
+                    inserting.result()
+                inserting = writer.submit(INSERT_DOCS.execute_values, connection, rows)
+            if inserting is not None:
+                inserting.result()
             self._upsert(connection, [], state.position, derived)
 
     def derived_events(

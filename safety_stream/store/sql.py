@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -545,25 +546,35 @@ class SqlEventStore:
         end = self._first_stored_after(stored_until)
         sql, to_time = self._payload_query(end is not None)
         bound = () if end is None else (end,)
-        remaining = limit
-        while remaining is None or remaining > 0:
-            page = PAYLOAD_PAGE if remaining is None else min(PAYLOAD_PAGE, remaining)
+
+        def fetch(after: int, size: int) -> list[Any]:
             with self.engine.connect() as connection:
                 cursor = connection.connection.cursor()
                 try:
-                    cursor.execute(sql, (after, *bound, page))
-                    rows = cursor.fetchall()
+                    cursor.execute(sql, (after, *bound, size))
+                    return list(cursor.fetchall())
                 finally:
                     cursor.close()
-            if rows:  # a column at a time: the conversion is mapped, not called from Python
+
+        def size_after(read: int) -> int:
+            return PAYLOAD_PAGE if limit is None else min(PAYLOAD_PAGE, limit - read)
+
+        # The next page is read on a thread while this one is consumed (the driver reads
+        # without the GIL): a replay decodes and folds one page while SQLite reads the next.
+        with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as ahead:
+            size = size_after(0)
+            rows, read = (fetch(after, size) if size > 0 else []), 0
+            while rows:
+                read += len(rows)
+                following = None
+                if len(rows) == size and size_after(read) > 0:
+                    size = size_after(read)
+                    following = ahead.submit(fetch, rows[-1][0], size)
+                # a column at a time: the conversion is mapped, not called from Python
                 positions, texts, times = zip(*rows, strict=True)
                 stored = times if to_time is None else map(to_time, times)
                 yield from zip(positions, texts, stored, strict=True)
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
-            if remaining is not None:
-                remaining -= len(rows)
+                rows = [] if following is None else following.result()
 
     def _payload_query(self, bounded: bool) -> tuple[str, Callable[[Any], Any] | None]:
         """The driver's SQL for a page of (position, payload, stored at) after a position
