@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
 import pytest
 from conftest import EXAMPLES, REPO
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from strategies import PAYLOADS, events_of
 
 from safety_stream.contract import drift, rendered_schemas
 from safety_stream.events import EVENT_TYPES, EventBase, decode_json, decode_object, encode_json
+from safety_stream.events.base import _utc_text as utc_wire_text
 
 SCHEMA_DIR = REPO / "schemas" / "json"
 
@@ -102,3 +105,20 @@ def test_events_are_frozen() -> None:
     event = decode_object(json.loads((EXAMPLES / "valid" / "ae.reported.json").read_text()))
     with pytest.raises(ValidationError, match="frozen"):
         event.trial_id = "OTHER"  # type: ignore[misc]
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),
+        max_value=datetime(9998, 12, 31),
+        timezones=st.builds(
+            timezone, st.timedeltas(min_value=timedelta(hours=-14), max_value=timedelta(hours=14))
+        ),
+    )
+)
+def test_a_time_is_written_as_its_utc_text_with_a_z(moment: datetime) -> None:
+    """The wire text of a time (payloads are hashed: it must never change) is the aware UTC
+    time's ISO text with "+00:00" written "Z", microseconds only when there are some."""
+    expected = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert utc_wire_text(moment) == expected
+    assert expected.endswith("Z") and "+" not in expected
