@@ -18,10 +18,16 @@ from safety_stream.auth import Principal
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import EventBase, Modality, decode_json, decode_object
 from safety_stream.events.derived import derive
-from safety_stream.ingest import ingest
+from safety_stream.ingest import IngestReport, ingest
 from safety_stream.plan import Window
 from safety_stream.projections.log import PayloadLog
-from safety_stream.projections.projector import ProjectionRepository, Projector, replay, state_as_of
+from safety_stream.projections.projector import (
+    Changes,
+    ProjectionRepository,
+    Projector,
+    replay,
+    state_as_of,
+)
 from safety_stream.projections.state import TrialState
 from safety_stream.projections.toxicity import modality_table
 from safety_stream.runtime import build_memory_runtime
@@ -274,6 +280,31 @@ def test_batches_handed_over_are_folded_in_order_while_the_next_ones_are_stored(
     assert Projector(store, live_repository).state == projector.state
 
 
+def test_a_waiter_is_not_held_up_by_batches_handed_over_after_its_own() -> None:
+    """Sites posting all the time keep the follower busy: each waits for its own batch (and
+    those before it), never for the follower to be idle."""
+    store, events = InMemoryEventStore(), small_trial().events
+    projector = Projector(store, InMemoryProjectionRepository())
+    release, blocked = threading.Event(), threading.Event()
+
+    def hold_the_second_batch(changes: Changes) -> None:
+        if projector.state.position > 5:
+            blocked.set()
+            assert release.wait(10)
+
+    projector.listeners.append(hold_the_second_batch)
+    tickets = []
+    for batch in (events[:5], events[5:10]):
+        with store.write() as session:
+            appended = [(session.append(e).position, e, T0) for e in batch]
+        tickets.append(projector.hand_over(appended))
+    projector.wait_until_followed(tickets[0])  # returns while the second batch is held
+    assert blocked.wait(10) and projector.state.position == 10 and not release.is_set()
+    release.set()
+    projector.wait_until_followed()
+    assert tickets == [1, 2]
+
+
 def test_a_submission_in_parts_is_projected_when_it_is_answered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -285,6 +316,7 @@ def test_a_submission_in_parts_is_projected_when_it_is_answered(
     folded: list[int] = []
     runtime.projector.listeners.append(lambda changes: folded.append(changes.count))
     report = runtime.submitter.submit(body, InputFormat.NDJSON, ADMIN, None)
+    assert isinstance(report, IngestReport)
     stored = report.count("stored")
     assert stored == len(body.splitlines()) > 8
     assert len(folded) >= 3  # three parts or more, each followed on its own

@@ -127,7 +127,7 @@ class EmbeddedSubmitter:
         most, never for the whole batch. A retry of a submission cut short stores the rest
         (the stored parts answer "duplicate")."""
         records = read_records(body, input_format, encoding, self._settings.max_records)
-        reports, started_at = [], []
+        reports, started_at, ticket = [], [], 0
         try:
             for start in range(0, len(records), PART):
                 started = time.perf_counter()
@@ -139,10 +139,10 @@ class EmbeddedSubmitter:
                 # folded on the projector's thread while the next part is stored; a failed
                 # save is logged there (stored and durable: acknowledged; projected when
                 # saving works)
-                self._projector.hand_over(reports[-1].appended)
+                ticket = self._projector.hand_over(reports[-1].appended)
                 started_at.append(started)
         finally:  # what it acknowledges is projected when it returns (or raises)
-            self._projector.wait_until_followed()
+            self._projector.wait_until_followed(ticket)
         for started in started_at:
             self._metrics.ingest_to_projection_seconds.observe(time.perf_counter() - started)
         self._health.recovered(STORAGE_FULL)

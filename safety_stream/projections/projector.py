@@ -221,6 +221,8 @@ class Projector:
         self._handed: deque[Sequence[tuple[int, EventBase, datetime]]] = deque()
         self._following = False
         self._handing = threading.Condition()
+        self._tickets_issued = 0  # batches handed over, and of them followed (in that order)
+        self._tickets_followed = 0
         self._settle()
 
     def _load(self) -> TrialState:
@@ -338,35 +340,43 @@ class Projector:
             self._settle()
             return changes.count
 
-    def hand_over(self, appended: Sequence[tuple[int, EventBase, datetime]]) -> None:
+    def hand_over(self, appended: Sequence[tuple[int, EventBase, datetime]]) -> int:
         """``follow`` these events on the projector's follower thread, in the order handed over,
         and return at once: folding one batch overlaps the caller's next write, whose SQLite
-        work and commit run without the GIL. ``wait_until_followed`` waits for all of it. A
-        batch whose save fails is logged (it is stored and durable: it is folded again from the
-        log at the next catch-up, as after ``follow`` raising)."""
+        work and commit run without the GIL. Returns the batch's ticket for
+        ``wait_until_followed``. A batch whose save fails is logged (it is stored and durable:
+        it is folded again from the log at the next catch-up, as after ``follow`` raising)."""
         with self._handing:
             self._handed.append(appended)
+            self._tickets_issued += 1
             if not self._following:
                 self._following = True
                 threading.Thread(target=self._follow_handed, name="projector", daemon=True).start()
+            return self._tickets_issued
 
     def _follow_handed(self) -> None:
         while True:
             with self._handing:
                 if not self._handed:  # the thread ends when idle: no thread per idle projector
                     self._following = False
-                    self._handing.notify_all()
                     return
                 appended = self._handed.popleft()
             try:
                 self.follow(appended)
             except Exception:
                 log.exception("the projection could not be saved; the events are stored")
+            finally:
+                with self._handing:
+                    self._tickets_followed += 1
+                    self._handing.notify_all()
 
-    def wait_until_followed(self) -> None:
-        """Return once every batch handed over so far is folded (or failed to save)."""
+    def wait_until_followed(self, ticket: int | None = None) -> None:
+        """Return once the batch ``ticket`` names (None: every batch handed over so far) and
+        all before it are followed, or failed to save. Batches handed over later by other
+        threads are not waited for: a waiter is never held up by a steady stream of them."""
         with self._handing:
-            self._handing.wait_for(lambda: not self._following)
+            wanted = self._tickets_issued if ticket is None else ticket
+            self._handing.wait_for(lambda: self._tickets_followed >= wanted)
 
 
 def replay(
