@@ -40,7 +40,7 @@ from safety_stream.events import (
 PatientStatus = Literal["on_study", "withdrawn", "died", "lost_to_follow_up"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Exposure:
     """One modality for one patient: first and last administration, and how many."""
 
@@ -49,7 +49,7 @@ class Exposure:
     administrations: int = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class PatientState:
     patient_id: str
     trial_id: str
@@ -64,7 +64,7 @@ class PatientState:
     child_pugh_history: list[tuple[int, datetime]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class AeState:
     """The current version of one AE: the report folded with its amendments."""
 
