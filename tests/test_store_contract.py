@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -283,5 +283,6 @@ def test_payloads_read_in_pages_with_read_ahead_are_the_log_in_order(
         assert list(store.payloads(after, limit)) == wanted, (after, limit)
     reading = store.payloads()
     assert next(reading) == every[0]
+    assert isinstance(reading, Generator)
     reading.close()  # stopped early: the page being read ahead is waited for, not leaked
     assert not [t for t in threading.enumerate() if t.name.startswith("read-ahead")]
