@@ -208,31 +208,37 @@ def progress(db: str, settings: KafkaSettings) -> dict[str, int]:
     """How far a store is: records taken from the submissions topic, log head, projection
     position, derived events stored and planned as alerts."""
     store = SqlEventStore.open(db)
+    try:
+        return progress_of(store, settings)
+    finally:
+        store.close()
+
+
+def progress_of(store: SqlEventStore, settings: KafkaSettings) -> dict[str, int]:
+    """``progress`` of a store kept open: a poll costs a few queries, not opening the store
+    (~20 ms, which a benchmark polling every 50 ms took from the worker it measures)."""
     prefix = f"kafka:{Topics.of(settings).submissions}/"
 
     def position(name: str) -> Any:
         return select(ProjectionPositionRow.position).where(ProjectionPositionRow.name == name)
 
-    try:
-        with store.engine.connect() as connection:
-            offsets = (
-                connection.execute(
-                    select(SourceOffsetRow.offset).where(SourceOffsetRow.source.startswith(prefix))
-                )
-                .scalars()
-                .all()
+    with store.engine.connect() as connection:
+        offsets = (
+            connection.execute(
+                select(SourceOffsetRow.offset).where(SourceOffsetRow.source.startswith(prefix))
             )
-            return {
-                "taken": sum(o + 1 for o in offsets),  # all records of one trial: one partition
-                "head": store.head(),
-                "projected": connection.execute(position("trial_state")).scalar() or 0,
-                "derived": connection.execute(
-                    select(func.coalesce(func.max(DerivedEventRow.id), 0))
-                ).scalar_one(),
-                "planned": connection.execute(position("alert-outbox")).scalar() or 0,
-            }
-    finally:
-        store.close()
+            .scalars()
+            .all()
+        )
+        return {
+            "taken": sum(o + 1 for o in offsets),  # all records of one trial: one partition
+            "head": store.head(),
+            "projected": connection.execute(position("trial_state")).scalar() or 0,
+            "derived": connection.execute(
+                select(func.coalesce(func.max(DerivedEventRow.id), 0))
+            ).scalar_one(),
+            "planned": connection.execute(position("alert-outbox")).scalar() or 0,
+        }
 
 
 def wait_until_done(db: str, settings: KafkaSettings, count: int, timeout: float = 180) -> None:

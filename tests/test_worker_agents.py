@@ -1,5 +1,6 @@
-"""The Faust agents' wiring, driven through ``agent.test_context()`` (no broker): what each
-agent stores, skips, keeps and publishes. The real broker is in test_distributed.py."""
+"""The worker's wiring without a broker: the submissions intake's batches (called as the
+consumer calls them) and the Faust agents driven through ``agent.test_context()``: what each
+stores, skips, keeps and publishes. The real broker is in test_distributed.py."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from unittest.mock import patch
 
 import faust.tables
 import faust.topics
+import faust.transport.drivers.aiokafka
 import pytest
 from conftest import EXAMPLES
 from trial_builder import BOTH_CROSS, crossing_trial
 
 from processors import pipeline
-from processors.app import create_app
-from processors.pipeline import ingest_batch
+from processors.app import WorkerApp, create_app
+from processors.pipeline import Submission, ingest_batch
 from safety_stream.events import encode_json
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.producer import SITE_HEADER
@@ -52,15 +54,34 @@ def sent() -> Iterator[Sent]:
     def changelog(*args: Any, **kwargs: Any) -> Any:  # the table's changelog write
         return SimpleNamespace(message=SimpleNamespace(partition=0))
 
+    async def produce(self: Any, topic: str, key: Any, value: Any, *args: Any, **_: Any) -> Any:
+        messages.append((topic, key, value))  # the app's producer, as publishing uses it
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
     with (
         patch.object(faust.topics.Topic, "send", send),
+        patch.object(faust.transport.drivers.aiokafka.Producer, "send", produce),
         patch.object(faust.tables.Table, "send_changelog", changelog),
     ):
         yield messages
 
 
+def worker(runtime: Runtime, tmp_path: Path) -> WorkerApp:
+    return create_app(runtime, KafkaSettings(bootstrap="127.0.0.1:9"), data_dir=tmp_path)
+
+
 def agents(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
-    return create_app(runtime, KafkaSettings(bootstrap="127.0.0.1:9"), data_dir=tmp_path).agents
+    return worker(runtime, tmp_path).agents
+
+
+def submissions(
+    lines: list[bytes], first: int = 0, headers: dict[str, bytes] | None = None
+) -> list[Submission]:
+    """Records of partition 0 of the submissions topic from offset ``first`` on."""
+    topic = "safety-stream.submissions"
+    return [Submission(topic, 0, first + n, line, headers or {}) for n, line in enumerate(lines)]
 
 
 def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -83,15 +104,10 @@ def topic(sent: Sent, suffix: str) -> list[tuple[bytes, bytes]]:
 async def test_ingest_stores_keeps_dead_letters_and_skips_a_redelivered_record(
     runtime: Runtime, sent: Sent, tmp_path: Path
 ) -> None:
-    async with agents(runtime, tmp_path)["ingest"].test_context() as agent:
-        for line in LINES[:10]:
-            await agent.put(line, key=b"SPARKLE-L", partition=0)
-        await agent.put(b'{"event_type": "ae.reported", "grade": 9}', partition=0)
-        await settle()
-        agent.sent_offset = 3  # the consumer restarted before its offsets were committed
-        for line in LINES[3:10]:
-            await agent.put(line, key=b"SPARKLE-L", partition=0)
-        await settle()
+    store = worker(runtime, tmp_path).intake.store
+    await store(submissions([*LINES[:10], b'{"event_type": "ae.reported", "grade": 9}']))
+    # the consumer restarted before its offsets were committed: offsets 3-9 come again
+    await store(submissions(LINES[3:10], first=3))
     assert runtime.store.head() == 10
     [rejection] = runtime.store.rejections()
     assert rejection.location == "safety-stream.submissions/0@10"  # topic/partition@offset
@@ -106,10 +122,10 @@ async def test_ingest_holds_a_site_to_its_own_events(
 ) -> None:
     """The API puts the authenticated site in a header; a record of another site is refused."""
     enrolment = json.loads(LINES[0])
-    async with agents(runtime, tmp_path)["ingest"].test_context() as agent:
-        other = "SITE-99" if enrolment["site_id"] != "SITE-99" else "SITE-98"
-        await agent.put(LINES[0], partition=0, headers={SITE_HEADER: other.encode()})
-        await settle()
+    other = "SITE-99" if enrolment["site_id"] != "SITE-99" else "SITE-98"
+    await worker(runtime, tmp_path).intake.store(
+        submissions(LINES[:1], headers={SITE_HEADER: other.encode()})
+    )
     assert runtime.store.head() == 0
     [rejection] = runtime.store.rejections()
     assert rejection.site_id == other
@@ -164,10 +180,7 @@ async def test_a_failing_store_is_retried_until_the_batch_is_stored(
         return ingest_batch(runtime, batch)
 
     with patch.object(pipeline, "ingest_batch", flaky):
-        async with agents(runtime, tmp_path)["ingest"].test_context() as agent:
-            for line in LINES[:5]:
-                await agent.put(line, key=b"SPARKLE-L", partition=0)
-            await asyncio.sleep(1.0)  # past the first retry (0.5 s)
+        await worker(runtime, tmp_path).intake.store(submissions(LINES[:5]))  # past one retry
     assert calls == [5, 5]
     assert runtime.store.head() == 5
     assert topic(sent, "appended")  # the monitor was woken once it succeeded

@@ -1,0 +1,122 @@
+"""The submissions consumer: records taken from Kafka a batch at a time, stored, and only then
+committed.
+
+The worker used to take submissions through a Faust agent. Faust hands a stream one message
+at a time: each record cost four asyncio tasks and an ``asyncio.wait`` in the consumer's
+fetch loop (``Consumer._drain_messages`` -> ``Service.wait_first``), the conductor's lock
+and the stream's iteration and acknowledgement, ~400 us of the interpreter per record on the
+development machine, about as much as validating, storing, projecting and monitoring it. Here
+a plain aiokafka consumer in a group of its own (``<prefix>-workers-submissions``) hands over
+whole fetches (``getmany``, the worker's batch size at most) while it fetches the next ones in
+the background, so a backlog is stored in full batches and a lone record at once.
+
+Guarantees (as before, at least once from Kafka, effectively once in the store):
+- an offset is committed only after the transaction that stored its record (and the records
+  before it in its partition) has committed; a crash before the commit redelivers records,
+  which ``ingest`` skips by the offsets the store keeps with them;
+- a rebalance waits for the batch in hand to be stored and committed before the partitions go
+  (the rebalance listener takes the same lock as the batch), so a new owner starts after it;
+- a commit refused because the group moved on is logged and left: the records are stored,
+  and whoever owns the partition now skips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from processors.pipeline import Submission
+from safety_stream.kafka.config import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Store = Callable[[list[Submission]], Awaitable[None]]
+
+
+def submission(record: Any) -> Submission:
+    """A submission from an aiokafka consumer record."""
+    headers = {str(k): bytes(v) for k, v in record.headers or () if v is not None}
+    return Submission(record.topic, record.partition, record.offset, record.value or b"", headers)
+
+
+class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
+    """Partitions are given up only between batches: the batch in hand is stored and its
+    offsets committed first."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._lock:
+            log.info("giving up %d submission partitions", len(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("holding %d submission partitions", len(assigned))
+
+
+class Intake:
+    """Consume ``topic`` in ``group`` and pass each fetch (``batch`` records at most, in
+    offset order per partition) to ``store``; commit its offsets once ``store`` returned."""
+
+    def __init__(
+        self, settings: KafkaSettings, topic: str, group: str, store: Store, batch: int
+    ) -> None:
+        self._settings, self._topic, self._group = settings, topic, group
+        self.store, self._batch = store, batch  # store: called with each batch
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def assignment(self) -> list[str]:
+        """The submission partitions held now, as "topic/partition"."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        try:
+            held = consumer.assignment()
+        except Exception:  # not started yet, or stopped
+            return []
+        return sorted(f"{tp.topic}/{tp.partition}" for tp in held)
+
+    async def run(self) -> None:
+        """Until cancelled (the worker stops): fetch, store, commit."""
+        consumer = AIOKafkaConsumer(
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._batch,
+            **self._settings.client_options(),
+        )
+        consumer.subscribe([self._topic], listener=_FinishBatchFirst(self._lock))
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            while True:
+                fetched = await consumer.getmany(timeout_ms=1000, max_records=self._batch)
+                if fetched:
+                    await self._take(consumer, fetched)
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    async def _take(
+        self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, Sequence[Any]]
+    ) -> None:
+        async with self._lock:
+            # a partition given up since the fetch (between it and the lock) is left to its
+            # new owner: neither stored nor committed here
+            held = consumer.assignment()
+            fetched = {tp: records for tp, records in fetched.items() if records and tp in held}
+            if not fetched:
+                return
+            await self.store([submission(r) for records in fetched.values() for r in records])
+            offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as error:  # the group moved on: the new owner skips them
+                log.warning("offsets of a stored batch not committed (%s)", type(error).__name__)
