@@ -1,12 +1,15 @@
 """The Faust app: topics, agents and the worker's /metrics page.
 
-Three agents, each at concurrency 1 (faust's concurrency > 1 can commit past an unfinished
-message, faust #606; its exactly_once mode duplicates on rebalance, #323/#517, so the app runs
-at_least_once and every sink is idempotent, see ``processors.pipeline``):
+Submissions come in through ``processors.intake`` (a plain aiokafka consumer that hands over
+whole fetches and commits their offsets after the store commit); the rest are Faust agents,
+each at concurrency 1 (faust's concurrency > 1 can commit past an unfinished message, faust
+#606; its exactly_once mode duplicates on rebalance, #323/#517, so the app runs at_least_once
+and every sink is idempotent, see ``processors.pipeline``):
 
-- ``ingest``  submissions -> validate + append to the audit store (dead letters kept) -> a
-  wake-up on ``appended`` (and, in the worker that runs the monitor, the events just stored
-  are handed to it in memory, so that it folds them without reading them back);
+- ingest (the intake's ``store``) submissions -> validate + append to the audit store (dead
+  letters kept) -> a wake-up on ``appended`` (and, in the worker that runs the monitor, the
+  events just stored are handed to it in memory, so that it folds them without reading them
+  back);
 - ``monitor`` appended -> project + monitor (derived events commit with the projection) ->
   publish new events, dead letters and derived events;
 - ``notify``  derived -> plan alerts in the outbox (the dispatcher thread delivers them) ->
@@ -60,10 +63,12 @@ async def _retrying(what: str, function: Callable[..., T], *args: Any) -> T:
     """Run a blocking step in a thread until it succeeds: a batch is never skipped, and a
     failing database is waited out.
 
-    Faust acknowledges a ``take()`` batch when the agent leaves it, even when it leaves by
-    cancellation (shutdown, rebalance). So a running step is finished before the cancellation
-    goes on, and if the step has not succeeded the process exits at once, leaving the offsets
-    uncommitted: the records come again after the restart (and are skipped if stored).
+    Faust acknowledges a ``take()`` batch (monitor, notify) when the agent leaves it, even when
+    it leaves by cancellation (shutdown, rebalance). So a running step is finished before the
+    cancellation goes on, and if the step has not succeeded the process exits at once, leaving
+    the offsets uncommitted: the records come again after the restart (and are skipped if
+    stored). The intake commits a batch's offsets only after its step returned, so there the
+    same rule only keeps one behaviour for every step.
     """
     delay = 0.5
     while True:
