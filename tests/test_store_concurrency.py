@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from safety_stream.events import PatientEnrolled, decode_object
+from safety_stream.projections.state import TrialState
+from safety_stream.store.engine import writers_of
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 
 WRITERS = 6
@@ -78,3 +83,38 @@ def test_a_follower_sees_every_position_in_order_while_writers_race(
     total = WRITERS * EVENTS_PER_WRITER
     # a skipped position would show up as a gap: the follower reads each position once, in order
     assert seen == list(range(1, total + 1))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_checkpoint_on_the_projectors_thread_writes_in_its_turn_between_appends(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submission's parts are appended one after the other while the projector's thread
+    checkpoints: the checkpoint asked for during part 5 is written before part 6, not after
+    the appends stop (the database's own busy wait favours whoever asks again first)."""
+    store = SqlEventStore.create(request.getfixturevalue(f"{backend}_url"))
+    repository = SqlProjectionRepository(store.engine)
+    order: list[str] = []
+    writing = repository._upsert
+
+    def recorded(*args: Any, **kwargs: Any) -> None:
+        order.append("checkpoint")
+        writing(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "_upsert", recorded)
+    state = TrialState()
+    saver = threading.Thread(target=repository.save, args=(state, set(), set()))
+    queued = writers_of(store.engine)
+    for part in range(1, 11):
+        with store.write() as session:
+            order.append(f"part {part}")
+            session.append(enrolment(0, part))
+            if part == 5:
+                asked, deadline = queued.issued, time.monotonic() + 5
+                saver.start()
+                # until the checkpoint waits for its turn (or, if it takes none, a while)
+                while queued.issued == asked and time.monotonic() < deadline:
+                    time.sleep(0.001)
+    saver.join()
+    assert order.index("checkpoint") == order.index("part 5") + 1
+    store.close()

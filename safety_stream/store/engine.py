@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,10 +52,32 @@ class FairLock:
             while ticket != self._serving:
                 self._condition.wait()
 
+    @property
+    def issued(self) -> int:
+        """How many turns were asked for so far (the one being served included)."""
+        with self._condition:
+            return self._issued
+
     def __exit__(self, *_: object) -> None:
         with self._condition:
             self._serving += 1
             self._condition.notify_all()
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, FairLock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def writers_of(engine: Engine) -> FairLock:
+    """The queue of this process's writers to ``engine``'s database: the log's appends and the
+    projection's checkpoints take turns in it. Without it a checkpoint written on the
+    projector's thread waited in SQLite's busy handler (which polls, and favours whoever asks
+    again first) while appends took the write lock one after the other."""
+    with _WRITERS_GUARD:
+        writers = _WRITERS.get(engine)
+        if writers is None:
+            writers = _WRITERS[engine] = FairLock()
+        return writers
 
 
 SQLITE_FULL = 13  # sqlite3 result code: "database or disk is full"

@@ -21,6 +21,7 @@ from safety_stream.projections.documents import (
 from safety_stream.projections.projector import PROJECTION, StaleProjectionError
 from safety_stream.projections.state import TrialState
 from safety_stream.store.bulk import BulkWrite
+from safety_stream.store.engine import write_transaction, writers_of
 from safety_stream.store.tables import DerivedEventRow, ProjectionDocRow, ProjectionPositionRow
 
 # documents go as (projection, key, doc) tuples straight to the driver: a replay inserts every
@@ -102,10 +103,11 @@ class SqlProjectionRepository:
         aes: set[UUID],
         derived: Sequence[DerivedEvent] = (),
     ) -> None:
-        with self._engine.begin() as connection:
+        rows = document_rows(state, patients, aes)  # serialised before taking a turn to write
+        with writers_of(self._engine), write_transaction(self._engine) as connection:
             self._upsert(
                 connection,
-                document_rows(state, patients, aes),
+                rows,
                 state.position,
                 derived,
                 forward_only=True,
@@ -115,7 +117,11 @@ class SqlProjectionRepository:
         # The next chunk of documents is serialised while the driver inserts this one on a
         # thread (SQLite and psycopg work without the GIL); the connection is used by one
         # thread at a time: the main thread waits for each insert before handing over the next.
-        with self._engine.begin() as connection, ThreadPoolExecutor(1) as writer:
+        with (
+            writers_of(self._engine),
+            write_transaction(self._engine) as connection,
+            ThreadPoolExecutor(1) as writer,
+        ):
             connection.execute(delete(ProjectionDocRow))
             inserting: Future[None] | None = None
             for rows in document_chunks(state, 10_000):

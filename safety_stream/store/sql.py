@@ -49,7 +49,7 @@ from safety_stream.store.base import (
     rejection_digest,
 )
 from safety_stream.store.bulk import BulkLookup, BulkWrite
-from safety_stream.store.engine import FairLock, make_engine, write_transaction
+from safety_stream.store.engine import make_engine, write_transaction, writers_of
 from safety_stream.store.memory import Clock, utc_now
 from safety_stream.store.tables import (
     AeIndexRow,
@@ -438,7 +438,7 @@ class SqlEventStore:
         self.engine = engine
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
-        self._writers = FairLock()
+        self._writers = writers_of(engine)  # shared with the projection's checkpoints
 
     @classmethod
     def open(cls, url: str, clock: Clock = utc_now) -> SqlEventStore:
