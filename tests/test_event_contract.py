@@ -30,6 +30,7 @@ def test_round_trip_model_json_model(kind: str) -> None:
         again = decode_json(wire)
         assert again == event
         assert encode_json(again) == wire  # the wire form is canonical
+        assert wire == event.model_dump_json()  # (encode_json calls the serializer directly)
         assert json.loads(wire)["event_type"] == kind
         # times always go out as UTC, whatever offset came in
         assert json.loads(wire)["occurred_at"].endswith("Z")

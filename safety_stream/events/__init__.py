@@ -134,7 +134,9 @@ def decode_object(data: Any) -> Event:
 
 def encode_json(event: EventBase) -> str:
     """The canonical wire form of an event (compact JSON; sets as sorted lists)."""
-    return event.model_dump_json()
+    # the model's serializer itself, as model_dump_json calls it with its defaults (the same
+    # text, checked on every event type): every append encodes its event
+    return type(event).__pydantic_serializer__.to_json(event).decode()
 
 
 __all__ = [
