@@ -36,6 +36,16 @@ from safety_stream.kafka.config import KafkaSettings
 
 log = logging.getLogger(__name__)
 
+# A fetch names every partition held but those with records still buffered, and the next one
+# is sent only when it returns: a worker draining a backlog of one partition waited, each time
+# its buffer ran dry, for a fetch of its empty partitions that the broker held up to aiokafka's
+# 500 ms (three times in a 14,000-record run, ~12 % of it). The broker now holds an empty fetch
+# 50 ms at most, and a partition's fetch brings up to 4 MiB (~7,000 records, not ~1,700), so
+# the buffer runs dry less often (memory: 4 MiB per partition held, at most). The waits for a
+# fetch over that run: 1.4 s with the defaults, 0.7 s with 50 ms, 0.3 s with both.
+FETCH_WAIT_MS = 50
+PARTITION_FETCH_BYTES = 4 * 1024 * 1024
+
 Store = Callable[[list[Submission]], Awaitable[None]]
 
 
@@ -90,6 +100,8 @@ class Intake:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._batch,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
+            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             **self._settings.client_options(),
         )
         consumer.subscribe([self._topic], listener=_FinishBatchFirst(self._lock))
