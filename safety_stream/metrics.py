@@ -32,7 +32,7 @@ class PipelineMetrics:
         )
         self.append_seconds = Histogram(
             "safety_stream_store_append_seconds",
-            "Time to validate and commit one ingest submission",
+            "Time to validate and commit one part of a submission (up to 1,000 records)",
             registry=registry,
             buckets=LATENCY_BUCKETS,
         )

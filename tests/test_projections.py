@@ -275,7 +275,9 @@ def test_batches_handed_over_are_folded_in_order_while_the_next_ones_are_stored(
     assert projector.state.position == store.head()
     rebuilt, _, _ = replay(store, replay_repository)
     assert rebuilt == projector.state
-    assert not [t for t in threading.enumerate() if t.name == "projector"]
+    for follower in [t for t in threading.enumerate() if t.name == "projector"]:
+        follower.join(10)  # it ends once idle (waiters are told just before)
+        assert not follower.is_alive()
     projector.checkpoint()
     assert Projector(store, live_repository).state == projector.state
 
@@ -303,6 +305,50 @@ def test_a_waiter_is_not_held_up_by_batches_handed_over_after_its_own() -> None:
     release.set()
     projector.wait_until_followed()
     assert tickets == [1, 2]
+
+
+def followed_within(projector: Projector, ticket: int, seconds: float = 10) -> bool:
+    """Whether the batch ``ticket`` names is followed within ``seconds`` (a waiter that would
+    block for ever fails the test instead of hanging it)."""
+    waiter = threading.Thread(target=projector.wait_until_followed, args=(ticket,), daemon=True)
+    waiter.start()
+    waiter.join(seconds)
+    return not waiter.is_alive()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_follower_thread_that_dies_or_cannot_start_holds_up_no_later_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A listener raising SystemExit ends the follower thread, and a process out of threads
+    cannot start one: either way later batches are still followed (a new thread, or in the
+    caller's), their waiters return, and the state is the log's."""
+    store, events = InMemoryEventStore(), small_trial().events
+    projector = Projector(store, InMemoryProjectionRepository())
+
+    def append(batch: list[EventBase]) -> list[tuple[int, EventBase, datetime]]:
+        with store.write() as session:
+            return [(session.append(e).position, e, T0) for e in batch]
+
+    def exit_once(changes: Changes) -> None:
+        projector.listeners.remove(exit_once)
+        raise SystemExit("a listener gave up")
+
+    projector.listeners.append(exit_once)
+    assert followed_within(projector, projector.hand_over(append(events[:5])))
+    assert followed_within(projector, projector.hand_over(append(events[5:10])))  # a new thread
+    assert projector.state.position == 10
+    starting = threading.Thread.start
+
+    def no_thread(thread: threading.Thread) -> None:
+        if thread.name == "projector":
+            raise RuntimeError("can't start new thread")
+        starting(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    assert followed_within(projector, projector.hand_over(append(events[10:])))  # followed here
+    assert projector.state.position == store.head() == len(events)
+    assert projector.state == replay(store, InMemoryProjectionRepository())[0]
 
 
 def test_a_submission_in_parts_is_projected_when_it_is_answered(

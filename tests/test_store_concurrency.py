@@ -12,7 +12,7 @@ import pytest
 
 from safety_stream.events import PatientEnrolled, decode_object
 from safety_stream.projections.state import TrialState
-from safety_stream.store.engine import writers_of
+from safety_stream.store.engine import FairLock, writers_of
 from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 
@@ -115,6 +115,37 @@ def test_a_checkpoint_on_the_projectors_thread_writes_in_its_turn_between_append
                 # until the checkpoint waits for its turn (or, if it takes none, a while)
                 while queued.issued == asked and time.monotonic() < deadline:
                     time.sleep(0.001)
-    saver.join()
+    saver.join(30)
+    assert not saver.is_alive()
     assert order.index("checkpoint") == order.index("part 5") + 1
     store.close()
+
+
+def test_a_writer_interrupted_while_waiting_for_its_turn_does_not_stop_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C (or any exception) while a writer waits for its turn: its turn passes to the
+    next writer instead of holding up every later one (and the shutdown checkpoint)."""
+    lock = FairLock()
+    lock.__enter__()  # a writer holds the lock
+    condition = lock._condition
+    waiting = condition.wait
+
+    def interrupted(timeout: float | None = None) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(condition, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lock.__enter__()  # the second writer is interrupted while it waits
+    monkeypatch.setattr(condition, "wait", waiting)
+    lock.__exit__(None, None, None)
+    served = threading.Event()
+
+    def third() -> None:
+        with lock:
+            served.set()
+
+    writer = threading.Thread(target=third)
+    writer.start()
+    assert served.wait(10)  # not held up by the interrupted writer's turn
+    writer.join(10)

@@ -15,6 +15,7 @@ from conftest import EXAMPLES, example
 from safety_stream.ctcae import ctcae_dictionary
 from safety_stream.events import EventBase, decode_json, decode_object
 from safety_stream.ingest import IngestReport, Offset, ingest
+from safety_stream.projections.projector import replay
 from safety_stream.store import sql as sql_module
 from safety_stream.store.base import (
     ConcurrencyError,
@@ -24,6 +25,7 @@ from safety_stream.store.base import (
 from safety_stream.store.engine import make_engine
 from safety_stream.store.memory import Clock, InMemoryEventStore, utc_now
 from safety_stream.store.migrate import upgrade
+from safety_stream.store.projection_sql import SqlProjectionRepository
 from safety_stream.store.sql import SqlEventStore
 from safety_stream.validation.records import InputFormat, RawRecord
 
@@ -286,3 +288,18 @@ def test_payloads_read_in_pages_with_read_ahead_are_the_log_in_order(
     assert isinstance(reading, Generator)
     reading.close()  # stopped early: the page being read ahead is waited for, not leaked
     assert not [t for t in threading.enumerate() if t.name.startswith("read-ahead")]
+
+
+def test_an_in_memory_sqlite_store_reads_pages_and_replays_without_helper_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An in-memory SQLite database lives in its thread's connection: reading ahead or
+    inserting documents on another thread would find another, empty database."""
+    monkeypatch.setattr(sql_module, "PAYLOAD_PAGE", 2)
+    store = SqlEventStore.create("sqlite://")
+    append_all(store, SAMPLE[:9])
+    assert [p for p, _, _ in store.payloads()] == list(range(1, 10))
+    state, count, _ = replay(store, SqlProjectionRepository(store.engine))
+    assert count == 9
+    assert SqlProjectionRepository(store.engine).load() == state
+    store.close()

@@ -72,7 +72,8 @@ def pipeline_dashboard() -> models.Dashboard:
         _with_quantiles(
             timeseries_panel(
                 "Store append latency",
-                "Time to validate and commit one ingest submission: median and 99th percentile.",
+                "Time to validate and commit one part of a submission (up to 1,000 records):"
+                " median and 99th percentile.",
                 6,
             ).unit("s"),
             "safety_stream_store_append_seconds",

@@ -349,26 +349,37 @@ class Projector:
         with self._handing:
             self._handed.append(appended)
             self._tickets_issued += 1
-            if not self._following:
-                self._following = True
+            ticket, start, self._following = self._tickets_issued, not self._following, True
+        if start:
+            try:
                 threading.Thread(target=self._follow_handed, name="projector", daemon=True).start()
-            return self._tickets_issued
+            except RuntimeError:  # no thread to be had (a process limit): follow here
+                self._follow_handed()
+        return ticket
 
     def _follow_handed(self) -> None:
-        while True:
-            with self._handing:
-                if not self._handed:  # the thread ends when idle: no thread per idle projector
-                    self._following = False
-                    return
-                appended = self._handed.popleft()
-            try:
-                self.follow(appended)
-            except Exception:
-                log.exception("the projection could not be saved; the events are stored")
-            finally:
+        try:
+            while True:
                 with self._handing:
-                    self._tickets_followed += 1
-                    self._handing.notify_all()
+                    if not self._handed:  # the thread ends when idle: none per idle projector
+                        self._following = False
+                        return
+                    appended = self._handed.popleft()
+                try:
+                    self.follow(appended)
+                except Exception:
+                    log.exception("the projection could not be saved; the events are stored")
+                finally:
+                    with self._handing:
+                        self._tickets_followed += 1
+                        self._handing.notify_all()
+        except BaseException:  # the thread is going: what is left is read from the log later
+            with self._handing:
+                self._tickets_followed += len(self._handed)
+                self._handed.clear()
+                self._following = False
+                self._handing.notify_all()
+            raise
 
     def wait_until_followed(self, ticket: int | None = None) -> None:
         """Return once the batch ``ticket`` names (None: every batch handed over so far) and

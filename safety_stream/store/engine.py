@@ -44,13 +44,25 @@ class FairLock:
         self._condition = threading.Condition()
         self._issued = 0
         self._serving = 0
+        self._abandoned: set[int] = set()  # turns whose waiter gave up (interrupted)
 
     def __enter__(self) -> None:
         with self._condition:
             ticket = self._issued
             self._issued += 1
-            while ticket != self._serving:
-                self._condition.wait()
+            try:
+                while ticket != self._serving:
+                    self._condition.wait()
+            except BaseException:  # interrupted while waiting: the turn passes to the next
+                self._abandoned.add(ticket)
+                self._pass_abandoned_turns()
+                raise
+
+    def _pass_abandoned_turns(self) -> None:
+        while self._serving in self._abandoned:
+            self._abandoned.remove(self._serving)
+            self._serving += 1
+        self._condition.notify_all()
 
     @property
     def issued(self) -> int:
@@ -61,7 +73,17 @@ class FairLock:
     def __exit__(self, *_: object) -> None:
         with self._condition:
             self._serving += 1
-            self._condition.notify_all()
+            self._pass_abandoned_turns()
+
+
+def one_connection_per_thread(engine: Engine) -> bool:
+    """Whether each thread gets a connection of its own that no other thread may use (an
+    in-memory SQLite database: another thread's connection would open another, empty one),
+    so work cannot be handed to a helper thread."""
+    database = engine.url.database or ""
+    return engine.dialect.name == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in database
+    )
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, FairLock] = weakref.WeakKeyDictionary()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from safety_stream.projections.documents import (
 from safety_stream.projections.projector import PROJECTION, StaleProjectionError
 from safety_stream.projections.state import TrialState
 from safety_stream.store.bulk import BulkWrite
-from safety_stream.store.engine import write_transaction, writers_of
+from safety_stream.store.engine import one_connection_per_thread, write_transaction, writers_of
 from safety_stream.store.tables import DerivedEventRow, ProjectionDocRow, ProjectionPositionRow
 
 # documents go as (projection, key, doc) tuples straight to the driver: a replay inserts every
@@ -53,6 +54,13 @@ def _derived_rows(derived: Sequence[DerivedEvent]) -> list[dict[str, Any]]:
 class SqlProjectionRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def _turns(self) -> AbstractContextManager[None]:
+        """On SQLite (one writer at a time) a checkpoint takes its turn in the queue of this
+        process's writers, between appends; PostgreSQL writes it beside them."""
+        if self._engine.dialect.name == "sqlite":
+            return writers_of(self._engine)
+        return nullcontext()
 
     def load(self) -> TrialState:
         with self._engine.connect() as connection:
@@ -104,7 +112,7 @@ class SqlProjectionRepository:
         derived: Sequence[DerivedEvent] = (),
     ) -> None:
         rows = document_rows(state, patients, aes)  # serialised before taking a turn to write
-        with writers_of(self._engine), write_transaction(self._engine) as connection:
+        with self._turns(), write_transaction(self._engine) as connection:
             self._upsert(
                 connection,
                 rows,
@@ -116,15 +124,20 @@ class SqlProjectionRepository:
     def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
         # The next chunk of documents is serialised while the driver inserts this one on a
         # thread (SQLite and psycopg work without the GIL); the connection is used by one
-        # thread at a time: the main thread waits for each insert before handing over the next.
+        # thread at a time: the main thread waits for each insert before handing over the
+        # next. (In place for an in-memory database, whose connection is its thread's.)
+        threaded = not one_connection_per_thread(self._engine)
         with (
-            writers_of(self._engine),
+            self._turns(),
             write_transaction(self._engine) as connection,
             ThreadPoolExecutor(1) as writer,
         ):
             connection.execute(delete(ProjectionDocRow))
             inserting: Future[None] | None = None
             for rows in document_chunks(state, 10_000):
+                if not threaded:
+                    INSERT_DOCS.execute_values(connection, rows)
+                    continue
                 if inserting is not None:
                     inserting.result()
                 inserting = writer.submit(INSERT_DOCS.execute_values, connection, rows)

@@ -49,7 +49,12 @@ from safety_stream.store.base import (
     rejection_digest,
 )
 from safety_stream.store.bulk import BulkLookup, BulkWrite
-from safety_stream.store.engine import make_engine, write_transaction, writers_of
+from safety_stream.store.engine import (
+    make_engine,
+    one_connection_per_thread,
+    write_transaction,
+    writers_of,
+)
 from safety_stream.store.memory import Clock, utc_now
 from safety_stream.store.tables import (
     AeIndexRow,
@@ -561,7 +566,15 @@ class SqlEventStore:
 
         # The next page is read on a thread while this one is consumed (the driver reads
         # without the GIL): a replay decodes and folds one page while SQLite reads the next.
+        # Not for an in-memory database: another thread would open another, empty one.
+        threaded = not one_connection_per_thread(self.engine)
         with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as ahead:
+
+            def later(after: int, size: int) -> Callable[[], list[Any]]:
+                if not threaded:
+                    return lambda: fetch(after, size)
+                return ahead.submit(fetch, after, size).result
+
             size = size_after(0)
             rows, read = (fetch(after, size) if size > 0 else []), 0
             while rows:
@@ -569,12 +582,12 @@ class SqlEventStore:
                 following = None
                 if len(rows) == size and size_after(read) > 0:
                     size = size_after(read)
-                    following = ahead.submit(fetch, rows[-1][0], size)
+                    following = later(rows[-1][0], size)
                 # a column at a time: the conversion is mapped, not called from Python
                 positions, texts, times = zip(*rows, strict=True)
                 stored = times if to_time is None else map(to_time, times)
                 yield from zip(positions, texts, stored, strict=True)
-                rows = [] if following is None else following.result()
+                rows = [] if following is None else following()
 
     def _payload_query(self, bounded: bool) -> tuple[str, Callable[[Any], Any] | None]:
         """The driver's SQL for a page of (position, payload, stored at) after a position
