@@ -44,6 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from distributed import kafka_settings, produce, progress_of, start_worker
 
 from processors.app import BATCH
+from safety_stream.ctcae import ctcae_dictionary
+from safety_stream.events import DsmbDecision
+from safety_stream.governance import record_decision
 from safety_stream.ingest import ingest
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.producer import SubmissionProducer
@@ -175,11 +178,30 @@ def await_alert(alerts: KafkaConsumer, kind: str, timeout: float = 30) -> None:
     raise SystemExit(f"no {kind} alert within {timeout} s: see the worker's log")
 
 
+def release(store: SqlEventStore) -> None:
+    """Record a DSMB decision on the benchmark's rule in the worker's store (decisions are not
+    posted as data), so that its next crossing is a new one; the worker folds it from the log
+    at its next wake-up."""
+    decision = DsmbDecision.model_validate(
+        event(
+            "dsmb.decision",
+            site_id="DSMB",
+            patient_id="DSMB",
+            answers=["chemo-fast"],
+            outcome="continue_unchanged",
+            rationale="benchmark",
+            decided_by="bench",
+        )
+    )
+    record_decision(store, ctcae_dictionary(), decision, "bench")
+
+
 def latency(bootstrap: str, stores: Stores, probes: int, workdir: Path) -> None:
     settings = kafka_settings(bootstrap)
     db = stores.new("latency")
     worker = start_worker(settings, db, workdir, "latency", plan_file(workdir))
     producer = SubmissionProducer(settings, client_id="bench")
+    store = SqlEventStore.open(db)
     alerts = KafkaConsumer(
         Topics.of(settings).alerts, auto_offset_reset="latest", **settings.client_options()
     )
@@ -200,10 +222,12 @@ def latency(bootstrap: str, stores: Stores, probes: int, workdir: Path) -> None:
             await_alert(alerts, "boundary.crossed")
             measured.append(time.perf_counter() - started)
             send(event("ae.retracted", ae_id=report["event_id"], reason="benchmark"))
+            release(store)  # a crossing stays crossed until the DSMB decides
             await_alert(alerts, "boundary.cleared")
     finally:
         alerts.close()
         producer.close()
+        store.close()
         worker.stop()
     for name, values in (
         ("produce, acks=all (baseline)", baseline),
