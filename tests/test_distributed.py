@@ -110,10 +110,10 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(
 
 @pytest.mark.xfail(
     strict=False,
-    reason="The loss it caught is fixed (a take() batch skipped records in its middle after a "
-    "rebalance; processors/gaps.py now re-reads them); kept non-strict while 1 of 8 runs on a "
-    "freshly started broker still failed early, before any worker started (see README "
-    "'Known defects').",
+    reason="The loss it caught is fixed (a Faust take() batch skipped records in its middle "
+    "after a rebalance; processors/gaps.py re-reads any gap, and submissions are now taken by "
+    "processors/intake.py's aiokafka consumer); kept non-strict while 1 of 8 runs on a freshly "
+    "started broker failed early, before any worker started (see README 'Known defects').",
 )
 def test_two_workers_share_the_work_and_one_stopping_loses_nothing(
     records: list[SimulatedRecord], embedded: Outcome, bootstrap: str, postgres_url: str,
