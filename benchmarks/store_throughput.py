@@ -5,8 +5,7 @@
 Prints events/s for:
   baseline  pydantic validation of the events (the tagged union's validate_json)
   ingest    library-level ingest into a SQLite file: validate + append (one transaction per
-            batch), each committed batch handed over to the projector, which folds it while
-            the next one is stored (as the embedded submitter does with a submission's parts)
+            batch), then the projector follows each committed batch
   append    append + project of already validated events (no validation), same batches
   ceiling   the storage limit: bare ``sqlite3`` inserting the same rows (payload JSON, SHA-256
             payload digest and chain link computed per row, the same indexes), WAL,
@@ -97,8 +96,7 @@ def append_and_project(path: Path, events: Sequence[EventBase], batch: int) -> f
             session.prefetch({e.event_id for e in chunk}, set(), {e.patient_id for e in chunk})
             results = [(session.append(e), e) for e in chunk]
             appended = [(r.position, e, r.stored_at or now) for r, e in results]
-        projector.hand_over(appended)  # as the embedded submitter does with each part
-    projector.wait_until_followed()
+        projector.follow(appended)
     projector.checkpoint()  # the last documents folded are saved too, and timed
     rate = len(events) / (time.perf_counter() - started)
     store.close()
@@ -132,8 +130,7 @@ def main() -> None:
                 store, read_ndjson(io.BytesIO(body)), InputFormat.NDJSON, ctcae, "bench", None
             )
             assert report.count("stored") == len(report.outcomes)
-            projector.hand_over(report.appended)
-        projector.wait_until_followed()
+            projector.follow(report.appended)
         seconds = time.perf_counter() - started
         rate = len(lines) / seconds
         print(f"{'ingest + project (SQLite, batches)':<34} {rate:>10,.0f} events/s  ratio "

@@ -76,7 +76,6 @@ class Runtime:
 
     def close(self) -> None:
         self.dispatcher.stop()
-        self.projector.wait_until_followed()  # batches still handed over, then a checkpoint
         try:  # what was folded since the last checkpoint (lost, it is folded again at start)
             self.projector.checkpoint()
         except Exception as error:

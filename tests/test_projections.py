@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -22,7 +21,6 @@ from safety_stream.ingest import IngestReport, ingest
 from safety_stream.plan import Window
 from safety_stream.projections.log import PayloadLog
 from safety_stream.projections.projector import (
-    Changes,
     ProjectionRepository,
     Projector,
     replay,
@@ -255,107 +253,11 @@ def test_following_ingested_events_equals_a_replay_even_with_an_interleaved_writ
                for p in projector.state.patients.values())  # fmt: skip
 
 
-def test_batches_handed_over_are_folded_in_order_while_the_next_ones_are_stored(
-    backend: tuple[EventStore, ProjectionRepository, ProjectionRepository],
-) -> None:
-    """The embedded submitter's path: each committed part is handed to the follower thread
-    and the next part is stored meanwhile; one part written by another process in between
-    (never handed over) is read from the log. Once everything handed over is followed, the
-    state is the replay's, and the follower thread has ended."""
-    store, live_repository, replay_repository = backend
-    lines = (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes().splitlines()
-    projector = Projector(store, live_repository, checkpoint_events=10)
-    for index, start in enumerate(range(0, len(lines), 5)):
-        body = io.BytesIO(b"\n".join(lines[start : start + 5]))
-        report = ingest(store, read_ndjson(body), InputFormat.NDJSON, ctcae_dictionary(), "t", None)
-        assert report.count("stored") == len(report.outcomes)
-        if index != 2:  # another process stored this one
-            projector.hand_over(report.appended)
-    projector.wait_until_followed()
-    assert projector.state.position == store.head()
-    rebuilt, _, _ = replay(store, replay_repository)
-    assert rebuilt == projector.state
-    for follower in [t for t in threading.enumerate() if t.name == "projector"]:
-        follower.join(10)  # it ends once idle (waiters are told just before)
-        assert not follower.is_alive()
-    projector.checkpoint()
-    assert Projector(store, live_repository).state == projector.state
-
-
-def test_a_waiter_is_not_held_up_by_batches_handed_over_after_its_own() -> None:
-    """Sites posting all the time keep the follower busy: each waits for its own batch (and
-    those before it), never for the follower to be idle."""
-    store, events = InMemoryEventStore(), small_trial().events
-    projector = Projector(store, InMemoryProjectionRepository())
-    release, blocked = threading.Event(), threading.Event()
-
-    def hold_the_second_batch(changes: Changes) -> None:
-        if projector.state.position > 5:
-            blocked.set()
-            assert release.wait(10)
-
-    projector.listeners.append(hold_the_second_batch)
-    tickets = []
-    for batch in (events[:5], events[5:10]):
-        with store.write() as session:
-            appended = [(session.append(e).position, e, T0) for e in batch]
-        tickets.append(projector.hand_over(appended))
-    projector.wait_until_followed(tickets[0])  # returns while the second batch is held
-    assert blocked.wait(10) and projector.state.position == 10 and not release.is_set()
-    release.set()
-    projector.wait_until_followed()
-    assert tickets == [1, 2]
-
-
-def followed_within(projector: Projector, ticket: int, seconds: float = 10) -> bool:
-    """Whether the batch ``ticket`` names is followed within ``seconds`` (a waiter that would
-    block for ever fails the test instead of hanging it)."""
-    waiter = threading.Thread(target=projector.wait_until_followed, args=(ticket,), daemon=True)
-    waiter.start()
-    waiter.join(seconds)
-    return not waiter.is_alive()
-
-
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_follower_thread_that_dies_or_cannot_start_holds_up_no_later_batch(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A listener raising SystemExit ends the follower thread, and a process out of threads
-    cannot start one: either way later batches are still followed (a new thread, or in the
-    caller's), their waiters return, and the state is the log's."""
-    store, events = InMemoryEventStore(), small_trial().events
-    projector = Projector(store, InMemoryProjectionRepository())
-
-    def append(batch: list[EventBase]) -> list[tuple[int, EventBase, datetime]]:
-        with store.write() as session:
-            return [(session.append(e).position, e, T0) for e in batch]
-
-    def exit_once(changes: Changes) -> None:
-        projector.listeners.remove(exit_once)
-        raise SystemExit("a listener gave up")
-
-    projector.listeners.append(exit_once)
-    assert followed_within(projector, projector.hand_over(append(events[:5])))
-    assert followed_within(projector, projector.hand_over(append(events[5:10])))  # a new thread
-    assert projector.state.position == 10
-    starting = threading.Thread.start
-
-    def no_thread(thread: threading.Thread) -> None:
-        if thread.name == "projector":
-            raise RuntimeError("can't start new thread")
-        starting(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", no_thread)
-    assert followed_within(projector, projector.hand_over(append(events[10:])))  # followed here
-    assert projector.state.position == store.head() == len(events)
-    assert projector.state == replay(store, InMemoryProjectionRepository())[0]
-
-
 def test_a_submission_in_parts_is_projected_when_it_is_answered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Parts are folded on the follower thread while the next is stored, and ``submit``
-    answers only once all of them are projected (a GET right after sees every record)."""
+    """A submission stored in parts is answered only once all of them are projected (a GET
+    right after sees every record), and the projection is a replay's."""
     monkeypatch.setattr(submissions, "PART", 4)
     runtime = build_memory_runtime()
     body = (EXAMPLES / "sparkle-l-sample.ndjson").read_bytes()
@@ -365,7 +267,7 @@ def test_a_submission_in_parts_is_projected_when_it_is_answered(
     assert isinstance(report, IngestReport)
     stored = report.count("stored")
     assert stored == len(body.splitlines()) > 8
-    assert len(folded) >= 3  # three parts or more, each followed on its own
+    assert len(folded) >= 3  # three parts or more, each projected on its own
     assert runtime.projector.state.position == runtime.store.head() == stored
     rebuilt, _, _ = replay(runtime.store, InMemoryProjectionRepository())
     assert rebuilt == runtime.projector.state

@@ -86,12 +86,13 @@ def test_a_follower_sees_every_position_in_order_while_writers_race(
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_a_checkpoint_on_the_projectors_thread_writes_in_its_turn_between_appends(
+def test_a_checkpoint_from_another_thread_writes_in_its_turn_between_appends(
     backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A submission's parts are appended one after the other while the projector's thread
-    checkpoints: the checkpoint asked for during part 5 is written before part 6, not after
-    the appends stop (the database's own busy wait favours whoever asks again first)."""
+    """A submission's parts are appended one after the other while another thread (a reader
+    catching the projection up) checkpoints: the checkpoint asked for during part 5 is written
+    before part 6, not after the appends stop (the database's own busy wait favours whoever
+    asks again first)."""
     store = SqlEventStore.create(request.getfixturevalue(f"{backend}_url"))
     repository = SqlProjectionRepository(store.engine)
     order: list[str] = []

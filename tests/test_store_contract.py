@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -270,12 +269,11 @@ def test_reading_as_stored_by_a_time_gives_a_prefix_even_when_the_clock_steps_ba
 
 
 @pytest.mark.parametrize("page", [1, 3, 7])
-def test_payloads_read_in_pages_with_read_ahead_are_the_log_in_order(
+def test_payloads_read_in_pages_are_the_log_in_order(
     store: EventStore, page: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Payloads come in pages, the next read on a thread while one is consumed: whatever the
-    page size, the limit and the starting position, they are the log's rows in order, once
-    each, and a reader that stops early leaves nothing behind."""
+    """Payloads come in pages: whatever the page size, the limit and the starting position,
+    they are the log's rows in order, once each."""
     monkeypatch.setattr(sql_module, "PAYLOAD_PAGE", page)
     append_all(store, SAMPLE[:10])
     every = [(s.position, s.payload, s.stored_at) for s in store.read()]
@@ -283,18 +281,13 @@ def test_payloads_read_in_pages_with_read_ahead_are_the_log_in_order(
     for after, limit in [(0, None), (2, 5), (3, 6), (9, 4), (10, None), (0, 0), (4, 1)]:
         wanted = every[after:] if limit is None else every[after : after + limit]
         assert list(store.payloads(after, limit)) == wanted, (after, limit)
-    reading = store.payloads()
-    assert next(reading) == every[0]
-    assert isinstance(reading, Generator)
-    reading.close()  # stopped early: the page being read ahead is waited for, not leaked
-    assert not [t for t in threading.enumerate() if t.name.startswith("read-ahead")]
 
 
-def test_an_in_memory_sqlite_store_reads_pages_and_replays_without_helper_threads(
+def test_an_in_memory_sqlite_store_reads_pages_and_replays(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An in-memory SQLite database lives in its thread's connection: reading ahead or
-    inserting documents on another thread would find another, empty database."""
+    """An in-memory SQLite database lives in its thread's connection: every read and the
+    replay's write use that one (another thread's connection is another, empty database)."""
     monkeypatch.setattr(sql_module, "PAYLOAD_PAGE", 2)
     store = SqlEventStore.create("sqlite://")
     append_all(store, SAMPLE[:9])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import islice
@@ -122,44 +121,35 @@ class EmbeddedSubmitter:
     def submit(
         self, body: bytes, input_format: InputFormat, caller: Principal, encoding: str | None
     ) -> IngestReport:
-        """Store the submission in parts of ``PART`` records, each committed before the next
-        and projected while the next is stored: another site's POST waits for one part at
-        most, never for the whole batch. A retry of a submission cut short stores the rest
-        (the stored parts answer "duplicate")."""
+        """Store the submission in parts of ``PART`` records, each committed and projected
+        before the next: another site's POST waits for one part at most, never for the whole
+        batch. A retry of a submission cut short stores the rest (the stored parts answer
+        "duplicate")."""
         records = read_records(body, input_format, encoding, self._settings.max_records)
-        reports, ticket, received = [], 0, time.perf_counter()
-        try:
-            for start in range(0, len(records), PART):
-                started = time.perf_counter()
-                reports.append(
-                    self._store_part(records[start : start + PART], input_format, caller)
-                )
-                self._metrics.append_seconds.observe(time.perf_counter() - started)
-                self._metrics.count_report(reports[-1])
-                # folded on the projector's thread while the next part is stored; a failed
-                # save is logged there (stored and durable: acknowledged; projected when
-                # saving works)
-                ticket = self._projector.hand_over(reports[-1].appended)
-        finally:  # what it acknowledges is projected when it returns (or raises)
-            self._projector.wait_until_followed(ticket)
-        self._metrics.ingest_to_projection_seconds.observe(time.perf_counter() - received)
+        reports = []
+        for start in range(0, len(records), PART):
+            started = time.perf_counter()
+            report = ingest(
+                self._store,
+                records[start : start + PART],
+                input_format,
+                self._ctcae,
+                source=f"http:{caller.name}",
+                site_id=caller.site_id if caller.role == "site" else None,
+                clock_skew=timedelta(seconds=self._settings.clock_skew_seconds),
+                enrolment_paused=pause_reason(self._monitor),
+                trial_id=self._plan.trial.id,
+            )
+            self._metrics.append_seconds.observe(time.perf_counter() - started)
+            self._metrics.count_report(report)
+            try:
+                self._projector.follow(report.appended)
+            except Exception:  # stored and durable: acknowledged; projected when saving works
+                log.exception("the projection could not be saved; the events are stored")
+            self._metrics.ingest_to_projection_seconds.observe(time.perf_counter() - started)
+            reports.append(report)
         self._health.recovered(STORAGE_FULL)
         return IngestReport.merged(reports)
-
-    def _store_part(
-        self, records: Sequence[RawRecord], input_format: InputFormat, caller: Principal
-    ) -> IngestReport:
-        return ingest(
-            self._store,
-            records,
-            input_format,
-            self._ctcae,
-            source=f"http:{caller.name}",
-            site_id=caller.site_id if caller.role == "site" else None,
-            clock_skew=timedelta(seconds=self._settings.clock_skew_seconds),
-            enrolment_paused=pause_reason(self._monitor),
-            trial_id=self._plan.trial.id,
-        )
 
     def close(self) -> None:
         pass

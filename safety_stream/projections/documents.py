@@ -3,7 +3,7 @@ events: what every projection repository stores and how it is read back, with no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -38,16 +38,6 @@ def document_rows(
     rows = [(PATIENTS, key, patient_json(known_patients[key]).decode()) for key in patients]
     rows += [(AES, str(key), ae_json(known_aes[key]).decode()) for key in aes]
     return rows
-
-
-def document_chunks(state: TrialState, size: int) -> Iterator[list[tuple[str, str, str]]]:
-    """Every document of ``state`` as ``document_rows`` gives them, ``size`` at a time
-    (serialised as they are asked for)."""
-    patients, aes = list(state.patients), list(state.aes)
-    for start in range(0, len(patients), size):
-        yield document_rows(state, patients[start : start + size], ())
-    for start in range(0, len(aes), size):
-        yield document_rows(state, (), aes[start : start + size])
 
 
 def state_from_documents(documents: Iterable[tuple[str, str, str]], position: int) -> TrialState:

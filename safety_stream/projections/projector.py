@@ -25,7 +25,6 @@ import logging
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -217,12 +216,6 @@ class Projector:
         self._unsaved_since = time.monotonic()
         self.listeners: list[Callable[[Changes], None]] = []  # told after each fold
         self.save_failure: str | None = None  # why the last save failed, until one succeeds
-        # batches handed over to be folded on the follower thread, and whether it runs
-        self._handed: deque[Sequence[tuple[int, EventBase, datetime]]] = deque()
-        self._following = False
-        self._handing = threading.Condition()
-        self._tickets_issued = 0  # batches handed over, and of them followed (in that order)
-        self._tickets_followed = 0
         self._settle()
 
     def _load(self) -> TrialState:
@@ -339,55 +332,6 @@ class Projector:
                 return self.catch_up()
             self._settle()
             return changes.count
-
-    def hand_over(self, appended: Sequence[tuple[int, EventBase, datetime]]) -> int:
-        """``follow`` these events on the projector's follower thread, in the order handed over,
-        and return at once: folding one batch overlaps the caller's next write, whose SQLite
-        work and commit run without the GIL. Returns the batch's ticket for
-        ``wait_until_followed``. A batch whose save fails is logged (it is stored and durable:
-        it is folded again from the log at the next catch-up, as after ``follow`` raising)."""
-        with self._handing:
-            self._handed.append(appended)
-            self._tickets_issued += 1
-            ticket, start, self._following = self._tickets_issued, not self._following, True
-        if start:
-            try:
-                threading.Thread(target=self._follow_handed, name="projector", daemon=True).start()
-            except RuntimeError:  # no thread to be had (a process limit): follow here
-                self._follow_handed()
-        return ticket
-
-    def _follow_handed(self) -> None:
-        try:
-            while True:
-                with self._handing:
-                    if not self._handed:  # the thread ends when idle: none per idle projector
-                        self._following = False
-                        return
-                    appended = self._handed.popleft()
-                try:
-                    self.follow(appended)
-                except Exception:
-                    log.exception("the projection could not be saved; the events are stored")
-                finally:
-                    with self._handing:
-                        self._tickets_followed += 1
-                        self._handing.notify_all()
-        except BaseException:  # the thread is going: what is left is read from the log later
-            with self._handing:
-                self._tickets_followed += len(self._handed)
-                self._handed.clear()
-                self._following = False
-                self._handing.notify_all()
-            raise
-
-    def wait_until_followed(self, ticket: int | None = None) -> None:
-        """Return once the batch ``ticket`` names (None: every batch handed over so far) and
-        all before it are followed, or failed to save. Batches handed over later by other
-        threads are not waited for: a waiter is never held up by a steady stream of them."""
-        with self._handing:
-            wanted = self._tickets_issued if ticket is None else ticket
-            self._handing.wait_for(lambda: self._tickets_followed >= wanted)
 
 
 def replay(

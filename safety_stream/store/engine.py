@@ -76,16 +76,6 @@ class FairLock:
             self._pass_abandoned_turns()
 
 
-def one_connection_per_thread(engine: Engine) -> bool:
-    """Whether each thread gets a connection of its own that no other thread may use (an
-    in-memory SQLite database: another thread's connection would open another, empty one),
-    so work cannot be handed to a helper thread."""
-    database = engine.url.database or ""
-    return engine.dialect.name == "sqlite" and (
-        database in ("", ":memory:") or "mode=memory" in database
-    )
-
-
 _WRITERS: weakref.WeakKeyDictionary[Engine, FairLock] = weakref.WeakKeyDictionary()
 _WRITERS_GUARD = threading.Lock()
 

@@ -4,7 +4,6 @@ derived events, each checkpoint in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from uuid import UUID
@@ -15,14 +14,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from safety_stream.events.derived import DERIVED_JSON, DerivedEvent
 from safety_stream.projections.documents import (
     StoredDerived,
-    document_chunks,
     document_rows,
     state_from_documents,
 )
 from safety_stream.projections.projector import PROJECTION, StaleProjectionError
 from safety_stream.projections.state import TrialState
 from safety_stream.store.bulk import BulkWrite
-from safety_stream.store.engine import one_connection_per_thread, write_transaction, writers_of
+from safety_stream.store.engine import write_transaction, writers_of
 from safety_stream.store.tables import DerivedEventRow, ProjectionDocRow, ProjectionPositionRow
 
 # documents go as (projection, key, doc) tuples straight to the driver: a replay inserts every
@@ -122,27 +120,11 @@ class SqlProjectionRepository:
             )
 
     def replace_all(self, state: TrialState, derived: Sequence[DerivedEvent] = ()) -> None:
-        # The next chunk of documents is serialised while the driver inserts this one on a
-        # thread (SQLite and psycopg work without the GIL); the connection is used by one
-        # thread at a time: the main thread waits for each insert before handing over the
-        # next. (In place for an in-memory database, whose connection is its thread's.)
-        threaded = not one_connection_per_thread(self._engine)
-        with (
-            self._turns(),
-            write_transaction(self._engine) as connection,
-            ThreadPoolExecutor(1) as writer,
-        ):
+        docs = document_rows(state, state.patients, state.aes)
+        with self._turns(), write_transaction(self._engine) as connection:
             connection.execute(delete(ProjectionDocRow))
-            inserting: Future[None] | None = None
-            for rows in document_chunks(state, 10_000):
-                if not threaded:
-                    INSERT_DOCS.execute_values(connection, rows)
-                    continue
-                if inserting is not None:
-                    inserting.result()
-                inserting = writer.submit(INSERT_DOCS.execute_values, connection, rows)
-            if inserting is not None:
-                inserting.result()
+            for start in range(0, len(docs), 10_000):
+                INSERT_DOCS.execute_values(connection, docs[start : start + 10_000])
             self._upsert(connection, [], state.position, derived)
 
     def derived_events(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -49,12 +48,7 @@ from safety_stream.store.base import (
     rejection_digest,
 )
 from safety_stream.store.bulk import BulkLookup, BulkWrite
-from safety_stream.store.engine import (
-    make_engine,
-    one_connection_per_thread,
-    write_transaction,
-    writers_of,
-)
+from safety_stream.store.engine import make_engine, write_transaction, writers_of
 from safety_stream.store.memory import Clock, utc_now
 from safety_stream.store.tables import (
     AeIndexRow,
@@ -551,43 +545,25 @@ class SqlEventStore:
         end = self._first_stored_after(stored_until)
         sql, to_time = self._payload_query(end is not None)
         bound = () if end is None else (end,)
-
-        def fetch(after: int, size: int) -> list[Any]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = PAYLOAD_PAGE if remaining is None else min(PAYLOAD_PAGE, remaining)
             with self.engine.connect() as connection:
                 cursor = connection.connection.cursor()
                 try:
-                    cursor.execute(sql, (after, *bound, size))
-                    return list(cursor.fetchall())
+                    cursor.execute(sql, (after, *bound, page))
+                    rows = cursor.fetchall()
                 finally:
                     cursor.close()
-
-        def size_after(read: int) -> int:
-            return PAYLOAD_PAGE if limit is None else min(PAYLOAD_PAGE, limit - read)
-
-        # The next page is read on a thread while this one is consumed (the driver reads
-        # without the GIL): a replay decodes and folds one page while SQLite reads the next.
-        # Not for an in-memory database: another thread would open another, empty one.
-        threaded = not one_connection_per_thread(self.engine)
-        with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as ahead:
-
-            def later(after: int, size: int) -> Callable[[], list[Any]]:
-                if not threaded:
-                    return lambda: fetch(after, size)
-                return ahead.submit(fetch, after, size).result
-
-            size = size_after(0)
-            rows, read = (fetch(after, size) if size > 0 else []), 0
-            while rows:
-                read += len(rows)
-                following = None
-                if len(rows) == size and size_after(read) > 0:
-                    size = size_after(read)
-                    following = later(rows[-1][0], size)
-                # a column at a time: the conversion is mapped, not called from Python
+            if rows:  # a column at a time: the conversion is mapped, not called from Python
                 positions, texts, times = zip(*rows, strict=True)
                 stored = times if to_time is None else map(to_time, times)
                 yield from zip(positions, texts, stored, strict=True)
-                rows = [] if following is None else following()
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
 
     def _payload_query(self, bounded: bool) -> tuple[str, Callable[[Any], Any] | None]:
         """The driver's SQL for a page of (position, payload, stored at) after a position
