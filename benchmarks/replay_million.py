@@ -8,12 +8,13 @@ The baseline is pydantic decoding of the same stored payloads in the same proces
 replay cannot beat since it decodes every event. Target: 1,000,000 events in under 10 s
 (a ratio to decoding of about 0.4 on a machine that decodes ~257,000 events/s).
 
-Where the time goes: the read runs a page ahead on a thread and the documents are inserted on
-a thread while the next chunk is serialised, so what is left is Python's: decoding every
-payload (~7 us per event), folding it (~6 us), serialising ~540,000 AE documents (~4 us each)
-and SQLite's commit of the whole projection at the end (~300 MB through its WAL). That is
-~20 us per event on one core, twice the target; a fold in several processes cannot serve the
-``replay`` command, whose monitor must see every event in log order.
+Where the time goes (60,000 events on the 2-core VM: fold ~1.0 s, write ~0.45 s): decoding
+every payload (~7 us per event), folding it (~6 us), serialising ~540,000 AE documents per
+million events (~4 us each) and SQLite's commit of the whole projection at the end (~300 MB
+through its WAL): ~20 us per event on one core, twice the target. Reading the next page and
+inserting documents on helper threads was tried and gained nothing (what SQLite does without
+the GIL is short; the threads contend for the rest); a fold in several processes cannot serve
+the ``replay`` command, whose monitor must see every event in log order.
 Measure with ``--events 100000`` and compare ratios, not rates: the decoding baseline is
 measured in the same process for that reason.
 """
