@@ -82,9 +82,10 @@ _WRITERS_GUARD = threading.Lock()
 
 def writers_of(engine: Engine) -> FairLock:
     """The queue of this process's writers to ``engine``'s database: the log's appends and the
-    projection's checkpoints take turns in it. Without it a checkpoint written on the
-    projector's thread waited in SQLite's busy handler (which polls, and favours whoever asks
-    again first) while appends took the write lock one after the other."""
+    projection's checkpoints take turns in it. Without it a checkpoint written by another
+    thread (a reader of ``serve`` catching the projection up) waited in SQLite's busy handler
+    (which polls, and favours whoever asks again first) while a long submission's parts took
+    the write lock one after the other."""
     with _WRITERS_GUARD:
         writers = _WRITERS.get(engine)
         if writers is None:
