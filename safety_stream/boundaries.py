@@ -154,11 +154,22 @@ def stops(theta: float, cutoff: float, x: float, n: float, prior: tuple[float, f
     return posterior_above(theta, x, n, prior) > cutoff + TIE_GUARD
 
 
-@cache
+_BAYES_BOUNDS: dict[tuple[float, float, tuple[float, float]], dict[int, int | None]] = {}
+
+
 def bayes_boundary(n: int, theta: float, cutoff: float, prior: tuple[float, float]) -> int | None:
     """The least x that stops at n (the same rule at any n, also past the planned maximum)."""
-    # the posterior probability rises with x, so the first x that stops is the boundary
-    return next((x for x in range(n + 1) if stops(theta, cutoff, x, n, prior)), None)
+    known = _BAYES_BOUNDS.setdefault((theta, cutoff, prior), {})
+    if n in known:
+        return known[n]
+    # The posterior rises with x, so the first x that stops is the boundary. It falls with n
+    # (one more patient without the event), so nothing below the boundary at n - 1 stops at n:
+    # the search starts there, and takes one or two steps, not b_n + 1 (a monitor meets each
+    # n past the planned maximum for the first time while it runs, and once took seconds).
+    start = known.get(n - 1) or 0
+    found = next((x for x in range(start, n + 1) if stops(theta, cutoff, x, n, prior)), None)
+    known[n] = found
+    return found
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import random
 from fractions import Fraction
 
 import pytest
@@ -12,11 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safety_stream.boundaries import (
+    _BAYES_BOUNDS,
+    bayes_boundary,
     bayes_table,
     beta_cdf,
     crossing,
     pocock_table,
     posterior_above,
+    stops,
 )
 from safety_stream.cli import main
 
@@ -67,6 +71,31 @@ def test_bayes_boundary_is_the_least_x_that_stops_by_the_closed_form() -> None:
         ]
         assert bound == (exact.index(True) if True in exact else None)
     assert table.looks[0] == 1 and table.looks[-1] == 40
+
+
+@pytest.mark.parametrize(
+    ("theta", "cutoff", "prior"),
+    [
+        (0.31, 0.9, (1.0, 1.0)),
+        (0.5, 0.75, (1.0, 1.0)),
+        (0.17, 0.8, (0.5, 2.5)),
+        (0.2, 0.95, (2, 8)),
+    ],
+)
+def test_bayes_boundary_equals_a_scan_from_zero_in_any_order(
+    theta: float, cutoff: float, prior: tuple[float, float]
+) -> None:
+    # the search starts at the boundary one patient below, when it is known: the same least x
+    # as scanning every x, whether the n are met in order (as a monitor meets them) or not
+    def scanned(n: int) -> int | None:
+        return next((x for x in range(n + 1) if stops(theta, cutoff, x, n, prior)), None)
+
+    expected = {n: scanned(n) for n in range(1, 241)}
+    orders = [sorted(expected), random.Random(7).sample(sorted(expected), len(expected))]
+    for order in orders:
+        _BAYES_BOUNDS.pop((theta, cutoff, prior), None)
+        assert {n: bayes_boundary(n, theta, cutoff, prior) for n in order} == expected
+    assert expected[240] is not None and expected[1] in (None, 1)
 
 
 def test_a_posterior_exactly_at_the_cutoff_does_not_stop() -> None:
