@@ -27,6 +27,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -46,6 +47,7 @@ BATCH = 500  # records per ingest transaction at most
 WITHIN = 0.01  # seconds to wait for a batch to fill
 HEARTBEAT = 2.0  # seconds between wake-ups of the monitor when nothing arrives
 HANDED_MAX = 50_000  # events handed from ingest to the monitor at most (beyond: read the log)
+READ_THE_LOG = b'{"head":null}'  # a wake-up that names no head: the monitor reads the log
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
@@ -164,7 +166,10 @@ def create_app(
         head = stored[-1][0] if stored else await _retrying("log head", runtime.store.head)
         await appended.send(key=b"log", value=json.dumps({"head": head}).encode())
 
-    intake = Intake(kafka, topics.submissions, f"{app.conf.id}-submissions", store, BATCH)
+    # when nothing more is waiting, the intake wakes the monitor, which saves its projection
+    # once it has caught up (below)
+    idle = partial(appended.send, key=b"log", value=READ_THE_LOG)
+    intake = Intake(kafka, topics.submissions, f"{app.conf.id}-submissions", store, BATCH, idle)
 
     @app.task  # type: ignore[untyped-decorator]
     async def ingest() -> None:
@@ -174,10 +179,12 @@ def create_app(
     async def monitor(stream: Any) -> None:
         async for wakes in stream.take(BATCH, within=WITHIN):
             upto = pipeline.wakes_head(wakes)
-            await _retrying("projection", pipeline.project, runtime, handed.take(), upto)
+            applied = await _retrying("projection", pipeline.project, runtime, handed.take(), upto)
             # a window that ended or a deadline that passed with no new data: a clock.ticked
             # in the log, as the embedded runtime records it (the heartbeat wakes this agent)
             await _retrying("clock tick", pipeline.tick_when_due, runtime)
+            saving = pipeline.save_when_quiet
+            await _retrying("saving the projection", saving, runtime, applied, intake.idle)
             await publish("events", pipeline.events_after)
             await publish("rejected", pipeline.rejections_after)
             await publish("derived", pipeline.derived_after)
@@ -191,7 +198,7 @@ def create_app(
     async def heartbeat() -> None:
         """Wake the monitor now and then, so that a log written by a worker that crashed
         before its wake-up (or before publishing) is projected and published anyway."""
-        await appended.send(key=b"log", value=b'{"head":null}')
+        await appended.send(key=b"log", value=READ_THE_LOG)
 
     _add_pages(app, runtime, intake)
     return WorkerApp(app, {"monitor": monitor, "notify": notify}, intake)

@@ -18,6 +18,10 @@ Guarantees (as before, at least once from Kafka, effectively once in the store):
   (the rebalance listener takes the same lock as the batch), so a new owner starts after it;
 - a commit refused because the group moved on is logged and left: the records are stored,
   and whoever owns the partition now skips them.
+
+When a fetch comes back empty after records were stored, the intake is idle: ``idle`` is set
+and ``on_idle`` is called once (the worker saves its projection then, rather than when the
+checkpoint interval next falls due).
 """
 
 from __future__ import annotations
@@ -45,8 +49,10 @@ log = logging.getLogger(__name__)
 # fetch over that run: 1.4 s with the defaults, 0.7 s with 50 ms, 0.3 s with both.
 FETCH_WAIT_MS = 50
 PARTITION_FETCH_BYTES = 4 * 1024 * 1024
+IDLE_AFTER_MS = 100  # a fetch that brings nothing for this long: nothing is waiting
 
 Store = Callable[[list[Submission]], Awaitable[None]]
+OnIdle = Callable[[], Awaitable[None]]
 
 
 def submission(record: Any) -> Submission:
@@ -75,10 +81,18 @@ class Intake:
     offset order per partition) to ``store``; commit its offsets once ``store`` returned."""
 
     def __init__(
-        self, settings: KafkaSettings, topic: str, group: str, store: Store, batch: int
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        group: str,
+        store: Store,
+        batch: int,
+        on_idle: OnIdle | None = None,
     ) -> None:
         self._settings, self._topic, self._group = settings, topic, group
         self.store, self._batch = store, batch  # store: called with each batch
+        self._on_idle = on_idle
+        self.idle = True  # the last fetch brought nothing (and nothing is being stored)
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -108,13 +122,23 @@ class Intake:
         await consumer.start()
         self._consumer = consumer
         try:
-            while True:
-                fetched = await consumer.getmany(timeout_ms=1000, max_records=self._batch)
-                if fetched:
-                    await self._take(consumer, fetched)
+            await self.consume(consumer)
         finally:
             self._consumer = None
             await consumer.stop()
+
+    async def consume(self, consumer: AIOKafkaConsumer) -> None:
+        """Fetch, store and commit until cancelled; on the first empty fetch after stored
+        records, mark the intake idle and call ``on_idle``."""
+        while True:
+            fetched = await consumer.getmany(timeout_ms=IDLE_AFTER_MS, max_records=self._batch)
+            if fetched:
+                self.idle = False
+                await self._take(consumer, fetched)
+            elif not self.idle:
+                self.idle = True
+                if self._on_idle is not None:
+                    await self._on_idle()
 
     async def _take(
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, Sequence[Any]]

@@ -124,6 +124,20 @@ def project(runtime: Runtime, appended: Sequence[Appended] = (), upto: int | Non
     return applied
 
 
+def save_when_quiet(runtime: Runtime, applied: int, intake_idle: bool) -> bool:
+    """When the monitor's last round found nothing new in the log (``applied`` 0: the intake's
+    idle wake-up, or a heartbeat) and the worker's intake has nothing waiting, save what was
+    folded and not saved yet now; whether it saved.
+
+    The API and the board read the projection the workers save, so the end of a burst shows
+    there at once rather than when the checkpoint interval next falls due (up to its 2 s plus
+    a heartbeat). Under load every round applies events, and checkpoints keep their interval.
+    """
+    projector = runtime.projector
+    quiet = applied == 0 and intake_idle
+    return quiet and projector.unsaved > 0 and projector.checkpoint()
+
+
 def tick_when_due(runtime: Runtime) -> bool:
     """``tick`` when a timer of the monitor has fallen due by the server's clock; whether a
     clock.ticked was recorded. Not due (nearly always): the log is not read (tick's own

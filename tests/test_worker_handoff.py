@@ -94,3 +94,20 @@ def test_no_tick_and_no_read_of_the_log_while_no_timer_is_due(runtime: Runtime) 
     with patch.object(runtime.projector, "catch_up") as catch_up:
         assert not pipeline.tick_when_due(runtime)
     catch_up.assert_not_called()
+
+
+def test_the_projection_is_saved_when_the_monitor_is_caught_up_and_the_intake_idle(
+    runtime: Runtime,
+) -> None:
+    stored = [a for r in pipeline.ingest_batch(runtime, batch(range(0, 10))) for a in r.appended]
+    pipeline.project(runtime, stored)
+    projector = runtime.projector
+    assert projector.unsaved == 10  # under the checkpoint interval: not saved yet
+    with patch.object(projector, "checkpoint", wraps=projector.checkpoint) as saved:
+        assert not pipeline.save_when_quiet(runtime, applied=10, intake_idle=True)  # busy
+        assert not pipeline.save_when_quiet(runtime, applied=0, intake_idle=False)  # waiting
+        assert saved.call_count == 0 and projector.unsaved == 10
+        assert pipeline.save_when_quiet(runtime, applied=0, intake_idle=True)
+        assert saved.call_count == 1 and projector.unsaved == 0
+        assert not pipeline.save_when_quiet(runtime, applied=0, intake_idle=True)  # nothing new
+        assert saved.call_count == 1

@@ -6,7 +6,7 @@ the partitions, a broker restart) is in test_distributed.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -50,12 +50,12 @@ class Consumer:
         self.effects.append(("commit", offsets))
 
 
-def intake(effects: list[Any]) -> Intake:
+def intake(effects: list[Any], on_idle: Callable[[], Awaitable[None]] | None = None) -> Intake:
     async def store(batch: Sequence[Submission]) -> None:
         await asyncio.sleep(0)
         effects.append(("store", [(s.partition, s.offset, s.source) for s in batch]))
 
-    return Intake(KafkaSettings(bootstrap="127.0.0.1:9"), TOPIC, "g", store, 500)
+    return Intake(KafkaSettings(bootstrap="127.0.0.1:9"), TOPIC, "g", store, 500, on_idle)
 
 
 def take(effects: list[Any], consumer: Consumer, fetched: dict[TopicPartition, Any]) -> None:
@@ -95,3 +95,42 @@ def test_a_refused_commit_leaves_the_stored_batch_to_the_new_owner(
     take(effects, Consumer({P0}, effects, refuse=True), {P0: records(P0, range(0, 2))})
     assert effects == [("store", [(0, 0, "test"), (0, 1, "test")])]
     assert "not committed (CommitFailedError)" in caplog.text
+
+
+class Fetches(Consumer):
+    """A consumer whose fetches are scripted; the intake is cancelled once they run out."""
+
+    def __init__(self, fetches: list[dict[TopicPartition, Any]], effects: list[Any]) -> None:
+        super().__init__({P0}, effects)
+        self.fetches = fetches
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        if not self.fetches:
+            raise asyncio.CancelledError
+        return self.fetches.pop(0)
+
+
+def test_the_first_empty_fetch_after_stored_records_marks_the_intake_idle_once() -> None:
+    effects: list[Any] = []
+    consumer = Fetches(
+        [{}, {P0: records(P0, range(0, 2))}, {}, {}, {P0: records(P0, range(2, 3))}, {}],
+        effects,
+    )
+    states = []
+
+    async def idle() -> None:
+        states.append(taker.idle)
+        effects.append("idle")
+
+    taker = intake(effects, idle)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(taker.consume(consumer))
+    assert effects == [
+        ("store", [(0, 0, "test"), (0, 1, "test")]),
+        ("commit", {P0: 2}),
+        "idle",  # once, not at the second empty fetch; and not before anything was stored
+        ("store", [(0, 2, "test")]),
+        ("commit", {P0: 3}),
+        "idle",
+    ]
+    assert states == [True, True] and taker.idle
