@@ -137,8 +137,15 @@ class Intake:
                 await self._take(consumer, fetched)
             elif not self.idle:
                 self.idle = True
-                if self._on_idle is not None:
-                    await self._on_idle()
+                await self._idle()
+
+    async def _idle(self) -> None:
+        if self._on_idle is None:
+            return
+        try:
+            await self._on_idle()
+        except Exception as error:  # only a wake-up: the worker's heartbeat comes anyway
+            log.warning("the intake's idle wake-up failed (%s)", type(error).__name__)
 
     async def _take(
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, Sequence[Any]]

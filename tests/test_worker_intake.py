@@ -134,3 +134,16 @@ def test_the_first_empty_fetch_after_stored_records_marks_the_intake_idle_once()
         "idle",
     ]
     assert states == [True, True] and taker.idle
+
+
+def test_a_failing_idle_wake_up_does_not_stop_the_intake(caplog: pytest.LogCaptureFixture) -> None:
+    effects: list[Any] = []
+
+    async def idle() -> None:
+        raise ConnectionError("the broker is away")
+
+    fetches = [{P0: records(P0, range(0, 1))}, {}, {P0: records(P0, range(1, 2))}]
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(intake(effects, idle).consume(Fetches(fetches, effects)))
+    assert [e[0] for e in effects] == ["store", "commit", "store", "commit"]
+    assert "idle wake-up failed (ConnectionError)" in caplog.text
