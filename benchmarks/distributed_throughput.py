@@ -14,6 +14,9 @@ Needs the development broker (deploy/kafka/kafka.sh start). Prints:
               validate, append to the audit store, project, monitor, publish (records/s,
               from its first record taken to the last one projected and saved), and its
               ratio to the library
+  CPU         for the library and the worker: the CPU seconds their process used over the
+              timed span (every thread), per record, and for the worker how many cores that
+              is (one Python process holds the GIL on at most one core at a time)
   latency     p50 / p99 from producing an AE that crosses a rule (acks=all) to its alert
               arriving on the alerts topic, against a produce-only round trip as baseline
 Every store is a fresh SQLite file, or with ``--postgres URL`` (a server's admin database) a
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -106,13 +110,21 @@ class Stores:
                     connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
-def library(records: list[SimulatedRecord], db: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def library(records: list[SimulatedRecord], db: str) -> tuple[float, float]:
     """Records/s of the library's ingest + Projector.follow in transactions of the worker's
-    batch size, until the projection is saved (the worker is timed to its saved projection)."""
+    batch size, until the projection is saved (the worker is timed to its saved projection),
+    and the CPU seconds this process used meanwhile."""
     runtime = build_runtime(Settings(db=db))
     try:
         raw = [RawRecord(str(i), r.body) for i, r in enumerate(records)]
         trial = runtime.plan.trial.id
+        cpu = time.process_time()
         started = time.perf_counter()
         for start in range(0, len(raw), BATCH):
             report = ingest(
@@ -121,7 +133,7 @@ def library(records: list[SimulatedRecord], db: str) -> float:
             )  # fmt: skip
             runtime.projector.follow(report.appended)
         runtime.projector.checkpoint()
-        return len(records) / (time.perf_counter() - started)
+        return len(records) / (time.perf_counter() - started), time.process_time() - cpu
     finally:
         runtime.close()
 
@@ -135,23 +147,28 @@ def done(now: dict[str, int], count: int) -> bool:
     )
 
 
-def worker_rate(settings: KafkaSettings, db: str, count: int, workdir: Path, name: str) -> float:
+def worker_rate(
+    settings: KafkaSettings, db: str, count: int, workdir: Path, name: str
+) -> tuple[float, float]:
     """Records/s of one worker from its first record taken to the last one projected (the
     store is polled over one open connection: reopening it for each poll cost ~20 ms of CPU
-    every 50 ms, taken from the worker on a 2-core machine)."""
+    every 50 ms, taken from the worker on a 2-core machine), and the CPU seconds the worker
+    process used meanwhile."""
     worker = start_worker(settings, db, workdir, name)
     store = SqlEventStore.open(db)
     try:
         while (first := progress_of(store, settings))["taken"] == 0:
             time.sleep(0.02)
+        cpu = cpu_seconds(worker.process.pid)
         started = time.perf_counter()
         while not done(progress_of(store, settings), count):
             time.sleep(0.05)
         seconds = time.perf_counter() - started
+        cpu = cpu_seconds(worker.process.pid) - cpu
     finally:
         store.close()
         worker.stop()
-    return (count - first["taken"]) / seconds
+    return (count - first["taken"]) / seconds, cpu
 
 
 def throughput(bootstrap: str, stores: Stores, patients: int, rounds: int, workdir: Path) -> None:
@@ -161,12 +178,15 @@ def throughput(bootstrap: str, stores: Stores, patients: int, rounds: int, workd
         settings = kafka_settings(bootstrap)
         produce(settings, records)
         base = asyncio.run(bare_consumer(settings, len(records)))
-        lib = library(records, stores.new(f"library{n}"))
-        rate = worker_rate(settings, stores.new(f"worker{n}"), len(records), workdir, f"w{n}")
+        lib, lib_cpu = library(records, stores.new(f"library{n}"))
+        rate, cpu = worker_rate(settings, stores.new(f"worker{n}"), len(records), workdir, f"w{n}")
         print(f"round {n}")
         print(f"  {'bare aiokafka consumer (scale)':<40} {base:>9,.0f} records/s")
-        print(f"  {'library ingest + follow (baseline)':<40} {lib:>9,.0f} records/s  ratio 1.00")
-        print(f"  {'one worker, every stage':<40} {rate:>9,.0f} records/s  ratio {rate / lib:.3f}")
+        print(f"  {'library ingest + follow (baseline)':<40} {lib:>9,.0f} records/s  ratio 1.00"
+              f"  CPU {lib_cpu:.1f} s ({lib_cpu / len(records) * 1e6:.0f} us/record)")  # fmt: skip
+        print(f"  {'one worker, every stage':<40} {rate:>9,.0f} records/s  ratio {rate / lib:.3f}"
+              f"  CPU {cpu:.1f} s ({cpu / len(records) * 1e6:.0f} us/record, "
+              f"{cpu * rate / len(records):.2f} cores)")  # fmt: skip
 
 
 def await_alert(alerts: KafkaConsumer, kind: str, timeout: float = 30) -> None:
