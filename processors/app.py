@@ -36,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors import gaps, pipeline
 from processors.intake import Intake
+from processors.publishing import send_batched
 from safety_stream.access import metrics_refusal
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.topics import Topics
@@ -205,18 +206,13 @@ def create_app(
 
 
 async def _send_all(app: faust.App, topic: str, items: list[pipeline.Published]) -> None:
-    """Send ``items`` in order and return once the broker acknowledged every one (acks=all).
-
-    Straight to the app's producer: ``Topic.send`` wraps each message in Faust's channel
-    machinery (a future message, sensors, the producer buffer), which cost the worker more
-    than half of its publishing; the producer batches the messages all the same.
-    """
-    producer = app.producer
-    acks = [
-        await producer.send(topic, item.key.encode(), item.value, None, None, None)
-        for item in items
-    ]
-    await asyncio.gather(*acks)
+    """Send ``items`` (in order within each key's partition) and return once the broker
+    acknowledged every one (acks=all): in whole batches to the aiokafka producer the app
+    started (``processors.publishing``), not through Faust's ``Topic.send`` or its producer's
+    ``send``, which wrap every message on its own."""
+    faust_producer: Any = app.producer  # the aiokafka driver's, typed as the abstract one
+    producer = faust_producer._ensure_producer()  # the AIOKafkaProducer it started
+    await send_batched(producer, topic, [(item.key.encode(), item.value) for item in items])
 
 
 def _faust_app(kafka: KafkaSettings, web_host: str, web_port: int, data_dir: Path) -> faust.App:

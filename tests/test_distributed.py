@@ -25,6 +25,7 @@ from distributed import (
     wait_until_taken,
 )
 from kafka import KafkaConsumer
+from kafka.partitioner.default import murmur2
 
 from safety_stream.kafka.config import KafkaSettings
 from safety_stream.kafka.topics import Topics
@@ -83,11 +84,18 @@ def test_kafka_and_faust_give_the_embedded_result(
         topics.events, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
         consumer_timeout_ms=3000,
     )  # fmt: skip
-    published = [(m.key.decode(), json.loads(m.value)) for m in consumer]
+    messages = list(consumer)
+    partitions = len(consumer.partitions_for_topic(topics.events))
     consumer.close()
+    published = [(m.key.decode(), json.loads(m.value)) for m in messages]
     positions = sorted(doc["position"] for _, doc in published)
     assert positions == [position for position, _ in embedded.events]
     assert all(key == doc["event"]["patient_id"] for key, doc in published)
+    # each on its key's partition by Kafka's default partitioning, in log order within it
+    assert all(m.partition == (murmur2(m.key) & 0x7FFFFFFF) % partitions for m in messages)
+    for partition in {m.partition for m in messages}:
+        mine = [json.loads(m.value)["position"] for m in messages if m.partition == partition]
+        assert mine == sorted(mine)
 
 
 def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(
