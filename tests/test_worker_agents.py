@@ -54,15 +54,34 @@ def sent() -> Iterator[Sent]:
     def changelog(*args: Any, **kwargs: Any) -> Any:  # the table's changelog write
         return SimpleNamespace(message=SimpleNamespace(partition=0))
 
-    async def produce(self: Any, topic: str, key: Any, value: Any, *args: Any, **_: Any) -> Any:
-        messages.append((topic, key, value))  # the app's producer, as publishing uses it
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+    class Batch:
+        def __init__(self) -> None:
+            self.messages: list[tuple[Any, Any]] = []
+
+        def append(self, *, key: Any, value: Any, timestamp: Any) -> object:
+            self.messages.append((key, value))
+            return self
+
+    class Producer:
+        """The app's aiokafka producer, as publishing uses it (one partition per topic)."""
+
+        async def partitions_for(self, topic: str) -> set[int]:
+            return {0}
+
+        def create_batch(self) -> Batch:
+            return Batch()
+
+        async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> Any:
+            messages.extend((topic, key, value) for key, value in batch.messages)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
 
     with (
         patch.object(faust.topics.Topic, "send", send),
-        patch.object(faust.transport.drivers.aiokafka.Producer, "send", produce),
+        patch.object(
+            faust.transport.drivers.aiokafka.Producer, "_ensure_producer", lambda self: Producer()
+        ),
         patch.object(faust.tables.Table, "send_changelog", changelog),
     ):
         yield messages
