@@ -167,9 +167,9 @@ def create_app(
         head = stored[-1][0] if stored else await _retrying("log head", runtime.store.head)
         await appended.send(key=b"log", value=json.dumps({"head": head}).encode())
 
-    # when nothing more is waiting, the intake wakes the monitor, which saves its projection
-    # once it has caught up (below)
-    idle = partial(appended.send, key=b"log", value=READ_THE_LOG)
+    # when nothing more is waiting, the intake wakes the monitor (whichever worker runs it),
+    # which saves its projection once it has caught up (below)
+    idle = partial(appended.send, key=b"log", value=pipeline.IDLE_WAKE)
     intake = Intake(kafka, topics.submissions, f"{app.conf.id}-submissions", store, BATCH, idle)
 
     @app.task  # type: ignore[untyped-decorator]
@@ -180,12 +180,12 @@ def create_app(
     async def monitor(stream: Any) -> None:
         async for wakes in stream.take(BATCH, within=WITHIN):
             upto = pipeline.wakes_head(wakes)
-            applied = await _retrying("projection", pipeline.project, runtime, handed.take(), upto)
+            await _retrying("projection", pipeline.project, runtime, handed.take(), upto)
             # a window that ended or a deadline that passed with no new data: a clock.ticked
             # in the log, as the embedded runtime records it (the heartbeat wakes this agent)
             await _retrying("clock tick", pipeline.tick_when_due, runtime)
-            saving = pipeline.save_when_quiet
-            await _retrying("saving the projection", saving, runtime, applied, intake.idle)
+            idle = pipeline.idle_wake_in(wakes)
+            await _retrying("saving the projection", pipeline.save_when_idle, runtime, idle)
             await publish("events", pipeline.events_after)
             await publish("rejected", pipeline.rejections_after)
             await publish("derived", pipeline.derived_after)

@@ -20,8 +20,9 @@ Guarantees (as before, at least once from Kafka, effectively once in the store):
   and whoever owns the partition now skips them.
 
 When a fetch comes back empty after records were stored, the intake is idle: ``idle`` is set
-and ``on_idle`` is called once (the worker saves its projection then, rather than when the
-checkpoint interval next falls due).
+and ``on_idle`` is called once (the worker sends the monitor an idle wake-up, and the monitor
+saves its projection once it has caught up, rather than when the checkpoint interval next
+falls due).
 """
 
 from __future__ import annotations

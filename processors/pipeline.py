@@ -124,18 +124,20 @@ def project(runtime: Runtime, appended: Sequence[Appended] = (), upto: int | Non
     return applied
 
 
-def save_when_quiet(runtime: Runtime, applied: int, intake_idle: bool) -> bool:
-    """When the monitor's last round found nothing new in the log (``applied`` 0: the intake's
-    idle wake-up, or a heartbeat) and the worker's intake has nothing waiting, save what was
-    folded and not saved yet now; whether it saved.
+def save_when_idle(runtime: Runtime, idle_wake: bool) -> bool:
+    """After a round that took an idle wake-up (an intake that stored records has nothing more
+    waiting), save what was folded and not saved yet, if the projection has caught up with the
+    log; whether it saved.
 
     The API and the board read the projection the workers save, so the end of a burst shows
     there at once rather than when the checkpoint interval next falls due (up to its 2 s plus
-    a heartbeat). Under load every round applies events, and checkpoints keep their interval.
+    a heartbeat). An intake sends one idle wake-up per burst, so this saves at most once per
+    burst of each worker; under load the checkpoint interval holds.
     """
     projector = runtime.projector
-    quiet = applied == 0 and intake_idle
-    return quiet and projector.unsaved > 0 and projector.checkpoint()
+    if not idle_wake or projector.unsaved == 0:
+        return False
+    return projector.state.position >= runtime.store.head() and projector.checkpoint()
 
 
 def tick_when_due(runtime: Runtime) -> bool:
@@ -149,9 +151,17 @@ def tick_when_due(runtime: Runtime) -> bool:
     return tick(runtime)
 
 
+IDLE_WAKE = b'{"head":null,"idle":true}'  # an intake that stored records has nothing waiting
+
+
+def idle_wake_in(wakes: Sequence[Any]) -> bool:
+    """Whether an intake's idle wake-up is among ``wakes``."""
+    return any(bytes(wake) == IDLE_WAKE for wake in wakes)
+
+
 def wakes_head(wakes: Sequence[Any]) -> int | None:
     """The furthest log head that wake-ups on the appended topic name; None (read the log)
-    when one names none (a heartbeat)."""
+    when one names none (a heartbeat, an idle wake-up)."""
     heads = []
     for wake in wakes:
         try:

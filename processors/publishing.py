@@ -15,7 +15,9 @@ against 23-35 us.
 - Within a partition, messages keep the order they were given in: batches are appended to the
   partition's queue in order, and the producer sends a partition's batches in order.
 - The call returns once the broker has acknowledged every batch (the producer's acks: all);
-  if one fails it raises, and the caller's cursor has not moved, so the run is sent again.
+  if one fails it raises, and the caller's cursor has not moved, so the run is sent again:
+  delivery is at least once, and after a failure a partition can carry positions again, or a
+  later one before an earlier one (consumers deduplicate by position).
 """
 
 from __future__ import annotations
@@ -45,17 +47,35 @@ def by_partition(
 
 async def send_batched(producer: Any, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
     """Send (key, value) ``messages`` to ``topic`` with aiokafka's ``producer`` and return once
-    every one is acknowledged."""
+    every one is acknowledged; raise the first failure, once every batch has an outcome."""
     if not messages:
         return
     partitions = await producer.partitions_for(topic)
+    groups = by_partition(messages, sorted(partitions))
+    # The partitions are fed side by side: the producer queues a partition's next batch only
+    # once the one before it is drained into a request, so fed one after the other each
+    # request would carry one partition's batch.
+    queued = await asyncio.gather(
+        *(_queue(producer, topic, partition, group) for partition, group in groups.items())
+    )
+    outcomes = await asyncio.gather(
+        *(ack for acks in queued for ack in acks), return_exceptions=True
+    )
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if failures:
+        raise failures[0]
+
+
+async def _queue(
+    producer: Any, topic: str, partition: int, group: list[tuple[bytes, bytes]]
+) -> list[Any]:
+    """Queue ``group`` on ``partition`` in batches, in order; the batches' acknowledgements."""
     acks = []
-    for partition, group in by_partition(messages, sorted(partitions)).items():
-        batch = producer.create_batch()
-        for key, value in group:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it
-                acks.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)  # a first always fits
-        acks.append(await producer.send_batch(batch, topic, partition=partition))
-    await asyncio.gather(*acks)
+    batch = producer.create_batch()
+    for key, value in group:
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)  # a first always fits
+    acks.append(await producer.send_batch(batch, topic, partition=partition))
+    return acks

@@ -96,18 +96,25 @@ def test_no_tick_and_no_read_of_the_log_while_no_timer_is_due(runtime: Runtime) 
     catch_up.assert_not_called()
 
 
-def test_the_projection_is_saved_when_the_monitor_is_caught_up_and_the_intake_idle(
-    runtime: Runtime,
-) -> None:
+def test_an_idle_wake_up_saves_the_projection_once_it_has_caught_up(runtime: Runtime) -> None:
     stored = [a for r in pipeline.ingest_batch(runtime, batch(range(0, 10))) for a in r.appended]
     pipeline.project(runtime, stored)
     projector = runtime.projector
     assert projector.unsaved == 10  # under the checkpoint interval: not saved yet
     with patch.object(projector, "checkpoint", wraps=projector.checkpoint) as saved:
-        assert not pipeline.save_when_quiet(runtime, applied=10, intake_idle=True)  # busy
-        assert not pipeline.save_when_quiet(runtime, applied=0, intake_idle=False)  # waiting
+        assert not pipeline.save_when_idle(runtime, idle_wake=False)  # a store's wake-up
+        pipeline.ingest_batch(runtime, batch(range(10, 12)))  # stored, not folded yet
+        assert not pipeline.save_when_idle(runtime, idle_wake=True)  # not caught up
         assert saved.call_count == 0 and projector.unsaved == 10
-        assert pipeline.save_when_quiet(runtime, applied=0, intake_idle=True)
+        pipeline.project(runtime)
+        assert pipeline.save_when_idle(runtime, idle_wake=True)
         assert saved.call_count == 1 and projector.unsaved == 0
-        assert not pipeline.save_when_quiet(runtime, applied=0, intake_idle=True)  # nothing new
+        assert not pipeline.save_when_idle(runtime, idle_wake=True)  # nothing new to save
         assert saved.call_count == 1
+
+
+def test_an_idle_wake_up_is_told_from_the_others_and_names_no_head() -> None:
+    store_wake, heartbeat = b'{"head":12}', b'{"head":null}'
+    assert pipeline.idle_wake_in([store_wake, pipeline.IDLE_WAKE])
+    assert not pipeline.idle_wake_in([store_wake, heartbeat])
+    assert pipeline.wakes_head([store_wake, pipeline.IDLE_WAKE]) is None  # read the log
