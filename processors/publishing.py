@@ -6,9 +6,9 @@ every message, and the sender resolves each future when its batch is acknowledge
 wrapper and aiokafka's send were ~7 % of a worker's samples while it published). Here the
 messages are grouped by partition and appended to aiokafka batches (``create_batch``), each
 batch handed to the producer whole (``send_batch``) with one future. Measured against the
-local broker (14,000 messages of ~700 bytes, 400 keys, 6 partitions, acks=all; 3 rounds
-alternating with sending one by one through aiokafka alone): 15-21 us of CPU per message
-against 23-35 us.
+local broker (14,000 messages of ~700 bytes, 400 keys, 6 partitions, acks=all; two runs of 3
+rounds alternating with sending one by one through aiokafka alone): 15-21 us of CPU per
+message against 23-44 us.
 
 - A message goes to the partition the default partitioner gives its key (murmur2 over all of
   the topic's partitions, as Kafka's own clients), so a patient's messages keep one partition.
