@@ -48,7 +48,6 @@ BATCH = 500  # records per ingest transaction at most
 WITHIN = 0.01  # seconds to wait for a batch to fill
 HEARTBEAT = 2.0  # seconds between wake-ups of the monitor when nothing arrives
 HANDED_MAX = 50_000  # events handed from ingest to the monitor at most (beyond: read the log)
-READ_THE_LOG = b'{"head":null}'  # a wake-up that names no head: the monitor reads the log
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
@@ -199,7 +198,7 @@ def create_app(
     async def heartbeat() -> None:
         """Wake the monitor now and then, so that a log written by a worker that crashed
         before its wake-up (or before publishing) is projected and published anyway."""
-        await appended.send(key=b"log", value=READ_THE_LOG)
+        await appended.send(key=b"log", value=pipeline.HEARTBEAT_WAKE)
 
     _add_pages(app, runtime, intake)
     return WorkerApp(app, {"monitor": monitor, "notify": notify}, intake)

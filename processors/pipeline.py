@@ -151,6 +151,7 @@ def tick_when_due(runtime: Runtime) -> bool:
     return tick(runtime)
 
 
+HEARTBEAT_WAKE = b'{"head":null}'  # names no head: the monitor reads the log
 IDLE_WAKE = b'{"head":null,"idle":true}'  # an intake that stored records has nothing waiting
 
 

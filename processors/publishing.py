@@ -51,7 +51,7 @@ async def send_batched(producer: Any, topic: str, messages: Sequence[tuple[bytes
     if not messages:
         return
     partitions = await producer.partitions_for(topic)
-    groups = by_partition(messages, sorted(partitions))
+    groups = by_partition(messages, list(partitions))
     # The partitions are fed side by side: the producer queues a partition's next batch only
     # once the one before it is drained into a request, so fed one after the other each
     # request would carry one partition's batch.

@@ -114,7 +114,7 @@ def test_an_idle_wake_up_saves_the_projection_once_it_has_caught_up(runtime: Run
 
 
 def test_an_idle_wake_up_is_told_from_the_others_and_names_no_head() -> None:
-    store_wake, heartbeat = b'{"head":12}', b'{"head":null}'
+    store_wake, heartbeat = b'{"head":12}', pipeline.HEARTBEAT_WAKE
     assert pipeline.idle_wake_in([store_wake, pipeline.IDLE_WAKE])
     assert not pipeline.idle_wake_in([store_wake, heartbeat])
     assert pipeline.wakes_head([store_wake, pipeline.IDLE_WAKE]) is None  # read the log
